@@ -40,6 +40,7 @@ class NoiseSpec:
     level: float
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "level", float(self.level))
         if self.family not in FAMILIES:
             raise ValueError(f"unknown noise family {self.family!r}; valid forms: {VALID_FORMS}")
         if not (math.isfinite(self.level) and self.level > 0):
