@@ -1,0 +1,68 @@
+"""The four compared methods of an experiment and where their inputs and outputs live.
+
+Every path derives from the experiment YAML (``data.*_root``, ``pretrain.runs_dir``), so the
+pretraining, evaluation and report stages agree without a path being typed twice.
+
+| method       | pretrained on            | evaluated on        | starts from                           |
+| ------------ | ------------------------ | ------------------- | ------------------------------------- |
+| ``dinov2``   | noisy images             | noisy val           | scratch                               |
+| ``n2n_dinov2`` | denoised images        | denoised val (the denoiser is needed at inference) | scratch |
+| ``nc``       | noisy images             | noisy val           | ``n2n_dinov2`` at the switch epoch, fresh schedule |
+| ``nct``      | noisy + paired denoised  | noisy val           | as ``nc``, plus the teacher-anchored regularizer   |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+METHODS = ("dinov2", "n2n_dinov2", "nc", "nct")
+METHOD_LABELS = {
+    "dinov2": "DINOv2",
+    "n2n_dinov2": "N2N + DINOv2",
+    "nc": "DINOv2 w/ NC",
+    "nct": "DINOv2 w/ NCT",
+}
+DONE_MARKER = ".complete"
+
+
+@dataclass(frozen=True)
+class MethodPaths:
+    """Folders of one method of one experiment."""
+
+    method: str
+    run_dir: Path  # the training output dir (checkpoints, eval/training_<it>/teacher_checkpoint.pth)
+    train_root: Path  # ImageFolder root the method pretrains on
+    paired_root: Path | None  # denoised counterpart of train_root (NCT only)
+    eval_root: Path  # ImageFolder root whose train/val splits the method is evaluated on
+    eval_dir: Path  # evaluation outputs (results_eval_linear.json, results_eval_knn.json, ...)
+    branch_from: Path | None  # run dir of the method whose switch-epoch checkpoint this one starts from
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    return method
+
+
+def method_paths(cfg: DictConfig, method: str) -> MethodPaths:
+    check_method(method)
+    runs = Path(cfg.pretrain.runs_dir)
+    noisy, denoised = Path(cfg.data.noisy_root), Path(cfg.data.denoised_root)
+    on_denoised = method == "n2n_dinov2"
+    return MethodPaths(
+        method=method,
+        run_dir=runs / method,
+        train_root=denoised if on_denoised else noisy,
+        paired_root=denoised if method == "nct" else None,
+        eval_root=denoised if on_denoised else noisy,
+        eval_dir=Path(cfg.run_dir) / "eval" / method,
+        branch_from=runs / "n2n_dinov2" if method in ("nc", "nct") else None,
+    )
+
+
+def dataset_string(root: Path, split: str = "TRAIN") -> str:
+    """The DINOv2 dataset string of an ImageFolder root indexed by ``process_metadata.py``."""
+    return f"ImageNet:split={split.upper()}:root={root}:extra={root / 'extra'}"
