@@ -13,3 +13,14 @@ def mnist5k_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from utils.embedded import build_mnist5k
 
     return build_mnist5k(tmp_path_factory.mktemp("data") / "mnist5k")
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_torch():
+    """Tiny models run faster on one intra-op thread than on two contending ones."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

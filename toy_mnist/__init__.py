@@ -1,0 +1,1 @@
+"""The paper's toy MLP experiment on MNIST: see toy_mnist/README.md."""

@@ -1,0 +1,81 @@
+"""Batch collation for DINOv2 pretraining: stack the crops and draw the iBOT masks."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _stack_crops(samples_list: Sequence[tuple[dict, Any]], key: str) -> torch.Tensor:
+    """Crop-major stacking: all images' crop 0, then all images' crop 1, ... -> (n_crops * B, 3, H, W)."""
+    n_crops = len(samples_list[0][0][key])
+    return torch.stack([sample[key][i] for i in range(n_crops) for sample, _ in samples_list])
+
+
+def collate_data_and_cast(
+    samples_list: Sequence[tuple[dict, Any]],
+    mask_ratio_tuple: tuple[float, float],
+    mask_probability: float,
+    dtype: torch.dtype,
+    n_tokens: int | None = None,
+    mask_generator: Callable[[int], np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Collate ``(DataAugmentationDINO output, target)`` pairs into a training batch.
+
+    Of the ``n_global = 2 * batch`` global crops, ``int(n_global * mask_probability)`` get a mask;
+    the i-th of them draws its ratio uniformly in the i-th of equal sub-intervals of
+    ``mask_ratio_tuple`` (official DINOv2 sampling), so the masked half spans the whole range.
+    The masks are then shuffled across crops (Python ``random``).
+
+    Returns a dict (official keys):
+      ``collated_global_crops``: (n_global, 3, Hg, Wg) in ``dtype``, crop-major order;
+      ``collated_local_crops``: (n_local * batch, 3, Hl, Wl) in ``dtype``;
+      ``collated_masks``: (n_global, n_tokens) bool;
+      ``mask_indices_list``: (M,) flat indices of the masked tokens;
+      ``masks_weight``: (M,) 1 / (masked tokens of the token's crop) — each crop weighs 1 in iBOT;
+      ``upperbound``: int, sum over masked crops of int(n_tokens * upper ratio) >= M (padding size);
+      ``n_masked_patches``: (1,) long tensor holding M;
+      ``collated_global_crops_paired`` (only if the samples carry ``global_crops_paired``):
+      the paired (denoised) global crops, same layout as ``collated_global_crops``.
+    """
+    if n_tokens is None or mask_generator is None:
+        raise ValueError("collate_data_and_cast needs n_tokens and mask_generator (patch grid of a global crop)")
+    collated_global_crops = _stack_crops(samples_list, "global_crops")
+    collated_local_crops = _stack_crops(samples_list, "local_crops")
+
+    n_global = len(collated_global_crops)
+    n_samples_masked = int(n_global * mask_probability)
+    # Kept as float32 tensors (not Python floats) so int(n_tokens * ratio) rounds as the official code.
+    probs = torch.linspace(*mask_ratio_tuple, n_samples_masked + 1)
+    upperbound = 0
+    masks_list = []
+    for i in range(n_samples_masked):
+        prob_min, prob_max = probs[i], probs[i + 1]
+        masks_list.append(torch.from_numpy(mask_generator(int(n_tokens * random.uniform(prob_min, prob_max)))))
+        upperbound += int(n_tokens * prob_max)
+    for _ in range(n_samples_masked, n_global):
+        masks_list.append(torch.from_numpy(mask_generator(0)))
+    random.shuffle(masks_list)
+
+    collated_masks = torch.stack(masks_list).flatten(1)
+    mask_indices_list = collated_masks.flatten().nonzero().flatten()
+    masks_weight = (
+        (1 / collated_masks.sum(-1).clamp(min=1.0)).unsqueeze(-1).expand_as(collated_masks)[collated_masks]
+    )
+
+    batch = {
+        "collated_global_crops": collated_global_crops.to(dtype),
+        "collated_local_crops": collated_local_crops.to(dtype),
+        "collated_masks": collated_masks,
+        "mask_indices_list": mask_indices_list,
+        "masks_weight": masks_weight,
+        "upperbound": upperbound,
+        "n_masked_patches": torch.full((1,), fill_value=mask_indices_list.shape[0], dtype=torch.long),
+    }
+    if "global_crops_paired" in samples_list[0][0]:
+        batch["collated_global_crops_paired"] = _stack_crops(samples_list, "global_crops_paired").to(dtype)
+    return batch

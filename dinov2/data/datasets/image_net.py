@@ -1,0 +1,114 @@
+"""``ImageNet``: an indexed ImageFolder-style dataset with the official DINOv2 API.
+
+Any root laid out as ``ROOT/{train,val}/<class>/**/<image>`` works (ImageNet-1k, ImageNet-100,
+the embedded MNIST-5k, a noisy or denoised copy of any of them): sizes come from the index written by
+``process_metadata.py`` (see :mod:`dinov2.data.datasets.extra`), never from hard-coded counts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from dinov2.data.datasets.extra import SPLIT_DIRS, default_extra, load_index
+from utils.image_io import load_rgb_image
+
+
+class _Split(Enum):
+    TRAIN = "train"
+    VAL = "val"
+
+    @property
+    def dirname(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, split: str | _Split) -> _Split:
+        """``TRAIN``/``VAL`` (any case) or a :class:`_Split`."""
+        if isinstance(split, cls):
+            return split
+        try:
+            return cls[str(split).upper()]
+        except KeyError:
+            raise ValueError(f"unknown split {split!r}; valid: {', '.join(s.name for s in cls)}") from None
+
+
+class ImageNet(Dataset):
+    """Images of one split as ``(PIL RGB image, class index)`` pairs, after optional transforms.
+
+    ``transform`` maps the image, ``target_transform`` the target, ``transforms`` (official API) maps
+    the pair and runs after them. Images are decoded by :func:`utils.image_io.load_rgb_image`
+    (any format, 16-bit and CMYK included).
+    """
+
+    Split = _Split
+
+    def __init__(
+        self,
+        *,
+        split: str | _Split,
+        root: str | os.PathLike,
+        extra: str | os.PathLike | None = None,
+        transforms: Callable | None = None,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+    ) -> None:
+        self._split = _Split.parse(split)
+        self.root = Path(root)
+        self._extra_root = Path(extra) if extra is not None else default_extra(self.root)
+        self.transforms, self.transform, self.target_transform = transforms, transform, target_transform
+        entries, self._class_ids, self._class_names = load_index(self.root, self._extra_root, self._split.name)
+        self._paths = entries["path"]
+        self._targets = entries["class_index"].astype(np.int64)
+
+    @property
+    def split(self) -> _Split:
+        return self._split
+
+    def get_image_path(self, index: int) -> Path:
+        """Path of image ``index`` on disk."""
+        return self.root / SPLIT_DIRS[self._split.name] / self._paths[index].decode("utf-8")
+
+    def get_image_data(self, index: int) -> bytes:
+        """The encoded bytes of image ``index`` (official API)."""
+        return self.get_image_path(index).read_bytes()
+
+    def get_target(self, index: int) -> int:
+        return int(self._targets[index])
+
+    def get_targets(self) -> np.ndarray:
+        """Class index of every image, ``int64 [len(self)]``."""
+        return self._targets
+
+    def get_class_id(self, index: int) -> str:
+        return str(self._class_ids[self._targets[index]])
+
+    def get_class_name(self, index: int) -> str:
+        return str(self._class_names[self._targets[index]])
+
+    def get_class_ids(self) -> np.ndarray:
+        return self._class_ids
+
+    def get_class_names(self) -> np.ndarray:
+        return self._class_names
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image | Any, int | Any]:
+        image: Any = load_rgb_image(self.get_image_path(index))
+        target: Any = self.get_target(index)
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        if self.transforms is not None:
+            image, target = self.transforms(image, target)
+        return image, target

@@ -1,0 +1,55 @@
+"""Datasets from DINOv2 dataset strings: ``ImageNet:split=TRAIN:root=/data/in100:extra=/data/in100/extra``.
+
+The string is the dataset class name followed by ``:key=value`` pairs; ``split`` (TRAIN or VAL, any
+case) and ``root`` are required, ``extra`` defaults to ``ROOT/extra``. Paths cannot contain ``:``.
+``PairedImageNet`` (noisy/denoised pairs for NCT, :mod:`dinov2.data.paired`) also takes ``paired_root``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dinov2.data.datasets import ImageNet
+from dinov2.data.paired import PairedImageNet
+
+DATASETS: dict[str, type] = {"ImageNet": ImageNet, "PairedImageNet": PairedImageNet}
+_KEYS = {"split", "root", "extra"}
+_DATASET_KEYS = {"PairedImageNet": {"paired_root"}}  # keys of one dataset class only (NCT pairs)
+_REQUIRED = ("split", "root")
+
+
+def _parse_dataset_str(dataset_str: str) -> tuple[type, dict[str, Any]]:
+    """``(dataset class, keyword arguments)`` of a dataset string; a bad string raises ValueError."""
+    name, *tokens = dataset_str.split(":")
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r} in {dataset_str!r}; valid: {', '.join(DATASETS)}")
+    kwargs: dict[str, Any] = {}
+    valid_keys = _KEYS | _DATASET_KEYS.get(name, set())
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if not sep or not value:
+            raise ValueError(f"bad token {token!r} in dataset string {dataset_str!r}; expected key=value")
+        if key not in valid_keys:
+            raise ValueError(
+                f"unknown key {key!r} in dataset string {dataset_str!r}; valid: {', '.join(sorted(valid_keys))}"
+            )
+        if key in kwargs:
+            raise ValueError(f"key {key!r} given twice in dataset string {dataset_str!r}")
+        kwargs[key] = value
+    missing = [k for k in _REQUIRED if k not in kwargs]
+    if missing:
+        raise ValueError(f"dataset string {dataset_str!r} lacks {missing[0]}=...; e.g. {name}:split=TRAIN:root=/data")
+    kwargs["split"] = ImageNet.Split.parse(kwargs["split"])
+    return DATASETS[name], kwargs
+
+
+def make_dataset(
+    *,
+    dataset_str: str,
+    transform: Callable | None = None,
+    target_transform: Callable | None = None,
+) -> ImageNet:
+    """The dataset described by ``dataset_str`` (official DINOv2 signature)."""
+    class_, kwargs = _parse_dataset_str(dataset_str)
+    return class_(transform=transform, target_transform=target_transform, **kwargs)

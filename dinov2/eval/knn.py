@@ -1,0 +1,172 @@
+"""Weighted k-nearest-neighbour classification on L2-normalised CLS features (DINO/DINOv2 protocol).
+
+For a test feature, the ``k`` most cosine-similar training features vote for their labels with
+weight ``exp(sim / T)`` (T = 0.07); the class scores are the summed one-hot votes. (The official
+DINOv2 code normalises the weights with a softmax over the top ``max(k)`` neighbours first, a
+per-query constant that changes no ranking, hence no accuracy.) Top-1/top-5 are read from the scores.
+
+Python: :func:`knn_scores` / :func:`knn_accuracy` (tensors), :func:`run_knn` (backbone + datasets).
+CLI: ``python -m dinov2.eval.knn --config-file … --pretrained-weights … --train-dataset … --val-dataset …``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from utils.config import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+NB_KNN = (10, 20, 100, 200)
+TEMPERATURE = 0.07
+RESULTS_NAME = "results_eval_knn.json"
+
+
+def knn_scores(
+    train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+    ks: Sequence[int] = NB_KNN, temperature: float = TEMPERATURE, num_classes: int | None = None,
+    batch_size: int = 1024,
+) -> dict[int, torch.Tensor]:
+    """Class scores ``{k: [M, C]}`` of ``test_features [M, D]`` against ``train_features [N, D]``.
+
+    Features are L2-normalised here; ``k`` larger than ``N`` uses all ``N`` neighbours.
+    """
+    num_classes = int(train_labels.max()) + 1 if num_classes is None else num_classes
+    train = F.normalize(train_features.float(), dim=1)
+    max_k = min(max(ks), train.shape[0])
+    out: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+    for start in range(0, test_features.shape[0], batch_size):
+        test = F.normalize(test_features[start : start + batch_size].float(), dim=1)
+        sims, idx = (test @ train.T).topk(max_k, dim=1, largest=True, sorted=True)  # [b, max_k]
+        weights = (sims / temperature).exp()
+        votes = F.one_hot(train_labels[idx], num_classes).float() * weights.unsqueeze(-1)  # [b, max_k, C]
+        cumulative = votes.cumsum(dim=1)
+        for k in ks:
+            out[k].append(cumulative[:, min(k, max_k) - 1])
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """``{"top1": %, "top5": %}``: percent of rows whose label is among the ``k`` highest scores."""
+    result = {}
+    for k in topk:
+        k_eff = min(k, scores.shape[1])
+        hits = (scores.topk(k_eff, dim=1).indices == labels.unsqueeze(1)).any(dim=1)
+        result[f"top{k}"] = 100.0 * hits.float().mean().item()
+    return result
+
+
+def knn_accuracy(
+    train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor, test_labels: torch.Tensor,
+    ks: Sequence[int] = NB_KNN, temperature: float = TEMPERATURE, num_classes: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """``{"k=10": {"top1", "top5"}, ...}`` in percent."""
+    if num_classes is None:
+        num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    scores = knn_scores(train_features, train_labels, test_features, ks, temperature, num_classes)
+    return {f"k={k}": topk_accuracy(s, test_labels) for k, s in scores.items()}
+
+
+def run_knn(
+    backbone: torch.nn.Module, train_dataset, val_dataset, *, ks: Sequence[int] = NB_KNN,
+    temperature: float = TEMPERATURE, batch_size: int = 64, num_workers: int = 0,
+    device: str | torch.device = "cpu", output_dir: str | os.PathLike | None = None,
+    autocast_dtype: torch.dtype = torch.bfloat16,
+) -> dict:
+    """kNN accuracy of a frozen backbone; datasets yield ``(transformed image, label)``.
+
+    Returns ``{"k=10": {...}, ..., "best": {"k", "top1", "top5"}}``; written to
+    ``output_dir/results_eval_knn.json`` when given.
+    """
+    from dinov2.eval.features import extract_cls_features
+
+    kw = dict(batch_size=batch_size, num_workers=num_workers, device=device, autocast_dtype=autocast_dtype)
+    train_f, train_y = extract_cls_features(backbone, train_dataset, desc="knn train", **kw)
+    val_f, val_y = extract_cls_features(backbone, val_dataset, desc="knn val", **kw)
+    results: dict = knn_accuracy(train_f, train_y, val_f, val_y, ks, temperature)
+    best_k = max(results, key=lambda k: results[k]["top1"])
+    results["best"] = {"k": int(best_k.split("=")[1]), **results[best_k]}
+    if output_dir is not None:
+        atomic_write_text(Path(output_dir) / RESULTS_NAME, json.dumps(results, indent=2) + "\n")
+    log.info("kNN: %s", results["best"])
+    return results
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    from dinov2.eval.setup import get_args_parser as base_parser
+    from utils.config import add_experiment_args
+
+    parser = base_parser(description="kNN evaluation of a frozen DINOv2 backbone")
+    parser.add_argument("--train-dataset", dest="train_dataset_str", help="e.g. ImageNet:split=TRAIN:root=…")
+    parser.add_argument("--val-dataset", dest="val_dataset_str", help="e.g. ImageNet:split=VAL:root=…")
+    parser.add_argument("--nb_knn", nargs="+", type=int, default=list(NB_KNN), help="values of k")
+    parser.add_argument("--temperature", type=float, default=TEMPERATURE)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--resize-size", type=int, default=256)
+    parser.add_argument("--crop-size", type=int, default=224)
+    parser.add_argument("--noise", default=None, help="on-the-fly noise for both splits, e.g. gauss_100")
+    parser.add_argument("--overwrite", action="store_true", help="redo an evaluation whose results exist")
+    parser.add_argument("--method", action="append", help="with --experiment: methods to evaluate (default all)")
+    add_experiment_args(parser)
+    return parser
+
+
+def experiment_runs(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """Per-method arguments from ``--experiment`` (``eval.knn.*``, ``eval.*`` sizes)."""
+    from dinov2.eval.pipeline import method_eval_args
+    from utils.config import load_experiment
+
+    cfg = load_experiment(args.experiment, args.overrides)
+    runs = []
+    for m in method_eval_args(cfg, args.method):
+        run = argparse.Namespace(**vars(args))
+        run.__dict__.update({k: v for k, v in m.items() if k in vars(args)}, output_dir=str(m["eval_dir"]),
+                            nb_knn=list(cfg.eval.knn.nb_knn), temperature=cfg.eval.knn.temperature,
+                            batch_size=cfg.eval.batch_size, num_workers=cfg.eval.num_workers,
+                            resize_size=cfg.eval.resize_size, crop_size=cfg.eval.crop_size)
+        runs.append(run)
+    return runs
+
+
+def run_one(args: argparse.Namespace) -> dict:
+    from dinov2.eval.data import eval_datasets
+    from dinov2.eval.setup import default_device, setup_and_build_model
+
+    if not (args.train_dataset_str and args.val_dataset_str):
+        raise ValueError("--train-dataset and --val-dataset are required (or pass --experiment FILE)")
+    device = default_device()
+    model, dtype = setup_and_build_model(args, device)
+    train_ds, val_ds = eval_datasets(args.train_dataset_str, args.val_dataset_str, args.resize_size, args.crop_size,
+                                     noise=args.noise, train_augment=False)
+    return run_knn(model, train_ds, val_ds, ks=args.nb_knn, temperature=args.temperature,
+                   batch_size=args.batch_size, num_workers=args.num_workers, device=device,
+                   output_dir=args.output_dir or None, autocast_dtype=dtype)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from dinov2.eval.pipeline import skip_finished
+
+        for run in experiment_runs(args) if args.experiment else [args]:
+            if not skip_finished(run.output_dir, RESULTS_NAME, args.overwrite):
+                print(json.dumps({"output_dir": run.output_dir, **run_one(run)["best"]}))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

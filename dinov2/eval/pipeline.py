@@ -1,0 +1,65 @@
+"""Official evaluation arguments of an experiment's methods (paths from :mod:`dinov2.run.experiment`).
+
+A pretraining run writes ``RUN/config.yaml`` and ``RUN/eval/training_<iteration>/teacher_checkpoint.pth``
+(the official layout); evaluations use the newest checkpoint and the method's evaluation root.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+_TRAINING_DIR = re.compile(r"^training_(\d+)$")
+
+
+def newest_teacher_checkpoint(run_dir: Path) -> Path | None:
+    """``run_dir/eval/training_<max iteration>/teacher_checkpoint.pth``, or None if there is none."""
+    found = []
+    for d in (run_dir / "eval").glob("training_*"):
+        m = _TRAINING_DIR.match(d.name)
+        if m and (d / "teacher_checkpoint.pth").is_file():
+            found.append((int(m[1]), d / "teacher_checkpoint.pth"))
+    return max(found)[1] if found else None
+
+
+def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> list[dict]:
+    """``[{method, config_file, pretrained_weights, train_dataset_str, val_dataset_str, eval_dir, eval_root}]``.
+
+    ``methods=None``: every method with a checkpoint; a named method without one is an error.
+    """
+    from dinov2.run.experiment import METHODS, dataset_string, method_paths
+
+    out = []
+    for method in methods or METHODS:
+        paths = method_paths(cfg, method)
+        ckpt = newest_teacher_checkpoint(paths.run_dir)
+        if ckpt is None:
+            if methods:
+                raise FileNotFoundError(
+                    f"no {paths.run_dir}/eval/training_*/teacher_checkpoint.pth for method {method}; run its pretraining first"
+                )
+            continue
+        out.append({
+            "method": method, "config_file": str(paths.run_dir / "config.yaml"), "pretrained_weights": str(ckpt),
+            "train_dataset_str": dataset_string(paths.eval_root, "TRAIN"),
+            "val_dataset_str": dataset_string(paths.eval_root, "VAL"),
+            "eval_dir": paths.eval_dir, "eval_root": paths.eval_root, "noise": None,
+        })
+    if not out:
+        raise FileNotFoundError(
+            f"no teacher_checkpoint.pth under {cfg.pretrain.runs_dir}/*/eval/; run the pretraining stage first"
+        )
+    return out
+
+
+def skip_finished(output_dir: str | Path | None, results_name: str, overwrite: bool) -> bool:
+    """True when ``output_dir/results_name`` exists and ``overwrite`` is off (a finished evaluation is kept)."""
+    import logging
+
+    if output_dir and (Path(output_dir) / results_name).is_file() and not overwrite:
+        logging.getLogger(__name__).info("%s exists; skipped (pass --overwrite to redo)", Path(output_dir) / results_name)
+        return True
+    return False

@@ -1,0 +1,196 @@
+"""Results table and figures from evaluation folders.
+
+    python -m dinov2.eval.report RUN_DIR [RUN_DIR ...] --out DIR [--labels A B ...] \\
+        [--grid CLEAN_DIR NOISY_DIR [DENOISED_DIR]]
+    python -m dinov2.eval.report --experiment configs/experiments/demo.yaml [key=value ...]
+
+Each RUN_DIR holds any of ``results_eval_linear.json``, ``results_eval_knn.json`` and
+``results_eval_retrieval.json``. Written to ``--out`` (atomically): ``results.md`` (Markdown table,
+one row per method, one column per metric, also printed), ``accuracy.png`` (bars per method) and,
+with ``--grid``, ``noise_grid.png`` (one row per folder: the same images clean / noisy / denoised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RESULT_FILES = {"linear": "results_eval_linear.json", "knn": "results_eval_knn.json",
+                "retrieval": "results_eval_retrieval.json"}
+TABLE_NAME, BARS_NAME, GRID_NAME = "results.md", "accuracy.png", "noise_grid.png"
+
+
+def collect_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
+    """Flat ``{column: value}`` of one evaluation folder (missing files contribute nothing)."""
+    run_dir = Path(run_dir)
+    row: dict[str, float] = {}
+    loaded = {}
+    for kind, name in RESULT_FILES.items():
+        path = run_dir / name
+        if path.is_file():
+            try:
+                loaded[kind] = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path} is not valid JSON ({e.msg}); re-run its evaluation") from e
+    if "linear" in loaded:
+        row["linear top-1"] = loaded["linear"]["top1"]
+        row["linear top-5"] = loaded["linear"]["top5"]
+    if "knn" in loaded:
+        best = loaded["knn"].get("best") or max((v for v in loaded["knn"].values()), key=lambda v: v["top1"])
+        row["kNN top-1"] = best["top1"]
+    for dataset, r in loaded.get("retrieval", {}).items():
+        if dataset != "settings":
+            for setting, short in (("medium", "M"), ("hard", "H")):
+                row[f"{dataset} mAP {short}"] = r[f"mAP_{setting}"]
+    return row
+
+
+def markdown_table(rows: dict[str, dict[str, float]]) -> str:
+    """Method × metric table; a metric a method lacks is shown as ``–``."""
+    columns: list[str] = []
+    for row in rows.values():
+        columns += [c for c in row if c not in columns]
+    lines = ["| method | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    for method, row in rows.items():
+        cells = [f"{row[c]:.2f}" if c in row else "–" for c in columns]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _save_figure(fig, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def accuracy_bars(rows: dict[str, dict[str, float]], path: Path) -> None:
+    """Grouped bars: one group per method, one bar per accuracy metric (top-1 columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    metrics = [c for c in ("linear top-1", "kNN top-1") if any(c in r for r in rows.values())]
+    fig, ax = plt.subplots(figsize=(1.5 + 1.4 * len(rows), 3.5))
+    width = 0.8 / max(1, len(metrics))
+    x = np.arange(len(rows))
+    for i, metric in enumerate(metrics):
+        values = [r.get(metric, np.nan) for r in rows.values()]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, values, width, label=metric)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(x, list(rows), rotation=15)
+    ax.set_ylabel("accuracy (%)")
+    ax.legend(fontsize=8)
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def noise_grid(folders: Sequence[str | os.PathLike], path: Path, n_images: int = 6, size: int = 96) -> None:
+    """One row per folder with the first ``n_images`` relative paths common to all folders."""
+    import torch
+    from PIL import Image
+    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
+    from torchvision.utils import make_grid, save_image
+
+    from utils.image_io import is_image_file
+
+    roots = [Path(f) for f in folders]
+    for r in roots:
+        if not r.is_dir():
+            raise FileNotFoundError(f"noise-grid folder {r} not found; pass existing clean/noisy/denoised folders")
+    common = sorted(set.intersection(*[{p.relative_to(r) for p in r.rglob("*") if is_image_file(p)} for r in roots]))
+    if not common:
+        raise ValueError(f"no image path is common to {', '.join(map(str, roots))}; pass matching folders")
+    tiles = []
+    for r in roots:
+        for rel in common[:n_images]:
+            img = pil_to_tensor(Image.open(r / rel).convert("RGB"))
+            tiles.append(center_crop(resize(img, size, antialias=True), [size, size]).float() / 255.0)
+    grid = make_grid(torch.stack(tiles), nrow=min(n_images, len(common)), padding=2, pad_value=1.0)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    save_image(grid, tmp)
+    os.replace(tmp, path)
+
+
+def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, labels: Sequence[str] | None = None,
+                 grid_folders: Sequence[str | os.PathLike] | None = None) -> str:
+    """Write the table and figures to ``out``; returns the Markdown table."""
+    from utils.config import atomic_write_text
+
+    try:
+        from dinov2.run.experiment import METHOD_LABELS
+    except ImportError:  # the table works without the pipeline
+        METHOD_LABELS = {}
+    if labels is not None and len(labels) != len(run_dirs):
+        raise ValueError(f"--labels has {len(labels)} names for {len(run_dirs)} run folders; give one per folder")
+    names = labels or [METHOD_LABELS.get(Path(d).name, Path(d).name) for d in run_dirs]
+    rows = {name: collect_metrics(d) for name, d in zip(names, run_dirs)}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows)
+    atomic_write_text(out / TABLE_NAME, table)
+    accuracy_bars(rows, out / BARS_NAME)
+    if grid_folders:
+        noise_grid(grid_folders, out / GRID_NAME)
+    return table
+
+
+def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list[Path]]:
+    from dinov2.run.experiment import METHODS
+    from utils.config import load_experiment
+
+    cfg = load_experiment(args.experiment, args.overrides)
+    eval_root = Path(cfg.run_dir) / "eval"
+    run_dirs = [eval_root / m for m in METHODS if (eval_root / m).is_dir()]
+    if not run_dirs:
+        raise FileNotFoundError(f"no evaluation folder under {eval_root}; run the evaluation stage first")
+    grid = [Path(cfg.data.clean_root) / "val", Path(cfg.data.noisy_root) / "val", Path(cfg.data.denoised_root) / "val"]
+    return run_dirs, Path(cfg.run_dir) / "report", [g for g in grid if g.is_dir()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from utils.config import add_experiment_args
+
+    parser = argparse.ArgumentParser(description="Results table and figures from evaluation folders")
+    parser.add_argument("--runs", nargs="+", default=[], metavar="RUN_DIR", help="evaluation folders")
+    parser.add_argument("--out", help="output folder of results.md and the figures")
+    parser.add_argument("--labels", nargs="+", help="method names of the rows (default: folder names)")
+    parser.add_argument("--grid", nargs="+", metavar="DIR", help="clean, noisy (and denoised) image folders")
+    add_experiment_args(parser)
+    args, rest = parser.parse_known_args(argv)
+    # Positional RUN_DIRs and KEY=VALUE overrides share the command line: split them by "=".
+    positional = args.overrides + rest
+    args.overrides = [p for p in positional if "=" in p]
+    run_dirs = args.runs + [p for p in positional if "=" not in p]
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.experiment:
+            run_dirs, out, grid = _experiment_inputs(args)
+        else:
+            if not run_dirs or not args.out:
+                raise ValueError("give RUN_DIR ... --out DIR, or --experiment FILE")
+            out, grid = Path(args.out), args.grid
+        table = write_report(run_dirs, args.out or out, args.labels, grid)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""Frozen backbones for evaluation: a training config + a ``teacher_checkpoint.pth`` (ours or official).
+
+The official arguments (``--config-file``, ``--pretrained-weights``, ``--output-dir``, ``--opts``) and
+names (:func:`build_model_for_eval`, :func:`setup_and_build_model`, :func:`get_autocast_dtype`).
+Weights load strictly; an architecture mismatch is a one-line error naming the checkpoint, the
+config and the fix, instead of a silent partial load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint does not fit the architecture of the config (one-line message with the fix)."""
+
+
+def get_args_parser(description: str | None = None, add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, add_help=add_help)
+    parser.add_argument("--config-file", type=str, help="training config of the checkpoint (architecture)")
+    parser.add_argument("--pretrained-weights", type=str, help="teacher_checkpoint.pth or official weights")
+    parser.add_argument("--output-dir", default="", type=str, help="where results are written")
+    parser.add_argument("--opts", default=[], nargs="+", help="config overrides key=value")
+    return parser
+
+
+def load_model_config(config_file: str | os.PathLike | None, opts: Sequence[str] = ()) -> DictConfig:
+    """``ssl_default_config.yaml`` ← ``config_file`` ← ``opts``, strict (``dinov2.utils.config``)."""
+    from dinov2.utils.config import load_training_config
+
+    if config_file is not None and not Path(config_file).is_file():
+        raise FileNotFoundError(f"--config-file {config_file} not found; pass the training config of the run")
+    return load_training_config(config_file, opts)
+
+
+def build_backbone(config: DictConfig) -> torch.nn.Module:
+    """The teacher backbone of ``config`` with random weights (``build_model_from_cfg``, only_teacher)."""
+    from dinov2.train.model_builder import build_model_from_cfg
+
+    model, _ = build_model_from_cfg(config, only_teacher=True)
+    return model
+
+
+def load_backbone_weights(
+    model: torch.nn.Module, path: str | os.PathLike, checkpoint_key: str | None = "teacher", config: str = "the config"
+) -> None:
+    """Strict load through ``dinov2.utils.utils.load_pretrained_weights``; a mismatch becomes one line."""
+    from dinov2.utils.utils import CheckpointMismatchError as LoadError
+    from dinov2.utils.utils import load_pretrained_weights
+
+    try:
+        load_pretrained_weights(model, path, checkpoint_key, strict=True)
+    except LoadError as e:
+        problems = str(e).splitlines()[1:]
+        raise CheckpointMismatchError(
+            f"{path} does not match the architecture of {config} ({len(problems)} problems, first: "
+            f"{problems[0] if problems else '?'}); pass the --config-file the checkpoint was trained with"
+        ) from e
+    except RuntimeError as e:  # an unreadable file
+        raise CheckpointMismatchError(f"{str(e).splitlines()[0]}; pass a teacher_checkpoint.pth") from e
+
+
+def build_model_for_eval(
+    config: DictConfig, pretrained_weights: str | os.PathLike | None, device: str | torch.device = "cpu",
+    config_name: str = "the config",
+) -> torch.nn.Module:
+    """Frozen teacher backbone in eval mode on ``device`` (random weights when ``pretrained_weights`` is None)."""
+    model = build_backbone(config)
+    if pretrained_weights is not None:
+        load_backbone_weights(model, pretrained_weights, "teacher", config_name)
+    model.requires_grad_(False)
+    return model.eval().to(device)
+
+
+def get_autocast_dtype(config: DictConfig) -> torch.dtype:
+    """The teacher's mixed-precision dtype of the config (fp32 where the config has none)."""
+    dtype = OmegaConf.select(config, "compute_precision.teacher.backbone.mixed_precision.param_dtype")
+    return {"fp16": torch.half, "bf16": torch.bfloat16}.get(dtype, torch.float)
+
+
+def setup_and_build_model(args: argparse.Namespace, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, torch.dtype]:
+    """Official entry point: config from ``args.config_file``/``args.opts``, weights from ``args.pretrained_weights``."""
+    config = load_model_config(args.config_file, args.opts)
+    model = build_model_for_eval(config, args.pretrained_weights, device, str(args.config_file))
+    return model, get_autocast_dtype(config)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

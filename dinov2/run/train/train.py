@@ -1,0 +1,47 @@
+"""DINOv2 pretraining CLI (one process, or one per GPU under torchrun / slurm).
+
+    python dinov2/run/train/train.py --config-file dinov2/configs/train/vits16_in100.yaml \\
+        --output-dir runs/vits16 train.dataset_path=ImageNet:split=TRAIN:root=/data/in100 [key=value ...]
+    python -m dinov2.run.train --config-file ... --output-dir ...
+    torchrun --nproc_per_node 4 dinov2/run/train/train.py --config-file ... --output-dir ...
+
+Re-running the same command resumes from the newest valid checkpoint in the output dir.
+Exit status: 0 on success, 1 on a non-finite loss, 2 on a bad config or argument.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+try:
+    import dinov2  # noqa: F401
+except ImportError:  # executed as a file from a checkout that is not installed: add the repo root
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dinov2.train.train import NonFiniteLossError, get_args_parser
+    from dinov2.train.train import main as train_main
+    from utils.config import ConfigError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = get_args_parser().parse_args(argv)
+    try:
+        summary = train_main(args)
+    except (ConfigError, FileExistsError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(summary["losses"].items()))
+    print(f"trained to iteration {summary['iteration']} in {args.output_dir}" + (f": {losses}" if losses else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The four pretraining methods of an experiment, as DINOv2 training configs.
+
+``training_config_for(experiment_cfg, method)`` maps one experiment YAML (``configs/experiments/*``,
+sections ``data``, ``pretrain``, ``nct``) and a method to the training config of its run:
+
+- ``dinov2``:     ``pretrain.epochs`` on the noisy tree;
+- ``n2n_dinov2``: ``pretrain.epochs`` on the denoised tree; its checkpoint at ``pretrain.switch_epoch``
+  is kept (``train.keep_checkpoint_epochs``) because NC and NCT branch off it;
+- ``nc``:  restart a fresh ``pretrain.curriculum_epochs`` schedule on the noisy tree from that checkpoint;
+- ``nct``: ``nc`` + the anchor regularizer (weight ``nct.weight``, heads ``nct.heads``) whose frozen teacher
+  is the same checkpoint, on noisy/denoised pairs.
+
+Each run lives in ``pretrain.runs_dir/<method>``. The returned config has every training key (strictly
+merged: preset ``pretrain.config_file`` ← ``pretrain.overrides`` ← method keys [← ``pretrain.curriculum_overrides``
+for nc/nct]); the lr scaling rule is applied by the training entry point (``dinov2.utils.config.setup``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dinov2.run.experiment import METHODS, check_method, dataset_string, method_paths
+from dinov2.train.curriculum import checkpoint_path
+from utils.config import ConfigError, load_yaml
+
+__all__ = ["METHODS", "switch_checkpoint", "train_dataset_string", "training_config_for"]
+
+BRANCHING_METHODS = ("nc", "nct")
+
+
+def train_dataset_string(experiment_cfg: DictConfig, method: str) -> str:
+    """``ImageNet:…`` of the method's training root; NCT: ``PairedImageNet:…:paired_root=<denoised root>``."""
+    paths = method_paths(experiment_cfg, method)
+    plain = dataset_string(paths.train_root)
+    return plain if paths.paired_root is None else f"Paired{plain}:paired_root={paths.paired_root}"
+
+
+def switch_checkpoint(experiment_cfg: DictConfig, method: str, epoch_length: int) -> Path:
+    """The full checkpoint at ``pretrain.switch_epoch`` of the run ``method`` branches off (N2N + DINOv2)."""
+    source = method_paths(experiment_cfg, method).branch_from
+    return checkpoint_path(source, experiment_cfg.pretrain.switch_epoch * epoch_length)
+
+
+def _method_keys(experiment_cfg: DictConfig, method: str, epoch_length: int) -> dict:
+    p = experiment_cfg.pretrain
+    train = {
+        "output_dir": str(method_paths(experiment_cfg, method).run_dir),
+        "dataset_path": train_dataset_string(experiment_cfg, method),
+        "seed": experiment_cfg.seed,
+    }
+    keys: dict = {"train": train, "optim": {"epochs": p.epochs}}
+    if method == "n2n_dinov2":
+        train["keep_checkpoint_epochs"] = [p.switch_epoch]  # NC and NCT branch off this checkpoint
+    if method in BRANCHING_METHODS:
+        source = str(switch_checkpoint(experiment_cfg, method, epoch_length))
+        keys["optim"]["epochs"] = p.curriculum_epochs
+        keys["branch"] = {"checkpoint": source, "mode": "restart"}
+        if method == "nct":  # the frozen teacher is the same switch checkpoint
+            nct = experiment_cfg.nct
+            keys["anchor"] = {"checkpoint": source, "weight": float(nct.weight), "heads": nct.heads}
+    return keys
+
+
+def training_config_for(experiment_cfg: DictConfig, method: str) -> DictConfig:
+    """The full (unscaled) training config of ``method`` in the experiment ``experiment_cfg`` (resolved)."""
+    from dinov2.utils.config import check_values, merge_training_config
+
+    try:
+        check_method(method)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    p = experiment_cfg.pretrain
+    if p.switch_epoch >= p.epochs:
+        raise ConfigError(
+            f"config key 'pretrain.switch_epoch' ({p.switch_epoch}) must be < pretrain.epochs ({p.epochs})"
+        )
+    layers = [
+        (load_yaml(p.config_file), str(p.config_file)),
+        (OmegaConf.create(p.overrides), "config key 'pretrain.overrides'"),
+    ]
+    base = merge_training_config(layers)
+    layers.append((OmegaConf.create(_method_keys(experiment_cfg, method, base.train.OFFICIAL_EPOCH_LENGTH)), method))
+    if method in BRANCHING_METHODS:
+        layers.append((OmegaConf.create(p.curriculum_overrides), "config key 'pretrain.curriculum_overrides'"))
+    cfg = merge_training_config(layers)
+    check_values(cfg)
+    return cfg

@@ -1,0 +1,141 @@
+"""Training crops of a noisy image tree, and the noisy validation photos with a known clean reference.
+
+Randomness never comes from global state: the crop of sample ``i`` in epoch ``e`` and the data order
+of epoch ``e`` derive from ``(seed, e, i)``, so a resumed run sees exactly the crops and order that
+an uninterrupted one would, whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import skimage.data
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from utils.image_io import is_image_file, load_rgb_uint8
+from utils.noise import add_noise_uint8, parse_noise_spec
+
+log = logging.getLogger(__name__)
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (numpy's SeedSequence mixing: nearby inputs give unrelated seeds)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def list_images(root: str | os.PathLike) -> list[Path]:
+    """Every image file below ``root``, sorted by relative path (hidden files and folders skipped)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(Path(dirpath) / f for f in filenames if is_image_file(f))
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def pad_to_at_least(image: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad an (H, W, C) image at the bottom/right so both sides are ≥ ``size``.
+
+    Reflection (not zeros) keeps the noise statistics of the padded area close to the image's, so the
+    self-supervised loss does not learn to reproduce a flat border; numpy reflects repeatedly when
+    the pad is larger than the image.
+    """
+    pad_h, pad_w = max(0, size - image.shape[0]), max(0, size - image.shape[1])
+    if pad_h == 0 and pad_w == 0:
+        return image
+    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect" if min(image.shape[:2]) > 1 else "edge")
+
+
+class NoisyCropDataset(Dataset):
+    """Random ``crop_size`` crops of every image below ``root``: item → float32 (3, S, S) in [0, 1]."""
+
+    def __init__(self, root: str | os.PathLike, crop_size: int = 256, seed: int = 0) -> None:
+        self.root = Path(root)
+        self.files = list_images(root)
+        if not self.files:
+            raise FileNotFoundError(f"no image files below {self.root} (n2n.train_root)")
+        self.crop_size, self.seed, self.epoch = crop_size, seed, 0
+        log.info("%d training images below %s", len(self.files), self.root)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        # The sampler yields (index, draw) so that a file drawn twice in an epoch gets two crops.
+        index, draw = index if isinstance(index, tuple) else (index, 0)
+        image = pad_to_at_least(load_rgb_uint8(self.files[index]), self.crop_size)
+        rng = np.random.default_rng(derived_seed(self.seed, self.epoch, index, draw))
+        top = int(rng.integers(0, image.shape[0] - self.crop_size + 1))
+        left = int(rng.integers(0, image.shape[1] - self.crop_size + 1))
+        crop = image[top : top + self.crop_size, left : left + self.crop_size]
+        return torch.from_numpy(np.array(crop)).permute(2, 0, 1).float().div_(255.0)
+
+
+class EpochSampler(Sampler):
+    """``n_samples`` items per epoch: concatenated random permutations seeded by ``(seed, epoch, k)``."""
+
+    def __init__(self, n_items: int, n_samples: int = 0, seed: int = 0) -> None:
+        self.n_items, self.seed, self.epoch = n_items, seed, 0
+        self.n_samples = n_samples if n_samples > 0 else n_items
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order: list[tuple[int, int]] = []
+        draw = 0
+        while len(order) < self.n_samples:
+            gen = torch.Generator().manual_seed(derived_seed(self.seed, self.epoch, draw))
+            order.extend((int(i), draw) for i in torch.randperm(self.n_items, generator=gen))
+            draw += 1
+        return iter(order[: self.n_samples])
+
+
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` × ``size`` region (each side clipped to the image); ``size`` 0 = whole image."""
+    if size <= 0:
+        return image
+    h, w = min(size, image.shape[0]), min(size, image.shape[1])
+    top, left = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+    return image[top : top + h, left : left + w]
+
+
+def clean_photo(name: str) -> np.ndarray:
+    """A colour photo bundled with scikit-image (``skimage.data.<name>``) as uint8 (H, W, 3)."""
+    loader = getattr(skimage.data, name, None)
+    if loader is None:
+        raise ValueError(f"n2n.val_photos: skimage.data has no photo {name!r} (e.g. astronaut, coffee, chelsea, rocket)")
+    image = np.asarray(loader())
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"n2n.val_photos: skimage.data.{name} is not an 8-bit RGB photo")
+    return image
+
+
+def noisy_photos(
+    names: Sequence[str], spec: str, seed: int, size: int = 0
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(name, clean, noisy)`` uint8 (H, W, 3) pairs: centre crops noised with ``spec`` like the dataset.
+
+    The noise is quantised like the noisy dataset (``utils.noise.add_noise_uint8``); photo ``i``
+    uses the generator ``(seed, i)``, so the set is identical in every epoch and every run.
+    """
+    spec = parse_noise_spec(spec)
+    out = []
+    for i, name in enumerate(names):
+        clean = np.ascontiguousarray(centre_crop(clean_photo(name), size))
+        noisy = add_noise_uint8(clean, spec, np.random.default_rng(derived_seed(seed, i)))
+        out.append((name, clean, noisy))
+    return out

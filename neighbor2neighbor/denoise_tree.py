@@ -1,0 +1,142 @@
+"""Denoise every image of a tree into 8-bit PNGs at the same relative paths (stage 3).
+
+Idempotent and resumable like ``utils/generate_noise.py``: each output is written to a temp file
+and renamed; existing outputs are kept (unless ``overwrite``); a completion marker written last
+makes a finished tree skip itself. Images are decoded with ``utils.image_io.load_rgb_uint8``
+(grayscale replicated, alpha dropped), so outputs are always RGB.
+
+Deterministic: images are grouped by padded size and cut into batches from the *full* sorted file
+list, and a partly done batch is recomputed whole, so every output pixel comes from the same batch
+whether or not the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from neighbor2neighbor.data import list_images
+from neighbor2neighbor.denoise import MULTIPLE, Denoiser, reflect_pad_to_multiple, to_uint8
+from utils.config import atomic_write_text
+from utils.image_io import ImageDecodeError, load_rgb_uint8, write_png_rgb
+
+log = logging.getLogger(__name__)
+MARKER = ".n2n_denoise_complete"
+
+
+@dataclass
+class DenoiseSummary:
+    """What one run did: images denoised now, images already there, wall time."""
+
+    n_images: int
+    n_written: int
+    seconds: float
+    skipped_complete: bool = False
+
+    def line(self) -> str:
+        if self.skipped_complete:
+            return f"denoise: already complete ({self.n_images} images); use --overwrite to redo"
+        rate = self.n_written / self.seconds if self.seconds > 0 else 0.0
+        return (f"denoise: {self.n_written} images written, {self.n_images - self.n_written} already there, "
+                f"{self.seconds:.1f} s, {rate:.2f} images/s")  # fmt: skip
+
+
+def plan_outputs(src: Path, dst: Path, splits: Sequence[str]) -> list[tuple[Path, Path]]:
+    """``(source, output)`` pairs, sorted; output = ``dst / relative path`` with a ``.png`` suffix."""
+    roots = [src / s for s in splits] if splits else [src]
+    missing = [str(r) for r in roots if not r.is_dir()]
+    if missing:
+        raise FileNotFoundError(f"source folder not found: {missing[0]} (denoise.src / denoise.splits)")
+    pairs, seen = [], {}
+    for root in roots:
+        for path in list_images(root):
+            out = (dst / path.relative_to(src)).with_suffix(".png")
+            if out in seen:
+                raise ValueError(f"{path} and {seen[out]} would both be written to {out}; rename one")
+            seen[out] = path
+            pairs.append((path, out))
+    return pairs
+
+
+def _padded_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as img:  # reads the header only
+            w, h = img.size
+    except Exception as e:
+        raise ImageDecodeError(f"cannot decode image {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+    return -(-h // MULTIPLE) * MULTIPLE, -(-w // MULTIPLE) * MULTIPLE
+
+
+def plan_batches(pairs: list[tuple[Path, Path]], batch_size: int) -> list[list[tuple[Path, Path]]]:
+    """Batches of images with the same padded size (so they stack), in a fixed order."""
+    groups: dict[tuple[int, int], list[tuple[Path, Path]]] = defaultdict(list)
+    for pair in pairs:
+        groups[_padded_size(pair[0])].append(pair)
+    return [group[i : i + batch_size] for _, group in sorted(groups.items()) for i in range(0, len(group), batch_size)]
+
+
+def _write_png_atomic(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_png_rgb(f, image)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _denoise_batch(denoiser: Denoiser, sources: list[Path]) -> list[np.ndarray]:
+    """Decode, reflect-pad each image to the group's padded size, denoise as one batch, crop back."""
+    images = [load_rgb_uint8(p) for p in sources]
+    batch = torch.cat([reflect_pad_to_multiple(torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float()) for im in images])
+    out = to_uint8(denoiser(batch.div_(255.0)))
+    return [out[i, : im.shape[0], : im.shape[1]] for i, im in enumerate(images)]
+
+
+def denoise_tree(
+    denoiser: Denoiser,
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    splits: Sequence[str] = (),
+    batch_size: int = 8,
+    overwrite: bool = False,
+) -> DenoiseSummary:
+    """Denoise ``src/<split>/**`` (or all of ``src`` when ``splits`` is empty) into ``dst``."""
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise ValueError(f"denoise.dst must differ from denoise.src ({src}): outputs would replace the inputs")
+    marker = dst / MARKER
+    if marker.is_file() and not overwrite:
+        n_images = json.loads(marker.read_text()).get("n_images", 0)
+        log.info("%s is complete (%s); nothing to do", dst, MARKER)
+        return DenoiseSummary(n_images, 0, 0.0, skipped_complete=True)
+    marker.unlink(missing_ok=True)  # our own marker: the tree is being (re)written
+    pairs = plan_outputs(src, dst, splits)
+    batches = plan_batches(pairs, max(1, batch_size))
+    start, n_written = time.perf_counter(), 0
+    with tqdm(total=len(pairs), desc="denoise", unit="img") as bar:
+        for batch in batches:
+            todo = [out for _, out in batch if overwrite or not out.is_file()]
+            if todo:
+                for (_, out), image in zip(batch, _denoise_batch(denoiser, [p for p, _ in batch])):
+                    if out in todo:
+                        _write_png_atomic(out, image)
+                        n_written += 1
+            bar.update(len(batch))
+    seconds = time.perf_counter() - start
+    atomic_write_text(marker, json.dumps({"n_images": len(pairs), "src": str(src)}) + "\n")
+    return DenoiseSummary(len(pairs), n_written, seconds)

@@ -1,0 +1,65 @@
+"""UNet: reference parameter names, shapes, init and the blind-spot property."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from neighbor2neighbor.unet import UNet
+
+# Every parameter of the reference arch_unet.UNet (blindspot=False), in state_dict order.
+REFERENCE_KEYS = [
+    *[f"enc_conv{i}.{p}" for i in range(7) for p in ("weight", "bias")],
+    "up5.deconv.weight", "dec_conv5a.weight", "dec_conv5a.bias", "dec_conv5b.weight", "dec_conv5b.bias",
+    "up4.deconv.weight", "dec_conv4a.weight", "dec_conv4a.bias", "dec_conv4b.weight", "dec_conv4b.bias",
+    "up3.deconv.weight", "dec_conv3a.weight", "dec_conv3a.bias", "dec_conv3b.weight", "dec_conv3b.bias",
+    "up2.deconv.weight", "dec_conv2a.weight", "dec_conv2a.bias", "dec_conv2b.weight", "dec_conv2b.bias",
+    "up1.deconv.weight", "dec_conv1a.weight", "dec_conv1a.bias", "dec_conv1b.weight", "dec_conv1b.bias",
+    "nin_a.weight", "nin_a.bias", "nin_b.weight", "nin_b.bias", "nin_c.weight", "nin_c.bias",
+]  # fmt: skip
+
+
+def test_state_dict_keys_equal_the_reference_list_in_order():
+    assert list(UNet().state_dict()) == REFERENCE_KEYS
+
+
+def test_reference_shapes_for_n_feature_48():
+    sd = UNet().state_dict()
+    assert sd["enc_conv0.weight"].shape == (48, 3, 3, 3)
+    assert sd["up5.deconv.weight"].shape == (48, 48, 2, 2)
+    assert sd["dec_conv4a.weight"].shape == (96, 144, 3, 3)
+    assert sd["dec_conv1a.weight"].shape == (96, 96 + 3, 3, 3)
+    assert sd["nin_c.weight"].shape == (3, 96, 1, 1)
+    # By hand: encoder 1344 + 6·20784, up5 9216 + 2·83040, three levels of 36864 + 124512 + 83040,
+    # up1 36864, dec_conv1a/b 85632 + 83040, nin 2·9312 + 291.
+    assert sum(v.numel() for v in sd.values()) == 1_259_043
+
+
+def test_init_is_kaiming_normal_times_0p1_with_zero_bias():
+    torch.manual_seed(0)
+    model = UNet()
+    w = model.dec_conv1b.weight  # 96*96*9 weights: the sample std is accurate to < 1 %
+    expected_std = 0.1 * math.sqrt(2.0 / (96 * 9))
+    assert w.std().item() == pytest.approx(expected_std, rel=0.02)
+    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in model.modules() if getattr(m, "bias", None) is not None)
+
+
+def test_forward_keeps_the_spatial_size_and_rejects_sides_not_multiple_of_32():
+    model = UNet(n_feature=8).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 3, 32, 64)).shape == (2, 3, 32, 64)
+        with pytest.raises(ValueError, match="multiples of 32"):
+            model(torch.rand(1, 3, 33, 32))
+
+
+def test_blindspot_output_never_depends_on_its_own_input_pixel():
+    torch.manual_seed(0)
+    model = UNet(n_feature=8, blindspot=True)
+    assert model.nin_a.weight.shape == (384, 384, 1, 1)
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    model(x)[0, :, 16, 16].sum().backward()
+    grad = x.grad[0].abs().sum(0)
+    assert grad[16, 16] == 0.0
+    assert grad[15, 16] > 0 and grad[16, 15] > 0 and grad[17, 16] > 0  # neighbours do contribute
