@@ -9,10 +9,12 @@ stage() {
     name=$1
     shift
     echo "==> [$EXP_NAME] $name"
+    t0=$(date +%s)
     if ! "$@"; then
         echo "error: stage '$name' of $EXP failed (message above); fix it and re-run the script: finished stages are skipped" >&2
         exit 1
     fi
+    echo "<== [$EXP_NAME] $name: $(($(date +%s) - t0)) s"
 }
 
 # experiments ARGS...: the experiment files to run (default: the embedded demo).
@@ -41,6 +43,8 @@ evaluate() {
     stage "evaluate $method ($*)" "$PY" -m dinov2.run.evaluate --experiment "$EXP" --method "$method" "$@"
 }
 
+# report: the results table and figures (REPORT=0 skips it, e.g. when exps/demo.sh reports once at the end).
 report() {
+    [ "${REPORT:-1}" = 0 ] && return 0
     stage "report" "$PY" -m dinov2.run.report --experiment "$EXP" "$@"
 }

@@ -1,9 +1,12 @@
 #!/bin/sh
 # The embedded default experiment end to end: the three scripts on configs/experiments/demo.yaml,
 # then one table (linear probe, kNN, mini-retrieval mAP for the four methods) and the figures.
+#   sh exps/demo.sh [EXPERIMENT.yaml]
 set -eu
 cd "$(dirname "$0")/.."
-EXP=${1:-configs/experiments/demo.yaml}
-sh exps/linear_probe.sh "$EXP"
-sh exps/linear_probe_nct.sh "$EXP"
-sh exps/instance_recog.sh "$EXP"
+. exps/common.sh
+set_experiment "${1:-configs/experiments/demo.yaml}"
+REPORT=0 sh exps/linear_probe.sh "$EXP"
+REPORT=0 sh exps/linear_probe_nct.sh "$EXP"
+REPORT=0 sh exps/instance_recog.sh "$EXP"
+report

@@ -74,31 +74,38 @@ def parse_noise_spec(spec: str | NoiseSpec) -> NoiseSpec:
 
 
 def _noisy_float_numpy(x: np.ndarray, spec: NoiseSpec, rng: np.random.Generator) -> np.ndarray:
-    """float32 in [0, 1] → noisy float32 in [0, 1]; modifies nothing the caller owns."""
-    if spec.family == "gauss":
-        y = rng.standard_normal(x.shape, dtype=np.float32)
-        y *= np.float32(spec.level / 255.0)
-        y += x
-    elif spec.family == "shot":
-        y = rng.poisson(x * np.float32(spec.level)).astype(np.float32)
-        y /= np.float32(spec.level)
+    """Float array in [0, 1] → noisy array of the same dtype in [0, 1]; modifies nothing the caller owns.
+
+    The normal draws are float32 (half the bytes of float64 draws); the arithmetic runs in ``x.dtype``,
+    in the order the formulas are written (x + n·σ, Poisson(λx)/λ, x + x·n·c), so a float64 ``x``
+    gives bit-for-bit the values of the straightforward float64 numpy code.
+    """
+    if spec.family == "shot":
+        y = rng.poisson(x * spec.level).astype(x.dtype)
+        y /= spec.level
     else:
-        y = rng.standard_normal(x.shape, dtype=np.float32)
-        y *= np.float32(spec.level)
-        y *= x
+        y = rng.standard_normal(x.shape, dtype=np.float32).astype(x.dtype)
+        if spec.family == "gauss":
+            y *= spec.level / 255.0
+        else:
+            y *= x
+            y *= spec.level
         y += x
     return np.clip(y, 0.0, 1.0, out=y)
 
 
 def add_noise_uint8(image: np.ndarray, spec: str | NoiseSpec, rng: np.random.Generator) -> np.ndarray:
-    """Noisy copy of a ``uint8`` image (any shape), quantised like the paper: ``uint8(255 * y)``, truncating."""
+    """Noisy copy of a ``uint8`` image (any shape), quantised like the paper: ``uint8(255 * y)``, truncating.
+
+    float64 arithmetic, as the reference generator: the output does not depend on rounding shortcuts.
+    """
     spec = parse_noise_spec(spec)
     if image.dtype != np.uint8:
         raise TypeError(f"add_noise_uint8 expects a uint8 array, got {image.dtype}")
-    x = image.astype(np.float32)
-    x *= np.float32(1.0 / 255.0)
+    x = image.astype(np.float64)
+    x /= 255.0
     y = _noisy_float_numpy(x, spec, rng)
-    y *= np.float32(255.0)
+    y *= 255.0
     return y.astype(np.uint8)  # truncation, as the reference generator
 
 
@@ -118,7 +125,7 @@ def add_noise(
         if x.dtype == np.uint8:
             return add_noise_uint8(x, spec, generator if generator is not None else np.random.default_rng())
         rng = generator if generator is not None else np.random.default_rng()
-        return _noisy_float_numpy(x.astype(np.float32), spec, rng)
+        return _noisy_float_numpy(x.astype(np.float32, copy=False), spec, rng)
     if not torch.is_floating_point(x):
         raise TypeError(f"add_noise expects a float tensor in [0, 1], got {x.dtype}")
     if spec.family == "gauss":

@@ -90,9 +90,12 @@ class SubmittedTask:
         self.entry = entry
         self.argv = list(argv)
 
-    def __call__(self) -> object:
+    def __call__(self) -> int:
         _setup_distributed_env()
-        return _entry_function(self.entry)(self.argv)
+        rc = _entry_function(self.entry)(self.argv)
+        if rc:  # the entry points return an exit status: a failed stage must fail the job (and its dependants)
+            raise RuntimeError(f"{self.entry} {' '.join(self.argv)} exited with status {rc}; see the log above")
+        return 0
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         # The loop checkpoints periodically and resumes from its output dir: requeue as is.

@@ -1,0 +1,117 @@
+"""Stage 4 of the pipeline: pretrain one method of an experiment.
+
+    python -m dinov2.run.pretrain --experiment configs/experiments/demo.yaml --method nc [key=value ...]
+
+Methods (see :mod:`dinov2.run.experiment`): ``dinov2`` (noisy images), ``n2n_dinov2`` (denoised
+images), ``nc`` and ``nct`` (branch off ``n2n_dinov2`` at ``pretrain.switch_epoch``). The training
+config comes from :func:`dinov2.train.methods.training_config_for`; it is written to
+``<run dir>/experiment_train.yaml`` and trained by the official entry point
+(``dinov2/run/train/train.py``) in ``pretrain.runs_dir/<method>``.
+
+Idempotent: a finished run (marker ``.complete`` holding the digest of its training config) is
+skipped; an interrupted run resumes from its newest checkpoint; a changed config (e.g. more epochs)
+trains on from where the run stopped. Dataset indexes (``process_metadata.py``) of the roots the
+method reads are built or refreshed first. With ``pretrain.ngpus > 1`` outside slurm/torchrun the
+run is started through ``torchrun --nproc_per_node pretrain.ngpus``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+TRAIN_CONFIG_NAME = "experiment_train.yaml"
+LAUNCHED_ENV = ("WORLD_SIZE", "SLURM_JOB_ID")  # already one process per GPU: train in this process
+
+
+def ensure_index(root: Path) -> None:
+    """Build or refresh ``root/extra`` (the ``process_metadata.py`` index) for each split folder present."""
+    from dinov2.data.datasets.extra import SPLIT_DIRS, DatasetIndexError, build_index, check_fresh, default_extra
+
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset root {root} does not exist; run the stage that writes it first")
+    splits = [s for s, d in SPLIT_DIRS.items() if (root / d).is_dir()]
+    if not splits:
+        raise FileNotFoundError(f"dataset root {root} has no {' or '.join(SPLIT_DIRS.values())} folder")
+    try:
+        for split in splits:
+            check_fresh(root, default_extra(root), split)
+    except DatasetIndexError:
+        build_index(root)
+
+
+def config_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _train(config_file: Path, run_dir: Path, ngpus: int) -> int:
+    args = ["--config-file", str(config_file), "--output-dir", str(run_dir)]
+    if ngpus > 1 and not any(v in os.environ for v in LAUNCHED_ENV):
+        script = Path(__file__).resolve().parent / "train" / "train.py"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ngpus}",
+               str(script), *args]  # fmt: skip
+        return subprocess.call(cmd)
+    from dinov2.run.train.train import main as train_main
+
+    return train_main(args)
+
+
+def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = ()) -> int:
+    """Train ``method`` of the experiment unless it is finished; returns the exit status (0 = done)."""
+    from dinov2.run.experiment import DONE_MARKER, method_paths
+    from dinov2.train.methods import switch_checkpoint, training_config_for
+    from utils.config import atomic_write_text, load_experiment
+
+    cfg = load_experiment(experiment, overrides)
+    paths = method_paths(cfg, method)
+    train_cfg = training_config_for(cfg, method)
+    text = OmegaConf.to_yaml(train_cfg, resolve=True)
+    digest = config_digest(text)
+    marker = paths.run_dir / DONE_MARKER
+    if marker.is_file() and marker.read_text().strip() == digest:
+        print(f"pretrain {method}: finished run in {paths.run_dir}; skipped")
+        return 0
+
+    for root in {paths.train_root, paths.eval_root, *([paths.paired_root] if paths.paired_root else [])}:
+        ensure_index(root)
+    if paths.branch_from is not None:
+        source = switch_checkpoint(cfg, method, train_cfg.train.OFFICIAL_EPOCH_LENGTH)
+        if not source.is_file():
+            raise FileNotFoundError(
+                f"{method} branches off {source}, which does not exist; "
+                f"run: python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2"
+            )
+    config_file = paths.run_dir / TRAIN_CONFIG_NAME
+    atomic_write_text(config_file, text)
+    rc = _train(config_file, paths.run_dir, int(cfg.pretrain.ngpus))
+    if rc == 0:
+        atomic_write_text(marker, digest + "\n")
+    return rc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dinov2.run.experiment import METHODS
+    from utils.config import ConfigError, add_experiment_args
+
+    parser = argparse.ArgumentParser(description="Pretrain one method of an experiment (stage 4)")
+    parser.add_argument("--method", required=True, choices=METHODS, help="which model of the comparison")
+    add_experiment_args(parser, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return pretrain(args.experiment, args.method, args.overrides)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
