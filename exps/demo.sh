@@ -5,8 +5,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 . exps/common.sh
-set_experiment "${1:-configs/experiments/demo.yaml}"
+EXP=${1:-configs/experiments/demo.yaml}
 REPORT=0 sh exps/linear_probe.sh "$EXP"
 REPORT=0 sh exps/linear_probe_nct.sh "$EXP"
 REPORT=0 sh exps/instance_recog.sh "$EXP"
-report
+run_stages "$EXP" report

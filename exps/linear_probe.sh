@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 . exps/common.sh
 [ $# -gt 0 ] || set -- configs/experiments/demo.yaml
 for exp in "$@"; do
-    set_experiment "$exp"
-    prepare_data
-    for method in dinov2 n2n_dinov2 nc; do pretrain $method; done
-    for method in dinov2 n2n_dinov2 nc; do evaluate $method linear knn; done
-    report
+    # shellcheck disable=SC2086
+    run_stages "$exp" $PREPARE \
+        pretrain:dinov2 pretrain:n2n_dinov2 pretrain:nc \
+        evaluate:dinov2:linear,knn evaluate:n2n_dinov2:linear,knn evaluate:nc:linear,knn \
+        report
 done

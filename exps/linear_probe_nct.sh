@@ -6,10 +6,7 @@ cd "$(dirname "$0")/.."
 . exps/common.sh
 [ $# -gt 0 ] || set -- configs/experiments/demo.yaml
 for exp in "$@"; do
-    set_experiment "$exp"
-    prepare_data
-    pretrain n2n_dinov2   # NCT branches off its switch-epoch checkpoint
-    pretrain nct
-    evaluate nct linear knn
-    report
+    # NCT branches off the N2N + DINOv2 run's switch-epoch checkpoint.
+    # shellcheck disable=SC2086
+    run_stages "$exp" $PREPARE pretrain:n2n_dinov2 pretrain:nct evaluate:nct:linear,knn report
 done
