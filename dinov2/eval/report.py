@@ -98,8 +98,21 @@ def accuracy_bars(rows: dict[str, dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
+def _spread_over_folders(paths: Sequence[Path], n: int) -> list[Path]:
+    """Up to ``n`` paths, taken round-robin over their parent folders (one image per class first)."""
+    by_folder: dict[Path, list[Path]] = {}
+    for p in paths:
+        by_folder.setdefault(p.parent, []).append(p)
+    chosen: list[Path] = []
+    for rank in range(max(len(v) for v in by_folder.values())):
+        for folder in sorted(by_folder):
+            if rank < len(by_folder[folder]) and len(chosen) < n:
+                chosen.append(by_folder[folder][rank])
+    return chosen
+
+
 def noise_grid(folders: Sequence[str | os.PathLike], path: Path, n_images: int = 6, size: int = 96) -> None:
-    """One row per folder with the first ``n_images`` relative paths common to all folders."""
+    """One row per folder: the same ``n_images`` images (relative paths common to all folders, any extension)."""
     import torch
     from PIL import Image
     from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
@@ -111,15 +124,18 @@ def noise_grid(folders: Sequence[str | os.PathLike], path: Path, n_images: int =
     for r in roots:
         if not r.is_dir():
             raise FileNotFoundError(f"noise-grid folder {r} not found; pass existing clean/noisy/denoised folders")
-    common = sorted(set.intersection(*[{p.relative_to(r) for p in r.rglob("*") if is_image_file(p)} for r in roots]))
+    # Matched by relative path without extension: noisy/denoised trees are PNG whatever the clean format.
+    files = [{p.relative_to(r).with_suffix(""): p for p in r.rglob("*") if is_image_file(p)} for r in roots]
+    common = sorted(set.intersection(*[set(f) for f in files]))
     if not common:
         raise ValueError(f"no image path is common to {', '.join(map(str, roots))}; pass matching folders")
+    chosen = _spread_over_folders(common, n_images)
     tiles = []
-    for r in roots:
-        for rel in common[:n_images]:
-            img = pil_to_tensor(Image.open(r / rel).convert("RGB"))
+    for f in files:
+        for rel in chosen:
+            img = pil_to_tensor(Image.open(f[rel]).convert("RGB"))
             tiles.append(center_crop(resize(img, size, antialias=True), [size, size]).float() / 255.0)
-    grid = make_grid(torch.stack(tiles), nrow=min(n_images, len(common)), padding=2, pad_value=1.0)
+    grid = make_grid(torch.stack(tiles), nrow=len(chosen), padding=2, pad_value=1.0)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
     os.close(fd)
     save_image(grid, tmp)

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +50,12 @@ def _tree(root: Path) -> None:
                 Image.fromarray(img).save(folder / f"{i}.png")
 
 
+def _table(stdout: str) -> str:
+    """The last Markdown table printed."""
+    lines = stdout[stdout.rindex("| method"):].splitlines()
+    return "".join(line + "\n" for line in lines if line.startswith("|"))
+
+
 def _demo(experiment: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PY": sys.executable, "OMP_NUM_THREADS": "1"}
     return subprocess.run(["sh", "exps/demo.sh", str(experiment)], cwd=REPO, env=env, capture_output=True,
@@ -65,8 +70,8 @@ def test_demo_script_runs_every_stage_prints_four_methods_and_skips_finished_sta
 
     first = _demo(experiment)
     assert first.returncode == 0, first.stderr[-3000:]
-    table = first.stdout[first.stdout.rindex("| method"):]
-    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    table = _table(first.stdout)
+    rows = [line for line in table.splitlines()[2:] if line.startswith("| ")]  # after the header and rule
     assert [r.split("|")[1].strip() for r in rows] == ["DINOv2", "N2N + DINOv2", "DINOv2 w/ NC", "DINOv2 w/ NCT"]
     report = out / "runs" / "tiny" / "report"
     assert (report / "results.md").read_text() == table
@@ -81,4 +86,4 @@ def test_demo_script_runs_every_stage_prints_four_methods_and_skips_finished_sta
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.count("finished run") == 9  # every pretraining call of the three scripts
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("*.pth")} == stamps
-    assert second.stdout[second.stdout.rindex("| method"):] == table
+    assert _table(second.stdout) == table

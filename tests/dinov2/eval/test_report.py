@@ -68,3 +68,18 @@ def test_cli_prints_the_table_and_reports_bad_json_in_one_line(tmp_path, capsys)
 def test_cli_without_runs_is_an_error(argv, capsys):
     assert main(argv) == 2
     assert "RUN_DIR" in capsys.readouterr().err
+
+
+def test_noise_grid_matches_jpeg_clean_to_png_noisy_and_takes_one_image_per_class_first(tmp_path):
+    # clean ImageNet trees are JPEG, the noisy/denoised copies PNG: same images, other extensions
+    for name, ext in (("clean", ".JPEG"), ("noisy", ".png")):
+        for c, value in (("a", 40), ("b", 220)):
+            (tmp_path / name / c).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(tmp_path / name / c / f"{i}{ext}")
+    write_report([fake_run(tmp_path / "run", linear=10.0)], tmp_path / "out",
+                 grid_folders=[tmp_path / "clean", tmp_path / "noisy"])
+    grid = np.asarray(Image.open(tmp_path / "out" / GRID_NAME).convert("L"))
+    assert grid.shape == (2 + 98 * 2, 2 + 98 * 6)  # 2 rows (clean, noisy) × 6 common images
+    first_row = [int(grid[50, 2 + 98 * k + 48]) for k in range(6)]
+    assert [v < 128 for v in first_row] == [True, False] * 3  # classes alternate: a, b, a, b, ...
