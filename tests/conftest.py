@@ -17,7 +17,7 @@ def mnist5k_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _single_thread_torch():
-    """Tiny models run faster on one intra-op thread than on two contending ones."""
+    """Tiny models and images: one intra-op thread is faster than two contending ones (10-100× here)."""
     import torch
 
     previous = torch.get_num_threads()

@@ -65,7 +65,45 @@ def sinkhorn_knopp(
     return q.t()
 
 
-class DINOLoss(nn.Module):
+class CenteredLoss(nn.Module):
+    """Teacher centring shared by :class:`DINOLoss` and :class:`iBOTPatchLoss` (buffer ``center``).
+
+    The centre update is started with the batch sum of the teacher's logits (all-reduced across ranks,
+    asynchronously, as in the official code: it overlaps with the student forward) and applied, with
+    momentum, at the next centring.
+    """
+
+    def __init__(self, center_shape: tuple[int, ...], student_temp: float, center_momentum: float):
+        super().__init__()
+        self.student_temp = student_temp
+        self.center_momentum = center_momentum
+        self.register_buffer("center", torch.zeros(*center_shape))
+        self.updated = True
+        self.reduce_handle = None
+        self.n_center_samples: int | None = None
+        self.async_batch_center: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def _start_center_update(self, batch_sum: torch.Tensor, n_samples: int) -> None:
+        """``batch_sum``: the sum over this rank's ``n_samples`` of the per-sample teacher logits."""
+        self.updated = False
+        self.n_center_samples = n_samples
+        self.async_batch_center = batch_sum
+        self.reduce_handle = _all_reduce_sum(self.async_batch_center, async_op=True)
+
+    @torch.no_grad()
+    def apply_center_update(self) -> None:
+        if self.updated:
+            return
+        if self.reduce_handle is not None:
+            self.reduce_handle.wait()
+            self.reduce_handle = None
+        batch_center = self.async_batch_center / (self.n_center_samples * _world_size())
+        self.center = self.center * self.center_momentum + batch_center * (1 - self.center_momentum)
+        self.updated = True
+
+
+class DINOLoss(CenteredLoss):
     """DINO [CLS] loss with teacher centring (official name and signature).
 
     Args:
@@ -75,16 +113,7 @@ class DINOLoss(nn.Module):
     """
 
     def __init__(self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9):
-        super().__init__()
-        self.student_temp = student_temp
-        self.center_momentum = center_momentum
-        self.register_buffer("center", torch.zeros(1, out_dim))
-        # State of the pending (possibly asynchronous) centre update, as in the official code:
-        # the all-reduce overlaps with the student forward and is applied at the next centring.
-        self.updated = True
-        self.reduce_handle = None
-        self.len_teacher_output: int | None = None
-        self.async_batch_center: torch.Tensor | None = None
+        super().__init__((1, out_dim), student_temp, center_momentum)
 
     @torch.no_grad()
     def softmax_center_teacher(self, teacher_output: torch.Tensor, teacher_temp: float) -> torch.Tensor:
@@ -126,18 +155,4 @@ class DINOLoss(nn.Module):
 
     @torch.no_grad()
     def reduce_center_update(self, teacher_output: torch.Tensor) -> None:
-        self.updated = False
-        self.len_teacher_output = len(teacher_output)
-        self.async_batch_center = torch.sum(teacher_output, dim=0, keepdim=True)
-        self.reduce_handle = _all_reduce_sum(self.async_batch_center, async_op=True)
-
-    @torch.no_grad()
-    def apply_center_update(self) -> None:
-        if self.updated:
-            return
-        if self.reduce_handle is not None:
-            self.reduce_handle.wait()
-            self.reduce_handle = None
-        batch_center = self.async_batch_center / (self.len_teacher_output * _world_size())
-        self.center = self.center * self.center_momentum + batch_center * (1 - self.center_momentum)
-        self.updated = True
+        self._start_center_update(torch.sum(teacher_output, dim=0, keepdim=True), len(teacher_output))

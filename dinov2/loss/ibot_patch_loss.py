@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .dino_clstoken_loss import _all_reduce_sum, _world_size, sinkhorn_knopp
+from .dino_clstoken_loss import CenteredLoss, _all_reduce_sum, sinkhorn_knopp
 
 
 def _cross_entropy_terms(t: torch.Tensor, s: torch.Tensor, temp: float) -> torch.Tensor:
@@ -25,7 +24,7 @@ def default_masks_weight(student_masks_flat: torch.Tensor) -> torch.Tensor:
     return per_image.unsqueeze(-1).expand_as(student_masks_flat)[student_masks_flat]
 
 
-class iBOTPatchLoss(nn.Module):
+class iBOTPatchLoss(CenteredLoss):
     """iBOT patch loss with teacher centring (official name and signature).
 
     Args:
@@ -35,14 +34,7 @@ class iBOTPatchLoss(nn.Module):
     """
 
     def __init__(self, patch_out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9):
-        super().__init__()
-        self.student_temp = student_temp
-        self.center_momentum = center_momentum
-        self.register_buffer("center", torch.zeros(1, 1, patch_out_dim))
-        self.updated = True
-        self.reduce_handle = None
-        self.len_teacher_patch_tokens: int | None = None
-        self.async_batch_center: torch.Tensor | None = None
+        super().__init__((1, 1, patch_out_dim), student_temp, center_momentum)
 
     @torch.no_grad()
     def softmax_center_teacher(self, teacher_patch_tokens: torch.Tensor, teacher_temp: float) -> torch.Tensor:
@@ -111,18 +103,5 @@ class iBOTPatchLoss(nn.Module):
 
     @torch.no_grad()
     def reduce_center_update(self, teacher_patch_tokens: torch.Tensor) -> None:
-        self.updated = False
-        self.len_teacher_patch_tokens = len(teacher_patch_tokens)
-        self.async_batch_center = torch.sum(teacher_patch_tokens.mean(1), dim=0, keepdim=True)
-        self.reduce_handle = _all_reduce_sum(self.async_batch_center, async_op=True)
-
-    @torch.no_grad()
-    def apply_center_update(self) -> None:
-        if self.updated:
-            return
-        if self.reduce_handle is not None:
-            self.reduce_handle.wait()
-            self.reduce_handle = None
-        batch_center = self.async_batch_center / (self.len_teacher_patch_tokens * _world_size())
-        self.center = self.center * self.center_momentum + batch_center * (1 - self.center_momentum)
-        self.updated = True
+        batch_sum = torch.sum(teacher_patch_tokens.mean(1), dim=0, keepdim=True)
+        self._start_center_update(batch_sum, len(teacher_patch_tokens))

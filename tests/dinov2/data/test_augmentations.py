@@ -13,15 +13,6 @@ from dinov2.data import DataAugmentationDINO
 N_LOCAL = 2
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny images: intra-op threads only contend on a shared CPU (data-loader workers use 1 too)."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 def _augmentation(**kwargs) -> DataAugmentationDINO:
     return DataAugmentationDINO((0.32, 1.0), (0.05, 0.32), N_LOCAL, global_crops_size=32, local_crops_size=16, **kwargs)
 

@@ -17,14 +17,6 @@ from dinov2.data.paired import PairedDatasetError, PairedImageNet
 SIZE = 36
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _clean_image(rng: np.random.Generator) -> np.ndarray:
     """A smooth random pattern with a bright square: strong, unambiguous geometry."""
     low = rng.integers(0, 120, (6, 6, 3), dtype=np.uint8)

@@ -20,15 +20,6 @@ def pico_config() -> Path:
     return CONFIG
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin contention on a shared CPU (100× here)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def tiny_vit() -> torch.nn.Module:
     from dinov2.models.vision_transformer import DinoVisionTransformer

@@ -1,4 +1,4 @@
-"""Fixtures of the training tests: a generated 32x32 ImageFolder tree, one intra-op thread."""
+"""Fixtures of the training tests: a generated 32x32 ImageFolder tree."""
 
 from __future__ import annotations
 
@@ -6,17 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CPU is shared: one intra-op thread is faster than two contended ones for these tiny models."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
