@@ -14,31 +14,17 @@ one-line :class:`CheckpointError` naming it.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from neighbor2neighbor.unet import HEAD_WIDTH, UNet
+from utils.config import atomic_torch_save
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or of another architecture; the message names it."""
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` through a temp file in the same folder and a rename (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def unet_arch(model: UNet) -> dict[str, Any]:

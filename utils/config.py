@@ -236,6 +236,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` through a temp file in the same folder and a rename (never a half-written file)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # only left behind when the save failed
+    return path
+
+
 def save_resolved(cfg: DictConfig | Mapping, out_dir: str | os.PathLike, name: str = RESOLVED_NAME) -> Path:
     """Write the resolved config next to a stage's outputs; returns its path."""
     path = Path(out_dir) / name

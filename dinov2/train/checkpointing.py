@@ -15,7 +15,6 @@ import logging
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +23,11 @@ import torch
 import torch.distributed as dist
 
 from dinov2 import distributed
+from utils.config import atomic_torch_save
 
 logger = logging.getLogger("dinov2")
 
 CHECKPOINT_RE = re.compile(r"^model_(\d{7})\.pth$")
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` through a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def capture_rng_state() -> dict[str, Any]:

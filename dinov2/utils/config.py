@@ -79,7 +79,7 @@ def apply_scaling_rules_to_cfg(cfg: DictConfig) -> DictConfig:
         cfg.optim.lr = base_lr * math.sqrt(global_batch / 1024.0)
         logger.info("sqrt scaling learning rate; base: %s, new: %s", base_lr, cfg.optim.lr)
     else:
-        raise NotImplementedError(cfg.optim.scaling_rule)
+        raise ConfigError(f"config key 'optim.scaling_rule' is {cfg.optim.scaling_rule!r}; valid: sqrt_wrt_1024")
     return cfg
 
 
