@@ -155,9 +155,11 @@ def train(cfg: DictConfig, stop_after_epoch: int | None = None) -> dict[str, Any
             f"config key 'n2n.crop_size' must be a positive multiple of {2 * MULTIPLE} (the half-size "
             f"sub-images go through five 2x pools), got {c.crop_size}"
         )
+    if c.init_scale <= 0:
+        raise ValueError(f"config key 'n2n.init_scale' must be > 0 (reference 0.1, short runs 1.0), got {c.init_scale}")
     device = resolve_device(c.device)
     torch.manual_seed(c.seed)  # the reference init draws from the global generator
-    model = UNet(in_nc=3, out_nc=3, n_feature=c.n_feature).to(device)
+    model = UNet(in_nc=3, out_nc=3, n_feature=c.n_feature, init_scale=c.init_scale).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, lr_milestones(c.n_epoch, list(c.lr_milestones)), c.lr_gamma)
     dataset = NoisyCropDataset(c.train_root, c.crop_size, c.seed)
@@ -200,7 +202,7 @@ FLAG_KEYS = {
     "data": "n2n.train_root", "out_dir": "n2n.out_dir", "noise": "noise.spec", "epochs": "n2n.n_epoch",
     "batch_size": "n2n.batch_size", "crop_size": "n2n.crop_size", "n_feature": "n2n.n_feature",
     "n_samples_per_epoch": "n2n.n_samples_per_epoch", "lr": "n2n.lr", "val_size": "n2n.val_size",
-    "workers": "n2n.workers", "device": "n2n.device", "seed": "n2n.seed",
+    "workers": "n2n.workers", "device": "n2n.device", "seed": "n2n.seed", "init_scale": "n2n.init_scale",
 }  # fmt: skip
 
 
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_experiment_args(parser)
     types = {"epochs": int, "batch_size": int, "crop_size": int, "n_feature": int, "n_samples_per_epoch": int,
-             "lr": float, "val_size": int, "workers": int, "seed": int}  # fmt: skip
+             "lr": float, "val_size": int, "workers": int, "seed": int, "init_scale": float}  # fmt: skip
     for name, key in FLAG_KEYS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=types.get(name, str), help=f"sets {key}")
     return parser

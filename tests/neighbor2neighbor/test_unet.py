@@ -46,6 +46,25 @@ def test_init_is_kaiming_normal_times_0p1_with_zero_bias():
     assert all(float(m.bias.detach().abs().max()) == 0.0 for m in model.modules() if getattr(m, "bias", None) is not None)
 
 
+def test_init_scale_multiplies_every_conv_and_deconv_init():
+    torch.manual_seed(0)
+    model = UNet(init_scale=1.0)
+    assert model.dec_conv1b.weight.std().item() == pytest.approx(math.sqrt(2.0 / (96 * 9)), rel=0.02)
+    # ConvTranspose2d's fan_in (as torch computes it) is weight.size(1) * kernel area = 96 * 4.
+    assert model.up1.deconv.weight.std().item() == pytest.approx(math.sqrt(2.0 / (96 * 4)), rel=0.02)
+
+
+def test_reference_init_starts_from_a_near_zero_output_and_plain_kaiming_does_not():
+    # Why short runs use init_scale 1.0: twenty 0.1-scaled layers shrink the output ~10^5-fold.
+    x = torch.rand(2, 3, 64, 64)
+    stds = {}
+    for scale in (0.1, 1.0):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            stds[scale] = UNet(n_feature=8, init_scale=scale)(x).std().item()
+    assert stds[0.1] < 1e-4 < 0.1 < stds[1.0]
+
+
 def test_forward_keeps_the_spatial_size_and_rejects_sides_not_multiple_of_32():
     model = UNet(n_feature=8).eval()
     with torch.no_grad():
