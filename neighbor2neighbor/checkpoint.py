@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from neighbor2neighbor.unet import HEAD_WIDTH, UNet
-from utils.config import atomic_torch_save
+from utils.atomic import atomic_torch_save
 
 
 class CheckpointError(ValueError):

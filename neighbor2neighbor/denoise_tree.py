@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from tqdm import tqdm
 
 from neighbor2neighbor.data import list_images
 from neighbor2neighbor.denoise import MULTIPLE, Denoiser, reflect_pad_to_multiple, to_uint8
-from utils.config import atomic_write_text
+from utils.atomic import atomic_open, atomic_write_text
 from utils.image_io import ImageDecodeError, load_rgb_uint8, write_png_rgb
 
 log = logging.getLogger(__name__)
@@ -88,15 +87,8 @@ def plan_batches(pairs: list[tuple[Path, Path]], batch_size: int) -> list[list[t
 
 
 def _write_png_atomic(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_png_rgb(f, image)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        write_png_rgb(f, image)
 
 
 def _denoise_batch(denoiser: Denoiser, sources: list[Path]) -> list[np.ndarray]:

@@ -32,7 +32,8 @@ from neighbor2neighbor.loss import N2NLoss, gamma_schedule, n2n_loss
 from neighbor2neighbor.metrics import psnr_255, ssim
 from neighbor2neighbor.subsample import generate_mask_pair
 from neighbor2neighbor.unet import UNet
-from utils.config import atomic_write_text, save_resolved
+from utils.atomic import atomic_write_text
+from utils.config import save_resolved
 
 log = logging.getLogger(__name__)
 STATE_FILE, BEST_FILE, LAST_FILE = "checkpoint.pth", "model_best.pth", "model_last.pth"

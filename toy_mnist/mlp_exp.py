@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from toy_mnist.data import Digits, load_digits
 from toy_mnist.train import ToyConfig, config_dict, run_seed
-from utils.config import atomic_write_text
+from utils.atomic import atomic_write_text
 
 log = logging.getLogger("toy_mnist.mlp_exp")
 

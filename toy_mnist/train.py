@@ -22,7 +22,7 @@ from tqdm import tqdm
 from toy_mnist.augment import random_view
 from toy_mnist.data import Digits, noisy_copy
 from toy_mnist.objective import EMBED_DIM, Encoder, ssl_loss
-from utils.config import atomic_write_text
+from utils.atomic import atomic_torch_save, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,7 @@ def pretrain(
         if metrics is not None:
             metrics.append({"setting": name, "epoch": epoch, "loss": total / max(n_steps, 1)})
         if epoch in checkpoints:  # temp + rename: a killed run never leaves a truncated checkpoint
-            tmp = checkpoints[epoch].with_name(f".{checkpoints[epoch].name}.tmp")
-            torch.save(encoder.state_dict(), tmp)
-            tmp.replace(checkpoints[epoch])
+            atomic_torch_save(encoder.state_dict(), checkpoints[epoch])
         if observer:
             observer(name, epoch, encoder)
     return encoder

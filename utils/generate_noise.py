@@ -145,7 +145,7 @@ def read_manifest(dst: Path) -> dict | None:
 
 
 def write_manifest(dst: Path, spec: NoiseSpec, seed: int, splits: Sequence[str], **extra) -> None:
-    from utils.config import atomic_write_text
+    from utils.atomic import atomic_write_text
 
     record = {"noise": spec.tag, "seed": int(seed), "splits": list(splits), **extra}
     atomic_write_text(dst / MANIFEST_NAME, json.dumps(record, indent=1) + "\n")

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from utils.config import atomic_write_text
+from utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from dinov2.eval.linear_heads import (
     setup_linear_classifiers,
     train_step,
 )
-from utils.config import atomic_write_text
+from utils.atomic import atomic_torch_save, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,9 @@ def _image_batches(
 
 
 def _save_checkpoint(path: Path, classifiers, optimizer, scheduler, epoch: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     state = {"classifiers": classifiers.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "epoch": epoch}
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(state, path)
 
 
 def _load_checkpoint(path: Path, classifiers, optimizer, scheduler) -> int:

@@ -17,9 +17,10 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from utils.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,8 @@ def markdown_table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def _save_figure(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
 def accuracy_bars(rows: dict[str, dict[str, float]], path: Path) -> None:
@@ -136,17 +132,13 @@ def noise_grid(folders: Sequence[str | os.PathLike], path: Path, n_images: int =
             img = pil_to_tensor(Image.open(f[rel]).convert("RGB"))
             tiles.append(center_crop(resize(img, size, antialias=True), [size, size]).float() / 255.0)
     grid = make_grid(torch.stack(tiles), nrow=len(chosen), padding=2, pad_value=1.0)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    save_image(grid, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_image(grid, tmp, format="png")
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, labels: Sequence[str] | None = None,
                  grid_folders: Sequence[str | os.PathLike] | None = None) -> str:
     """Write the table and figures to ``out``; returns the Markdown table."""
-    from utils.config import atomic_write_text
-
     try:
         from dinov2.run.experiment import METHOD_LABELS
     except ImportError:  # the table works without the pipeline

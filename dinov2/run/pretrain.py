@@ -68,7 +68,8 @@ def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = ())
     """Train ``method`` of the experiment unless it is finished; returns the exit status (0 = done)."""
     from dinov2.run.experiment import DONE_MARKER, method_paths
     from dinov2.train.methods import switch_checkpoint, training_config_for
-    from utils.config import atomic_write_text, load_experiment
+    from utils.atomic import atomic_write_text
+    from utils.config import load_experiment
 
     cfg = load_experiment(experiment, overrides)
     paths = method_paths(cfg, method)

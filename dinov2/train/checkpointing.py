@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from dinov2 import distributed
-from utils.config import atomic_torch_save
+from utils.atomic import atomic_torch_save
 
 logger = logging.getLogger("dinov2")
 

@@ -185,7 +185,7 @@ class MetricsWriter:
         self.enabled = distributed.is_main_process()
         if self.enabled and path.exists():
             kept = [line for line in path.read_text().splitlines() if self._iteration(line) < start_iteration]
-            from utils.config import atomic_write_text
+            from utils.atomic import atomic_write_text
 
             atomic_write_text(path, "".join(line + "\n" for line in kept))
 

@@ -12,13 +12,14 @@ Accepted inputs of :func:`load_pretrained_weights`:
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from utils.atomic import atomic_path
 
 logger = logging.getLogger("dinov2")
 
@@ -144,14 +145,8 @@ def save_backbone_safetensors(model: nn.Module, path: str | os.PathLike, overwri
     path.parent.mkdir(parents=True, exist_ok=True)
     # safetensors refuses shared/non-contiguous storage: give every tensor its own contiguous copy.
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={"format": "pt"})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

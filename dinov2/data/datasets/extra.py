@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from utils.atomic import atomic_open
 from utils.image_io import is_image_file
 
 SPLIT_DIRS = {"TRAIN": "train", "VAL": "val"}
@@ -92,14 +92,8 @@ def listing_digest(rel_paths: list[str]) -> str:
 
 
 def _atomic_save(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        write(f)
 
 
 def _class_list(root: Path, scans: dict[str, list[tuple[str, str]]]) -> tuple[list[str], list[str]]:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from dinov2.eval.features import extract_cls_features
 from dinov2.eval.retrieval.data import DB_NOISE_SEED, QUERY_NOISE_SEED, RetrievalImages, load_gnd
 from dinov2.eval.retrieval.revisited import KAPPAS, evaluate_revisited, rank_by_similarity
-from utils.config import atomic_write_text
+from utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 RESULTS_NAME = "results_eval_retrieval.json"
