@@ -20,7 +20,7 @@ HEAD_WIDTH = 96
 # The reference multiplies the Kaiming init of every (de)conv by this factor. Over the ~20 layers of the
 # deep path that leaves the initial output (and the deep layers' gradients) near zero: fine for the
 # reference's ~10^6 steps, but a run of a few hundred steps stalls near 19 dB at gauss_50 where plain
-# Kaiming (scale 1) reaches 25 dB (docs/benchmarks.md), hence the ``init_scale`` argument.
+# Kaiming (scale 1) reaches 24-25 dB (docs/benchmarks.md), hence the ``init_scale`` argument.
 INIT_SCALE = 0.1
 N_LEVELS = 5
 
