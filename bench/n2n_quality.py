@@ -10,7 +10,7 @@ For each noise spec (default ``gauss_50 shot_10 speckle_0.4``) the photos are no
   ``neighbor2neighbor.train`` with a wall-time budget shared by the specs; the last model is
   evaluated (not the best one, whose selection would use the clean photos). Reference UNet, Adam
   lr 3e-4 and step decay; the one short-budget choice is ``n2n.init_scale`` 1.0 (plain Kaiming): the
-  reference's 0.1-scaled init stalls near 19 dB at gauss_50 (still 19.4 dB after 1,670 steps; ``--init-scale 0.1``).
+  reference's 0.1-scaled init stalls near 19 dB at gauss_50 (still 19.4 dB after 4,600 steps; ``--init-scale 0.1``).
 
 PSNR (0–255) and SSIM (11×11 Gaussian window) against the clean photos, averaged over photos.
 Usage: ``python bench/n2n_quality.py [--budget-s 540] [--work-dir /tmp/n2n_quality]``; every run trains
