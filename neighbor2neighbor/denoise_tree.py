@@ -86,11 +86,6 @@ def plan_batches(pairs: list[tuple[Path, Path]], batch_size: int) -> list[list[t
     return [group[i : i + batch_size] for _, group in sorted(groups.items()) for i in range(0, len(group), batch_size)]
 
 
-def _write_png_atomic(path: Path, image: np.ndarray) -> None:
-    with atomic_open(path, "wb") as f:
-        write_png_rgb(f, image)
-
-
 def _denoise_batch(denoiser: Denoiser, sources: list[Path]) -> list[np.ndarray]:
     """Decode, reflect-pad each image to the group's padded size, denoise as one batch, crop back."""
     images = [load_rgb_uint8(p) for p in sources]
@@ -126,7 +121,8 @@ def denoise_tree(
             if todo:
                 for (_, out), image in zip(batch, _denoise_batch(denoiser, [p for p, _ in batch])):
                     if out in todo:
-                        _write_png_atomic(out, image)
+                        with atomic_open(out, "wb") as f:
+                            write_png_rgb(f, image)
                         n_written += 1
             bar.update(len(batch))
     seconds = time.perf_counter() - start

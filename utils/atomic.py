@@ -17,22 +17,23 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _temp_sibling(path: Path) -> Path:
+def _temp_sibling(path: Path, suffix: str) -> Path:
     # Hidden (dataset scans skip dot-files) and unique per process and call.
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temp path next to ``path`` for a writer that wants a file name; on success it is
     renamed onto ``path``, on error it is removed. The folder is created if needed.
 
-    The temp name ends in ``.tmp``: writers that infer the format from the extension (matplotlib,
+    The temp name is ``.<name>.<pid>.<random><suffix>`` (a stage that sweeps leftovers of killed runs
+    picks its own suffix): writers that infer the format from the extension (matplotlib,
     ``torchvision.utils.save_image``) need an explicit ``format``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(path)
+    tmp = _temp_sibling(path, suffix)
     open(tmp, "xb").close()  # reserve the name, with the umask's permissions
     try:
         yield tmp
@@ -42,11 +43,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_open(path: str | os.PathLike, mode: str = "wb", suffix: str = ".tmp") -> Iterator[IO[Any]]:
     """``open(path, mode)`` through :func:`atomic_path`: the file appears at ``path`` when the block ends."""
     if not mode.startswith("w"):
         raise ValueError(f"atomic_open writes a new file: mode must start with 'w', got {mode!r}")
-    with atomic_path(path) as tmp, open(tmp, mode) as f:
+    with atomic_path(path, suffix) as tmp, open(tmp, mode) as f:
         yield f
 
 

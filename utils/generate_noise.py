@@ -37,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from utils.atomic import atomic_open, atomic_path
 from utils.image_io import ImageDecodeError, is_image_file, load_rgb_uint8, write_png_rgb
 from utils.noise import NoiseSpec, add_noise_uint8, parse_noise_spec
 
@@ -88,14 +89,8 @@ def noise_one_image(rel_path: str, src: str, dst: str, spec: str, seed: int) -> 
         return rel_path, str(e)
     noisy = add_noise_uint8(clean, spec, image_rng(seed, rel_path))
     out = Path(dst, noisy_rel_path(rel_path))
-    tmp = out.with_name(f".{out.name}.{os.getpid()}{PARTIAL_SUFFIX}")
-    try:
-        with open(tmp, "wb") as f:
-            write_png_rgb(f, noisy)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_open(out, "wb", suffix=PARTIAL_SUFFIX) as f:
+        write_png_rgb(f, noisy)
     return rel_path, None
 
 
@@ -180,9 +175,8 @@ def check_paths(src: Path, dst: Path, spec: NoiseSpec, seed: int, overwrite: boo
 def _copy_labels(src: Path, dst: Path, overwrite: bool) -> None:
     """Class names travel with the images, so the noisy root is indexable by ``process_metadata.py``."""
     if (src / LABELS_FILE).is_file() and (overwrite or not (dst / LABELS_FILE).exists()):
-        tmp = dst / f".{LABELS_FILE}{PARTIAL_SUFFIX}"
-        shutil.copyfile(src / LABELS_FILE, tmp)
-        os.replace(tmp, dst / LABELS_FILE)
+        with atomic_path(dst / LABELS_FILE, suffix=PARTIAL_SUFFIX) as tmp:
+            shutil.copyfile(src / LABELS_FILE, tmp)
 
 
 def _run_tasks(todo: list[str], worker, workers: int, fail_level: int) -> list[tuple[str, str]]:

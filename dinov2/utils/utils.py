@@ -142,7 +142,6 @@ def save_backbone_safetensors(model: nn.Module, path: str | os.PathLike, overwri
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
     # safetensors refuses shared/non-contiguous storage: give every tensor its own contiguous copy.
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:

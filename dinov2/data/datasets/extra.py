@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from utils.atomic import atomic_open
+from utils.atomic import atomic_open, atomic_write_text
 from utils.image_io import is_image_file
 
 SPLIT_DIRS = {"TRAIN": "train", "VAL": "val"}
@@ -91,11 +91,6 @@ def listing_digest(rel_paths: list[str]) -> str:
     return h.hexdigest()
 
 
-def _atomic_save(path: Path, write) -> None:
-    with atomic_open(path, "wb") as f:
-        write(f)
-
-
 def _class_list(root: Path, scans: dict[str, list[tuple[str, str]]]) -> tuple[list[str], list[str]]:
     folders = sorted({cls for items in scans.values() for _, cls in items})
     labels = read_labels(root)
@@ -136,7 +131,8 @@ def build_index(root: str | os.PathLike, extra: str | os.PathLike | None = None)
             (f"class-ids-{split}.npy", np.array(class_ids, dtype=str)),
             (f"class-names-{split}.npy", np.array(class_names, dtype=str)),
         ):
-            _atomic_save(extra / name, lambda f, a=array: np.save(f, a, allow_pickle=False))
+            with atomic_open(extra / name) as f:
+                np.save(f, array, allow_pickle=False)
         record = {
             "version": INDEX_VERSION,
             "n_files": len(items),
@@ -144,7 +140,7 @@ def build_index(root: str | os.PathLike, extra: str | os.PathLike | None = None)
             "dir_mtimes_ns": mtimes[split],
             "scanned_ns": scanned_ns,
         }
-        _atomic_save(extra / f"index-{split}.json", lambda f, r=record: f.write(json.dumps(r).encode()))
+        atomic_write_text(extra / f"index-{split}.json", json.dumps(record))
         counts[split] = len(items)
     return counts
 
