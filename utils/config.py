@@ -6,9 +6,14 @@ any work starts with a one-line :class:`ConfigError` naming the key and the clos
 
 Conventions of the defaults file:
 - a default of ``null`` or ``???`` accepts any type (``???`` must be set before use);
-- a default of ``{}`` is an open mapping: any keys are accepted below it (validated by the stage
-  that consumes it, e.g. the official DINOv2 training config);
-- an int is accepted where the default is a float, never a bool where it is a number.
+- a default of ``{}`` is an open mapping: any keys are accepted below it, from the experiment file and
+  from the command line alike (validated by the stage that consumes it, e.g. the official DINOv2
+  training config);
+- an int is accepted where the default is a float, never a bool where it is a number;
+- counts, sizes and seeds have lower bounds (:data:`MIN_VALUES`), checked before any work.
+
+The noise is ``noise.spec`` (e.g. ``shot_3``) or ``noise.family`` + its level; a layer (file or
+command line) that sets both is refused, and a later layer's choice wins over an earlier one's.
 """
 
 from __future__ import annotations
@@ -35,17 +40,44 @@ class ConfigError(ValueError):
     """A bad configuration, with a one-line message that says what to change."""
 
 
+# Lower bounds of the experiment keys (a zero epoch count would "finish" without a model).
+MIN_VALUES: dict[str, float] = {
+    "seed": 0, "noise.seed": 0, "noise.workers": 0,
+    "pretrain.epochs": 1, "pretrain.switch_epoch": 1, "pretrain.curriculum_epochs": 1, "pretrain.ngpus": 1,
+    "n2n.n_feature": 1, "n2n.crop_size": 1, "n2n.batch_size": 1, "n2n.n_epoch": 1, "n2n.n_samples_per_epoch": 0,
+    "n2n.val_size": 0, "n2n.val_seed": 0, "n2n.workers": 0, "n2n.seed": 0, "denoise.batch_size": 1,
+    "eval.resize_size": 1, "eval.crop_size": 1, "eval.batch_size": 1, "eval.num_workers": 0,
+    "eval.linear.epochs": 1, "eval.linear.batch_size": 1, "eval.linear.epoch_length": 1, "eval.retrieval.mini_size": 8,
+}  # fmt: skip
+ABOVE_ZERO = ("n2n.lr", "n2n.init_scale", "eval.knn.temperature")
+NOISE_LEVEL_KEYS = ("noise.family", "noise.sigma_255", "noise.lam", "noise.c")
+
+
+def error_line(e: BaseException) -> str:
+    """One line for an error message: a DataLoader worker's re-raised error carries the worker's
+    traceback in its text, of which only the last line (the original message) is kept."""
+    text = str(e).strip()
+    if "Traceback (most recent call last)" in text:
+        last = [ln for ln in text.splitlines() if ln.strip()][-1].strip()
+        head, sep, rest = last.partition(": ")
+        text = rest if sep and "." in head and " " not in head else last  # drop "pkg.module.ErrorType: "
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("noise_spec"):
         # Imported lazily: utils.noise imports torch, which config users may not need.
         def noise_spec(family, sigma_255, lam, c):
             from utils.noise import NoiseSpec
 
-            level = {"gauss": sigma_255, "shot": lam, "speckle": c}.get(family)
-            if level is None:
+            if family not in ("gauss", "shot", "speckle"):
                 raise ConfigError(
                     f"config key 'noise.family' is {family!r}; valid families: gauss, shot, speckle"
                 )
+            level = {"gauss": sigma_255, "shot": lam, "speckle": c}[family]
+            if level is None:
+                key = {"gauss": "sigma_255", "shot": "lam", "speckle": "c"}[family]
+                raise ConfigError(f"config key 'noise.{key}' must be a number > 0 for noise.family={family}, got null")
             try:
                 return NoiseSpec(family, float(level)).tag
             except ValueError as e:
@@ -113,8 +145,21 @@ def _type_ok(default: Any, value: Any) -> bool:
     return True
 
 
-def check_keys(defaults: Mapping, override: Mapping, source: str, prefix: str = "") -> None:
-    """Raise :class:`ConfigError` for the first key of ``override`` unknown to ``defaults`` or of a wrong type."""
+def _open_paths(tree: Mapping, prefix: str = "") -> set[str]:
+    """Dotted paths whose default is ``{}`` (open mappings)."""
+    found = set()
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            found |= {f"{prefix}{k}"} if not v else _open_paths(v, f"{prefix}{k}.")
+    return found
+
+
+def check_keys(
+    defaults: Mapping, override: Mapping, source: str, prefix: str = "", open_paths: set[str] = frozenset()
+) -> None:
+    """Raise :class:`ConfigError` for the first key of ``override`` unknown to ``defaults`` or of a wrong type.
+
+    Keys below an ``open_paths`` mapping are not checked (an earlier layer may already have filled it)."""
     all_keys = _flat_keys(defaults)
     for key, value in override.items():
         full = f"{prefix}{key}"
@@ -129,17 +174,20 @@ def check_keys(defaults: Mapping, override: Mapping, source: str, prefix: str = 
                 f"config key '{full}' in {source} expects {_type_name(default)} "
                 f"(default {default!r}), got {value!r}"
             )
-        if isinstance(default, dict) and default and isinstance(value, dict):
-            check_keys(default, value, source, full + ".")
+        if isinstance(default, dict) and default and isinstance(value, dict) and full not in open_paths:
+            check_keys(default, value, source, full + ".", open_paths)
 
 
 def strict_merge(defaults: DictConfig, *layers: tuple[DictConfig, str]) -> DictConfig:
     """Merge ``(config, source_name)`` layers onto ``defaults`` after checking their keys and types."""
     merged = defaults
+    # Every layer is checked against the defaults (not the merge so far): an experiment file's
+    # ``sigma_255: 100`` does not make a later ``sigma_255=12.5`` "the wrong type".
+    base = OmegaConf.to_container(defaults, resolve=False)
+    open_paths = _open_paths(base)
     for layer, source in layers:
-        base = OmegaConf.to_container(merged, resolve=False)
         over = OmegaConf.to_container(layer, resolve=False)
-        check_keys(base, over, source)
+        check_keys(base, over, source, open_paths=open_paths)
         merged = OmegaConf.merge(merged, layer)
     return merged
 
@@ -150,9 +198,15 @@ def load_yaml(path: str | os.PathLike) -> DictConfig:
         raise ConfigError(f"config file not found: {path}")
     try:
         cfg = OmegaConf.load(path)
-    except Exception as e:  # yaml.YAMLError and friends: report file and first line of the reason
+    except Exception as e:  # yaml.YAMLError and friends: report file, line, column and the problem
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None)
+        if mark is not None:
+            raise ConfigError(
+                f"cannot parse {path}: line {mark.line + 1}, column {mark.column + 1}: {problem or type(e).__name__}"
+            ) from None
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"cannot parse {path}: {reason}") from e
+        raise ConfigError(f"cannot parse {path}: {reason}") from None
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{path} must hold a mapping of config keys at top level")
     return cfg
@@ -196,6 +250,40 @@ def resolve(cfg: DictConfig, source: str) -> DictConfig:
     return cfg
 
 
+def _noise_choice(layers: Sequence[tuple[DictConfig, str]]) -> str | None:
+    """``"spec"`` or ``"family"``: which way of giving the noise the last layer that gives one uses.
+
+    A layer that sets ``noise.spec`` and a family or level together is ambiguous and refused."""
+    choice = None
+    for layer, source in layers:
+        noise = OmegaConf.select(layer, "noise")
+        if not isinstance(noise, DictConfig):
+            continue
+        level_keys = [k for k in NOISE_LEVEL_KEYS if k.split(".")[1] in noise]
+        if "spec" in noise and level_keys:
+            raise ConfigError(
+                f"{source} sets both 'noise.spec' and '{level_keys[0]}'; set either the spec (e.g. noise.spec=shot_3) "
+                "or the family and its level"
+            )
+        choice = "spec" if "spec" in noise else ("family" if level_keys else choice)
+    return choice
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Lower bounds of :data:`MIN_VALUES` / :data:`ABOVE_ZERO`; each error names the key."""
+    for key, minimum in MIN_VALUES.items():
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < minimum:
+            raise ConfigError(f"config key '{key}' must be >= {minimum:g}, got {value}")
+    for key in ABOVE_ZERO:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and not value > 0:
+            raise ConfigError(f"config key '{key}' must be > 0, got {value}")
+    for k in OmegaConf.select(cfg, "eval.knn.nb_knn") or ():
+        if not isinstance(k, int) or k < 1:
+            raise ConfigError(f"config key 'eval.knn.nb_knn' must list integers >= 1, got {k!r}")
+
+
 def load_experiment(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> DictConfig:
     """Defaults ← experiment file ← ``key=value`` overrides, checked strictly and fully resolved."""
     _register_resolvers()
@@ -204,8 +292,13 @@ def load_experiment(path: str | os.PathLike | None = None, overrides: Sequence[s
         layers.append((load_yaml(path), str(path)))
     if overrides:
         layers.append((parse_overrides(overrides), "the command-line overrides"))
-    cfg = strict_merge(load_yaml(DEFAULTS_FILE), *layers)
+    defaults = load_yaml(DEFAULTS_FILE)
+    spec_default = OmegaConf.to_container(defaults, resolve=False)["noise"]["spec"]  # the interpolation itself
+    cfg = strict_merge(defaults, *layers)
+    if _noise_choice(layers) == "family":  # a later family/level wins over an earlier spec
+        cfg.noise.spec = spec_default
     cfg = resolve(cfg, str(path or DEFAULTS_FILE))
+    check_values(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

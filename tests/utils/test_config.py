@@ -28,7 +28,7 @@ def test_demo_experiment_resolves_every_path_from_name_and_noise() -> None:
     assert cfg.noise.spec == "gauss_100"
     assert cfg.data.noisy_root == "outputs/data/mnist5k_gauss_100"
     assert cfg.data.denoised_root == "outputs/data/mnist5k_gauss_100_n2n"
-    assert cfg.run_dir == "outputs/runs/demo"
+    assert cfg.run_dir == "outputs/runs/demo/gauss_100"  # a new noise level gets a new run folder
 
 
 def test_typo_in_an_override_names_the_closest_valid_key() -> None:
@@ -46,7 +46,7 @@ def test_typo_in_an_experiment_file_names_the_file_and_the_closest_key(tmp_path:
 
 
 def test_wrong_type_is_refused_with_the_expected_type() -> None:
-    with pytest.raises(ConfigError, match=r"'noise.sigma_255' .* expects an integer"):
+    with pytest.raises(ConfigError, match=r"'noise.sigma_255' .* expects a number"):
         load_experiment(DEMO_EXPERIMENT, ["noise.sigma_255=abc"])
     with pytest.raises(ConfigError, match=r"'data.splits' .* expects a list"):
         load_experiment(DEMO_EXPERIMENT, ["data.splits=train"])
