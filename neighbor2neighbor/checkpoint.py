@@ -7,8 +7,8 @@ Two kinds of file:
   ``module.`` prefix) load too, their architecture read from the weight shapes;
 - the training state (``checkpoint.pth``): model, optimizer, scheduler, epoch, RNG states, best PSNR.
 
-Everything loads with ``weights_only=True``; a file that is not a Neighbor2Neighbor UNet gives a
-one-line :class:`CheckpointError` naming it.
+Everything loads with ``weights_only=True``; a file that is not a Neighbor2Neighbor UNet, or whose
+weights are not all finite (a diverged run), gives a one-line :class:`CheckpointError` naming it.
 """
 
 from __future__ import annotations
@@ -52,8 +52,12 @@ def torch_load(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle/zip errors of a corrupt or foreign file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason[:200]}") from None
+        # torch's own message ends in advice to load with weights_only=False, which would run code
+        # from the file: only say what the file is not.
+        kind = "truncated or corrupt" if isinstance(e, RuntimeError | EOFError) else "not a PyTorch checkpoint"
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {kind} ({type(e).__name__}); pass a model_best.pth or published weights"
+        ) from None
 
 
 def _arch_from_weights(state: dict[str, torch.Tensor], path: Path) -> dict[str, Any]:
@@ -95,6 +99,11 @@ def load_unet(path: str | os.PathLike) -> UNet:
     except RuntimeError as e:
         first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
         raise CheckpointError(f"{path} does not match the UNet {arch}: {first[:200]}") from None
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(
+            f"{path} has non-finite weights (first: {bad}), the run that wrote it diverged; retrain with a lower n2n.lr"
+        )
     return model.eval()
 
 

@@ -32,11 +32,21 @@ log = logging.getLogger(__name__)
 MULTIPLE = 32  # five 2× pools
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; otherwise ``torch.device(name)``."""
+def resolve_device(name: str, key: str = "device") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; otherwise ``torch.device(name)``.
+
+    An unknown name, or CUDA on a machine without it, is a ``ValueError`` naming ``key``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"config key '{key}' is {name!r}; valid: auto, cpu, cuda, cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"config key '{key}' is {name!r} but this machine has no CUDA device; use {key}=cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"config key '{key}' is {name!r}; valid: auto, cpu, cuda, cuda:N")
+    return device
 
 
 def reflect_pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
@@ -99,7 +109,7 @@ class Denoiser:
     """A UNet on a device, with the batching/padding rules of :func:`denoise_tensor`."""
 
     def __init__(self, model: UNet, device: str | torch.device = "auto", amp: bool = False) -> None:
-        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.device = resolve_device(device, "denoise.device") if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.amp = amp
 
@@ -149,10 +159,24 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{key}={getattr(args, name)}" for name, key in flags.items() if getattr(args, name) is not None]
 
 
+def denoise_settings(cfg) -> dict:
+    """What the denoised tree depends on: the noisy source, the model (and the settings it was trained with)."""
+    from pathlib import Path
+
+    from utils.settings_record import recorded_digest, select_settings
+
+    d = cfg.denoise
+    settings = select_settings(cfg, ("noise.spec", "data.name", "denoise.src", "denoise.splits", "denoise.checkpoint",
+                                     "denoise.amp"))  # fmt: skip
+    settings["checkpoint settings"] = recorded_digest(Path(d.checkpoint).parent, "n2n")
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     from neighbor2neighbor.denoise_tree import denoise_tree
-    from utils.config import DEMO_EXPERIMENT, ConfigError, load_experiment, save_resolved
+    from utils.config import DEMO_EXPERIMENT, ConfigError, error_line, load_experiment, save_resolved
     from utils.image_io import ImageDecodeError
+    from utils.settings_record import check_settings, save_settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
@@ -162,12 +186,16 @@ def main(argv: list[str] | None = None) -> int:
             cfg = OmegaConf.create(OmegaConf.to_container(cfg))  # checker types ${data.splits} as a string)
             cfg.denoise.splits = []
         d = cfg.denoise
+        settings = denoise_settings(cfg)
+        new_place = "--dst" if args.dst is not None else "data.denoised_root"
+        check_settings(d.dst, "denoise", settings, args.overwrite, new_place=new_place, what="the denoised tree")
         denoiser = Denoiser.from_checkpoint(d.checkpoint, device=d.device, amp=d.amp)
         summary = denoise_tree(denoiser, d.src, d.dst, splits=list(d.splits), batch_size=d.batch_size,
-                               overwrite=args.overwrite)  # fmt: skip
+                               overwrite=args.overwrite,
+                               before_writing=lambda: save_settings(d.dst, "denoise", settings))  # fmt: skip
         save_resolved(cfg, d.dst, name="denoise_config.yaml")
     except (ConfigError, CheckpointError, ImageDecodeError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 1
     print(summary.line())
     return 0

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,19 +101,29 @@ def denoise_tree(
     splits: Sequence[str] = (),
     batch_size: int = 8,
     overwrite: bool = False,
+    before_writing: Callable[[], object] | None = None,
 ) -> DenoiseSummary:
-    """Denoise ``src/<split>/**`` (or all of ``src`` when ``splits`` is empty) into ``dst``."""
+    """Denoise ``src/<split>/**`` (or all of ``src`` when ``splits`` is empty) into ``dst``.
+
+    ``before_writing`` is called once the paths are checked, before the first write (settings records)."""
     src, dst = Path(src), Path(dst)
-    if src.resolve() == dst.resolve():
+    src_r, dst_r = src.resolve(), dst.resolve()  # symlinks resolved: a link into src is src
+    if src_r == dst_r:
         raise ValueError(f"denoise.dst must differ from denoise.src ({src}): outputs would replace the inputs")
+    if src_r in dst_r.parents:
+        raise ValueError(f"denoise.dst {dst} is inside denoise.src {src}: outputs would become inputs; choose another dst")
+    if dst_r in src_r.parents:
+        raise ValueError(f"denoise.src {src} is inside denoise.dst {dst}: the inputs would be overwritten; choose another dst")
     marker = dst / MARKER
     if marker.is_file() and not overwrite:
         n_images = json.loads(marker.read_text()).get("n_images", 0)
         log.info("%s is complete (%s); nothing to do", dst, MARKER)
         return DenoiseSummary(n_images, 0, 0.0, skipped_complete=True)
-    marker.unlink(missing_ok=True)  # our own marker: the tree is being (re)written
     pairs = plan_outputs(src, dst, splits)
     batches = plan_batches(pairs, max(1, batch_size))
+    if before_writing is not None:
+        before_writing()
+    marker.unlink(missing_ok=True)  # our own marker: the tree is being (re)written
     start, n_written = time.perf_counter(), 0
     with tqdm(total=len(pairs), desc="denoise", unit="img") as bar:
         for batch in batches:

@@ -3,7 +3,10 @@
 One readable loop: build (model, Adam, step decay, data, validation photos) → resume from
 ``checkpoint.pth`` if there is one → per epoch: train on random crops, validate PSNR/SSIM on noised
 ``skimage.data`` photos, write ``model_last.pth`` (and ``model_best.pth`` on a new best PSNR), the
-training state, one JSON line of metrics → completion marker. A finished run skips itself.
+training state, one JSON line of metrics → completion marker. A finished run skips itself; a run
+whose folder holds outputs of other settings (``.settings.n2n.json``) is refused unless ``--overwrite``,
+which starts it afresh. A non-finite loss stops the run before that step is applied or saved
+(exit 1, no marker; the last good checkpoint stays as it was).
 
 Resume is exact: crops, data order and sub-sampler masks derive from ``(seed, epoch)``, and the
 optimizer, scheduler and RNG states are restored, so an interrupted run ends with the same weights.
@@ -34,11 +37,23 @@ from neighbor2neighbor.subsample import generate_mask_pair
 from neighbor2neighbor.unet import UNet
 from utils.atomic import atomic_write_text
 from utils.config import save_resolved
+from utils.settings_record import check_settings, save_settings
 
 log = logging.getLogger(__name__)
 STATE_FILE, BEST_FILE, LAST_FILE = "checkpoint.pth", "model_best.pth", "model_last.pth"
 METRICS_FILE, DONE_FILE = "metrics.jsonl", "train_complete.json"
 MASK_STREAM = 1  # seed-derivation tag of the sub-sampler masks (data uses its own derivations)
+SETTINGS_STAGE = "n2n"
+# What the trained weights depend on (out_dir, workers and device do not change them).
+SETTINGS_KEYS = ("noise.spec", "data.name", "n2n.train_root", "n2n.n_feature", "n2n.init_scale", "n2n.crop_size",
+                 "n2n.batch_size", "n2n.n_epoch", "n2n.n_samples_per_epoch", "n2n.lr", "n2n.lr_gamma",
+                 "n2n.lr_milestones", "n2n.lambda1", "n2n.lambda2", "n2n.increase_ratio", "n2n.val_photos",
+                 "n2n.val_size", "n2n.val_seed", "n2n.amp", "n2n.seed")  # fmt: skip
+OWN_FILES = (STATE_FILE, BEST_FILE, LAST_FILE, METRICS_FILE, DONE_FILE, "config.yaml")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the step was not applied and nothing of it was saved."""
 
 
 def lr_milestones(n_epoch: int, fractions: list[float]) -> list[int]:
@@ -59,6 +74,9 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     with autocast_for(noisy.device, amp):
         losses = n2n_loss(model, noisy, mask1, mask2, gamma, lambda1, lambda2)
+    if not torch.isfinite(losses.total.detach()):
+        # Checked before the step, so the weights in memory (and any later save) are never poisoned.
+        raise NonFiniteLossError(f"non-finite loss ({losses.total.item()})")
     losses.total.backward()
     optimizer.step()
     return losses
@@ -87,9 +105,15 @@ def train_one_epoch(
     totals = np.zeros(3)
     n_steps = 0
     with tqdm(loader, desc=f"n2n epoch {epoch}/{c.n_epoch}", unit="batch", leave=False) as bar:
-        for noisy in bar:
+        for step, noisy in enumerate(bar):
             noisy = noisy.to(device, non_blocking=True)
-            losses = train_step(model, optimizer, noisy, generator, gamma, c.lambda1, c.lambda2, c.amp)
+            try:
+                losses = train_step(model, optimizer, noisy, generator, gamma, c.lambda1, c.lambda2, c.amp)
+            except NonFiniteLossError as e:
+                raise NonFiniteLossError(
+                    f"{e} at epoch {epoch} step {step}; stopped, the last good checkpoint in {c.out_dir} is intact: "
+                    "lower n2n.lr or check the data, then re-run"
+                ) from None
             totals += [losses.total.item(), losses.rec.item(), losses.reg.item()]
             n_steps += 1
             bar.set_postfix(loss=f"{totals[0] / n_steps:.5f}")
@@ -142,12 +166,23 @@ def _save_state(out: Path, model, optimizer, scheduler, epoch: int, best_psnr: f
     atomic_torch_save(state, out / STATE_FILE)
 
 
-def train(cfg: DictConfig, stop_after_epoch: int | None = None) -> dict[str, Any]:
+def clear_outputs(out: Path) -> None:
+    """``--overwrite``: remove this stage's own files from ``out`` (nothing else in the folder is touched)."""
+    for name in OWN_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
+def train(cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume, or skip if finished) the training of ``cfg.n2n``; returns the last metrics line.
 
     ``stop_after_epoch`` ends this process after that epoch, as an interruption would (tests, budgets).
+    ``overwrite`` starts afresh whatever the folder holds (the stage's own files are replaced).
     """
     c, out = cfg.n2n, Path(cfg.n2n.out_dir)
+    settings = {key: OmegaConf.select(cfg, key) for key in SETTINGS_KEYS}
+    check_settings(out, SETTINGS_STAGE, settings, overwrite, what="the Neighbor2Neighbor run")
+    if overwrite:
+        clear_outputs(out)
     if (out / DONE_FILE).is_file():
         log.info("%s is complete (%s); nothing to do", out, DONE_FILE)
         return json.loads((out / DONE_FILE).read_text())
@@ -158,7 +193,7 @@ def train(cfg: DictConfig, stop_after_epoch: int | None = None) -> dict[str, Any
         )
     if c.init_scale <= 0:
         raise ValueError(f"config key 'n2n.init_scale' must be > 0 (reference 0.1, short runs 1.0), got {c.init_scale}")
-    device = resolve_device(c.device)
+    device = resolve_device(c.device, "n2n.device")
     torch.manual_seed(c.seed)  # the reference init draws from the global generator
     model = UNet(in_nc=3, out_nc=3, n_feature=c.n_feature, init_scale=c.init_scale).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
@@ -170,6 +205,7 @@ def train(cfg: DictConfig, stop_after_epoch: int | None = None) -> dict[str, Any
     photos = noisy_photos(list(c.val_photos), cfg.noise.spec, c.val_seed, c.val_size)
     noisy_psnr = float(np.mean([psnr_255(noisy, clean) for _, clean, noisy in photos]))
     start_epoch, best_psnr = _resume(out, model, optimizer, scheduler, device)
+    save_settings(out, SETTINGS_STAGE, settings)
     save_resolved(cfg, out)
     last: dict[str, Any] = {}
     for epoch in range(start_epoch + 1, c.n_epoch + 1):
@@ -215,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train Neighbor2Neighbor on a noisy image tree (keys: configs/defaults.yaml, section n2n).",
     )
     add_experiment_args(parser)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train afresh, replacing the run's checkpoints, even if it is finished or of other settings")
     types = {"epochs": int, "batch_size": int, "crop_size": int, "n_feature": int, "n_samples_per_epoch": int,
              "lr": float, "val_size": int, "workers": int, "seed": int, "init_scale": float}  # fmt: skip
     for name, key in FLAG_KEYS.items():
@@ -223,16 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from utils.config import DEMO_EXPERIMENT, ConfigError, load_experiment
+    from utils.config import DEMO_EXPERIMENT, ConfigError, error_line, load_experiment
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     flags = [f"{key}={getattr(args, name)}" for name, key in FLAG_KEYS.items() if getattr(args, name) is not None]
     try:
         cfg = load_experiment(args.experiment or DEMO_EXPERIMENT, [*args.overrides, *flags])
-        last = train(cfg)
-    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        last = train(cfg, overwrite=args.overwrite)
+    except (ConfigError, CheckpointError, FileNotFoundError, ValueError, NonFiniteLossError) as e:
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 1
     print(f"n2n: {OmegaConf.select(cfg, 'n2n.out_dir')}: epoch {last.get('epoch')}, "
           f"val PSNR {last.get('val_psnr', float('nan')):.2f} dB, SSIM {last.get('val_ssim', float('nan')):.4f}")  # fmt: skip
