@@ -1,8 +1,8 @@
 """Digits for the toy experiment: the embedded MNIST-5k (default) or a local full MNIST.
 
 Both sources give float32 images in [0, 1] of shape ``[N, 28, 28]`` and int64 labels ``[N]``.
-The noisy copies are drawn once per seed (a fixed noisy dataset, as the paper's noisy image folders
-are written once), with ``utils.noise.add_noise`` and the spec ``gauss_102`` (std 102/255 = 0.4).
+Noise is drawn on the fly (``noisy_copy``, a fresh draw at every call, as the authors' toy adds it at
+every load), with ``utils.noise.add_noise`` and the spec ``gauss_102`` (std 102/255 = 0.4).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Runs the three pretraining settings and their probes for seeds ``0 .. N-1`` and writes, in ``DIR``:
 ``seed_<s>/result.json`` (written last: a finished seed is skipped on a rerun), ``seed_<s>/metrics.jsonl``
-(loss per epoch), ``seed_<s>/clean_epoch30.pt``, then ``results.json`` (every accuracy, mean and std),
+(loss per epoch), ``seed_<s>/clean_epoch<switch>.pt``, then ``results.json`` (every accuracy, mean and std),
 ``results.md`` (the table) and ``accuracy.png`` (bar plot). Prints the table.
 """
 
@@ -21,40 +21,42 @@ import torch
 from tqdm import tqdm
 
 from toy_mnist.data import Digits, load_digits
-from toy_mnist.train import ToyConfig, config_dict, run_seed
+from toy_mnist.train import ToyConfig, config_dict, epoch_scale, run_seed, step_matched
 from utils.atomic import atomic_write_text
 
 log = logging.getLogger("toy_mnist.mlp_exp")
 
-# (result key, pretraining, probe data): the paper's bars
-ROWS = (
-    ("clean/clean", "clean", "clean"),
-    ("clean/noisy", "clean", "noisy (std 0.4)"),
-    ("noisy/noisy", "noisy", "noisy (std 0.4)"),
-    ("clean_noisy/noisy", "clean 30 → noisy 20 epochs", "noisy (std 0.4)"),
-)
+RESULT_KEYS = ("clean/clean", "clean/noisy", "noisy/noisy", "clean_noisy/noisy")  # the paper's bars
+
+
+def rows(cfg: ToyConfig) -> list[tuple[str, str, str]]:
+    """``(result key, pretraining, probe data)`` of each bar, labelled with the epochs and noise ``cfg`` ran."""
+    noisy = f"noisy (std {cfg.noise_std:g})"
+    curriculum = f"clean {cfg.switch_epoch} → noisy {cfg.curriculum_epochs} epochs"
+    labels = (("clean", "clean"), ("clean", noisy), ("noisy", noisy), (curriculum, noisy))
+    return [(key, pre, probe) for key, (pre, probe) in zip(RESULT_KEYS, labels)]
 
 
 def summarize(per_seed: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
     """Mean and std (ddof=1 over seeds; 0 for one seed) of every accuracy key."""
     out = {}
-    for key, *_ in ROWS:
+    for key in RESULT_KEYS:
         values = np.array([acc[key] for acc in per_seed.values()])
         std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         out[key] = {"mean": float(values.mean()), "std": std, "n": len(values)}
     return out
 
 
-def table(summary: dict[str, dict[str, float]]) -> str:
+def table(summary: dict[str, dict[str, float]], cfg: ToyConfig) -> str:
     """Markdown table of accuracies in percent: ``mean ± std``."""
     lines = ["| pretraining | probe data | accuracy (%) |", "| --- | --- | --- |"]
-    for key, pretraining, probe in ROWS:
+    for key, pretraining, probe in rows(cfg):
         s = summary[key]
         lines.append(f"| {pretraining} | {probe} | {100 * s['mean']:.2f} ± {100 * s['std']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
-def bar_plot(summary: dict[str, dict[str, float]], path: Path, title: str) -> None:
+def bar_plot(summary: dict[str, dict[str, float]], cfg: ToyConfig, path: Path, title: str) -> None:
     """Bars of mean accuracy with std error bars, written atomically to ``path`` (PNG)."""
     import matplotlib
 
@@ -62,9 +64,9 @@ def bar_plot(summary: dict[str, dict[str, float]], path: Path, title: str) -> No
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    labels = [f"{pre.replace(' epochs', '')}\n({probe.split()[0]} probe)" for _, pre, probe in ROWS]
-    means = [100 * summary[k]["mean"] for k, *_ in ROWS]
-    stds = [100 * summary[k]["std"] for k, *_ in ROWS]
+    labels = [f"{pre.replace(' epochs', '')}\n({probe.split()[0]} probe)" for _, pre, probe in rows(cfg)]
+    means = [100 * summary[k]["mean"] for k in RESULT_KEYS]
+    stds = [100 * summary[k]["std"] for k in RESULT_KEYS]
     ax.bar(labels, means, yerr=stds, capsize=4, color=["#9ecae1", "#3182bd", "#e6550d", "#31a354"])
     ax.set_xlabel("pretraining (probe data)")
     ax.set_ylabel("linear probe accuracy (%)")
@@ -116,11 +118,26 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     # one thread: the model is too small for intra-op threads to pay, and they stall on a shared CPU
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch (0: torch's default)")
     parser.add_argument("--overwrite", action="store_true", help="recompute seeds already finished in --out")
+    parser.add_argument(
+        "--epoch-scale",
+        default="auto",
+        help="multiply every *-epochs option and --switch-epoch by this; auto: 60000 / training digits, "
+        "the paper's number of Adam steps (15 on MNIST-5k, 1 on full MNIST); 1: epochs as given",
+    )
     for name, value in config_dict(ToyConfig()).items():  # protocol knobs, paper values by default
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        unit = " (epochs over 60k digits, see --epoch-scale)" if "epoch" in name else ""
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=type(value), default=value, help=f"paper: {value}{unit}"
+        )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.epoch_scale != "auto":
+        try:
+            if float(args.epoch_scale) <= 0:
+                raise ValueError
+        except ValueError:
+            parser.error(f"--epoch-scale must be 'auto' or a number > 0, got {args.epoch_scale!r}")
     return args
 
 
@@ -137,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
-        cfg = ToyConfig(**{k: getattr(args, k) for k in config_dict(ToyConfig())})
+        paper_cfg = ToyConfig(**{k: getattr(args, k) for k in config_dict(ToyConfig())})
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     device = _device(args.device)
@@ -148,6 +165,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.n_train or args.n_test:  # a smoke run on fewer digits
         digits = digits.subset(args.n_train or len(digits.train_x), args.n_test or len(digits.test_x))
     digits = digits.to(device)
+    scale = epoch_scale(len(digits.train_x)) if args.epoch_scale == "auto" else float(args.epoch_scale)
+    cfg = step_matched(paper_cfg, scale)
+    log.info("epoch scale %.4g: %s", scale, config_dict(cfg))
     args.out.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
@@ -157,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
         "data": digits.source,
         "device": str(device),
         "config": config_dict(cfg),
+        "epoch_scale": scale,
         "summary": summary,
         "per_seed": {str(s): a for s, a in per_seed.items()},
         "wall_time_s": time.perf_counter() - start,
@@ -164,9 +185,10 @@ def main(argv: list[str] | None = None) -> dict:
         "host": platform.node(),
     }
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=1) + "\n")
-    md = table(summary)
+    md = table(summary, cfg)
     atomic_write_text(args.out / "results.md", md)
-    bar_plot(summary, args.out / "accuracy.png", f"toy MLP on {digits.source}, {args.seeds} seeds, mean ± std")
+    title = f"toy MLP on {digits.source}, {args.seeds} seeds, mean ± std"
+    bar_plot(summary, cfg, args.out / "accuracy.png", title)
     print(
         md + f"\n{args.seeds} seeds on {digits.source} ({device}), {results['wall_time_s']:.0f} s; "
         f"results in {args.out}/results.json, plot {args.out}/accuracy.png"

@@ -3,63 +3,31 @@
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from toy_mnist.data import Digits
 from toy_mnist.mlp_exp import main
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_ARGS = [
-    "--batch-size",
-    "64",
-    "--clean-epochs",
-    "2",
-    "--switch-epoch",
-    "1",
-    "--noisy-epochs",
-    "1",
-    "--curriculum-epochs",
-    "1",
-    "--probe-epochs",
-    "1",
-]
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    """MNIST's idx format: magic (0, 0, uint8 code 8, n_dims), big-endian int32 dims, raw bytes."""
-    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}i", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def _torchvision_mnist(root: Path, digits: Digits) -> Path:
-    """A small MNIST in torchvision's layout (``<root>/MNIST/raw``) made of MNIST-5k digits."""
-    small = digits.subset(200, 100)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for split, x, y in (("train", small.train_x, small.train_y), ("t10k", small.test_x, small.test_y)):
-        _write_idx(raw / f"{split}-images-idx3-ubyte", (x * 255).round().numpy())
-        _write_idx(raw / f"{split}-labels-idx1-ubyte", y.numpy())
-    return root
-
-
-def test_shell_script_runs_every_setting_and_writes_table_json_and_plot(digits: Digits, tmp_path: Path) -> None:
+def test_shell_script_runs_every_setting_and_writes_table_json_and_plot(
+    mnist_root: Path, tiny_args: list[str], tmp_path: Path
+) -> None:
     out = tmp_path / "toy"
-    root = _torchvision_mnist(tmp_path / "mnist", digits)  # a real --mnist-root, quicker than MNIST-5k's parse
+    root = mnist_root  # a real --mnist-root, quicker than MNIST-5k's parse
     proc = subprocess.run(
-        ["sh", str(REPO / "toy_mnist" / "mlp_exp.sh"), "2", "--out", str(out), "--mnist-root", str(root), *TINY_ARGS],
+        ["sh", str(REPO / "toy_mnist" / "mlp_exp.sh"), "2", "--out", str(out), "--mnist-root", str(root), *tiny_args],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| clean 30 → noisy 20 epochs | noisy (std 0.4) |" in proc.stdout and " ± " in proc.stdout
+    assert "| clean 1 → noisy 1 epochs | noisy (std 0.4) |" in proc.stdout and " ± " in proc.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["data"] == "mnist" and set(results["per_seed"]) == {"0", "1"}
     for key, s in results["summary"].items():
@@ -73,13 +41,13 @@ def test_shell_script_runs_every_setting_and_writes_table_json_and_plot(digits: 
     assert [json.loads(line)["setting"] for line in lines] == ["clean", "clean", "noisy", "clean_noisy"]
 
     # a rerun reads the finished seeds instead of training again: same numbers
-    again = main(["--seeds", "2", "--out", str(out), "--mnist-root", str(root), *TINY_ARGS])
+    again = main(["--seeds", "2", "--out", str(out), "--mnist-root", str(root), *tiny_args])
     assert again["per_seed"] == results["per_seed"]
     # other data or another protocol in the same folder is refused unless --overwrite
     with pytest.raises(FileExistsError, match="--overwrite"):
-        main(["--seeds", "1", "--out", str(out), "--n-train", "100", *TINY_ARGS])
+        main(["--seeds", "1", "--out", str(out), "--n-train", "100", *tiny_args])
     with pytest.raises(FileExistsError, match="--overwrite"):
-        main(["--seeds", "1", "--out", str(out), "--mnist-root", str(root), *TINY_ARGS[:-1], "2"])
+        main(["--seeds", "1", "--out", str(out), "--mnist-root", str(root), *tiny_args[:-1], "2"])
 
 
 def test_missing_mnist_root_is_a_one_line_error(tmp_path: Path) -> None:
@@ -88,3 +56,22 @@ def test_missing_mnist_root_is_a_one_line_error(tmp_path: Path) -> None:
     message = str(exc.value.code)
     assert message.startswith("error: --mnist-root") and "\n" not in message and "MNIST-5k" in message
     assert not (tmp_path / "o").exists()  # nothing written before the data is there
+
+
+def test_table_labels_come_from_the_config(
+    tiny_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--seeds", "1", "--out", str(tmp_path / "o"), "--n-train", "100", "--n-test", "50", *tiny_args]
+    main([*args, "--noise-std", "0.8", "--switch-epoch", "1"])
+    out = capsys.readouterr().out
+    assert "| clean 1 → noisy 1 epochs | noisy (std 0.8) |" in out and "| noisy | noisy (std 0.8) |" in out
+    assert "std 0.4" not in out and "clean 30" not in out
+    assert "noisy (std 0.8)" in (tmp_path / "o" / "results.md").read_text()
+
+
+def test_epoch_scale_must_be_auto_or_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("0", "-1", "fast"):
+        with pytest.raises(SystemExit) as exc:
+            main(["--epoch-scale", bad, "--out", str(tmp_path / "o")])
+        assert exc.value.code == 2 and "--epoch-scale must be 'auto' or a number > 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
