@@ -9,8 +9,10 @@ config comes from :func:`dinov2.train.methods.training_config_for`; it is writte
 (``dinov2/run/train/train.py``) in ``pretrain.runs_dir/<method>``.
 
 Idempotent: a finished run (marker ``.complete`` holding the digest of its training config) is
-skipped; an interrupted run resumes from its newest checkpoint; a changed config (e.g. more epochs)
-trains on from where the run stopped. Dataset indexes (``process_metadata.py``) of the roots the
+skipped; an interrupted run resumes from its newest checkpoint; more epochs train on from where the
+run stopped. Any other change of the settings that made the run (noise, data, architecture, losses,
+the branch source, ... recorded in ``.settings.pretrain.json``) is refused in one line before any
+file is written: give the experiment a new ``name``, or pass ``--overwrite`` to delete the run and retrain. Dataset indexes (``process_metadata.py``) of the roots the
 method reads are built or refreshed first. With ``pretrain.ngpus > 1`` outside slurm/torchrun the
 run is started through ``torchrun --nproc_per_node pretrain.ngpus``.
 """
@@ -52,6 +54,50 @@ def config_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# Training keys that may change on a re-run without making the run stale: more epochs train on, and
+# the kept switch checkpoint, the folder and the loader processes do not change the weights.
+RESUMABLE_KEYS = ("optim.epochs", "train.keep_checkpoint_epochs", "train.output_dir", "train.num_workers")
+RUN_MARKERS = (TRAIN_CONFIG_NAME, ".settings.pretrain.json", ".complete", "config.yaml")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and v:
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
+
+
+def pretrain_settings(cfg, method: str, train_cfg) -> dict:
+    """What the run's weights depend on: the noise and dataset, every training key but
+    :data:`RESUMABLE_KEYS`, and the recorded settings of the inputs made by other stages."""
+    from dinov2.run.experiment import method_paths
+    from utils.settings_record import recorded_digest
+
+    paths = method_paths(cfg, method)
+    settings = {"noise.spec": cfg.noise.spec, "data.name": cfg.data.name}
+    flat = _flatten(OmegaConf.to_container(train_cfg, resolve=True))
+    settings.update({k: v for k, v in flat.items() if k not in RESUMABLE_KEYS})
+    if Path(cfg.data.denoised_root) in (paths.train_root, paths.paired_root):
+        settings["denoised tree settings"] = recorded_digest(cfg.data.denoised_root, "denoise")
+    if paths.branch_from is not None:
+        settings["branch source settings"] = recorded_digest(paths.branch_from, "pretrain")
+    return settings
+
+
+def clear_run(run_dir: Path) -> None:
+    """``--overwrite``: delete a pretraining run folder (only one that this stage wrote)."""
+    import shutil
+
+    if not run_dir.exists():
+        return
+    if not any((run_dir / name).exists() for name in RUN_MARKERS):
+        raise FileExistsError(f"{run_dir} is not a pretraining run folder (no {TRAIN_CONFIG_NAME}); not deleting it")
+    shutil.rmtree(run_dir)
+
+
 def _train(config_file: Path, run_dir: Path, ngpus: int) -> int:
     args = ["--config-file", str(config_file), "--output-dir", str(run_dir)]
     if ngpus > 1 and not any(v in os.environ for v in LAUNCHED_ENV):
@@ -64,20 +110,23 @@ def _train(config_file: Path, run_dir: Path, ngpus: int) -> int:
     return train_main(args)
 
 
-def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = ()) -> int:
+def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = (), overwrite: bool = False) -> int:
     """Train ``method`` of the experiment unless it is finished; returns the exit status (0 = done)."""
     from dinov2.run.experiment import DONE_MARKER, method_paths
     from dinov2.train.methods import switch_checkpoint, training_config_for
     from utils.atomic import atomic_write_text
     from utils.config import load_experiment
+    from utils.settings_record import check_settings, save_settings
 
     cfg = load_experiment(experiment, overrides)
     paths = method_paths(cfg, method)
     train_cfg = training_config_for(cfg, method)
     text = OmegaConf.to_yaml(train_cfg, resolve=True)
     digest = config_digest(text)
+    settings = pretrain_settings(cfg, method, train_cfg)
+    check_settings(paths.run_dir, "pretrain", settings, overwrite, what=f"the {method} pretraining run")
     marker = paths.run_dir / DONE_MARKER
-    if marker.is_file() and marker.read_text().strip() == digest:
+    if not overwrite and marker.is_file() and marker.read_text().strip() == digest:
         print(f"pretrain {method}: finished run in {paths.run_dir}; skipped")
         return 0
 
@@ -86,10 +135,14 @@ def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = ())
     if paths.branch_from is not None:
         source = switch_checkpoint(cfg, method, train_cfg.train.OFFICIAL_EPOCH_LENGTH)
         if not source.is_file():
+            redo = " --overwrite (retrains it, keeping that checkpoint)" if (paths.branch_from / DONE_MARKER).is_file() else ""
             raise FileNotFoundError(
-                f"{method} branches off {source}, which does not exist; "
-                f"run: python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2"
+                f"{method} branches off {source} (epoch pretrain.switch_epoch={cfg.pretrain.switch_epoch}), which does "
+                f"not exist; run: python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2{redo}"
             )
+    if overwrite:
+        clear_run(paths.run_dir)
+    save_settings(paths.run_dir, "pretrain", settings)
     config_file = paths.run_dir / TRAIN_CONFIG_NAME
     atomic_write_text(config_file, text)
     rc = _train(config_file, paths.run_dir, int(cfg.pretrain.ngpus))
@@ -104,12 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Pretrain one method of an experiment (stage 4)")
     parser.add_argument("--method", required=True, choices=METHODS, help="which model of the comparison")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the method's run folder and train it afresh (also when finished or of other settings)")
     add_experiment_args(parser, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return pretrain(args.experiment, args.method, args.overrides)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+        return pretrain(args.experiment, args.method, args.overrides, args.overwrite)
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

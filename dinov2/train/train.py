@@ -62,8 +62,10 @@ def get_device(cfg: DictConfig) -> torch.device:
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError("config key 'train.device' asks for CUDA but none is available; use train.device=cpu")
+            raise ValueError("config key 'train.device' asks for CUDA but none is available; use train.device=cpu")
         return torch.device("cuda", distributed.get_local_rank())
+    if choice != "cpu":
+        raise ValueError(f"config key 'train.device' is {choice!r}; valid: auto, cpu, cuda")
     return torch.device(choice)
 
 
@@ -105,7 +107,15 @@ def load_initial_state(
     found = newest_valid_checkpoint(cfg.train.output_dir) if resume else None
     if found is not None:
         path, ckpt = found
-        load_checkpoint_state(model, optimizer, ckpt["model"], ckpt["optimizer"])
+        try:
+            load_checkpoint_state(model, optimizer, ckpt["model"], ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:  # another architecture: one line, not 167
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            first = next((ln for ln in lines if "size mismatch" in ln or "Missing key" in ln), lines[0] if lines else "")
+            raise ValueError(
+                f"{path} does not fit the model of this config ({first[:160]}); train in a new --output-dir "
+                "or restore the config the run was trained with"
+            ) from None
         if model.fp16_scaler is not None and ckpt.get("grad_scaler"):
             model.fp16_scaler.load_state_dict(ckpt["grad_scaler"])
         restore_rng_state(ckpt["rng"][distributed.get_global_rank() % len(ckpt["rng"])])
@@ -215,6 +225,10 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
     optimizer = build_optimizer(cfg, model.get_params_groups())
     schedules = build_schedulers(cfg)
     start_iter, schedule_start = load_initial_state(cfg, model, optimizer, resume)
+    if distributed.is_main_process():  # only now: a config whose model does not fit the run never replaces its own
+        from dinov2.utils.config import write_config
+
+        write_config(cfg, output_dir)
 
     max_iter = cfg.optim.epochs * cfg.train.OFFICIAL_EPOCH_LENGTH
     stop_iter = min(cfg.train.stop_at_iteration or max_iter, max_iter)

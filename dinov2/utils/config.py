@@ -96,6 +96,8 @@ def setup(args: argparse.Namespace) -> DictConfig:
     os.makedirs(args.output_dir, exist_ok=True)
     distributed.enable()
     apply_scaling_rules_to_cfg(cfg)
-    if distributed.is_main_process():
+    # A resumed run's config.yaml is replaced only once its checkpoint has loaded into the model of
+    # this config (dinov2.train.train.do_train), so a failed resume leaves the finished run's config.
+    if distributed.is_main_process() and not any(Path(args.output_dir).rglob("model_*.pth")):
         write_config(cfg, args.output_dir)
     return cfg
