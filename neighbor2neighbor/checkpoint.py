@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from neighbor2neighbor.unet import HEAD_WIDTH, UNet
+from neighbor2neighbor.unet import HEAD_WIDTH, UNet, with_zero_deconv_biases
 from utils.atomic import atomic_torch_save
 
 
@@ -85,7 +85,7 @@ def load_unet(path: str | os.PathLike) -> UNet:
     state = obj.get("model", obj)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} is not a Neighbor2Neighbor UNet checkpoint (no tensor state_dict)")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = with_zero_deconv_biases({k.removeprefix("module."): v for k, v in state.items()})
     arch = obj.get("arch") or _arch_from_weights(state, path)
     model = UNet(**arch)
     missing, unexpected = _key_mismatch(model, state)

@@ -12,8 +12,12 @@ pads any image to that.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 # The output head width is fixed in the reference (it does not scale with n_feature).
 HEAD_WIDTH = 96
@@ -37,15 +41,39 @@ def init_scaled_kaiming_(module: nn.Module, scale: float = INIT_SCALE) -> None:
 
 
 class UpsampleCat(nn.Module):
-    """2× transposed conv (no bias) of ``x`` (N, in_nc, H, W), concatenated with ``skip`` (N, C', 2H, 2W)."""
+    """2× transposed conv of ``x`` (N, in_nc, H, W), concatenated with ``skip`` (N, C', 2H, 2W).
+
+    The deconv has a bias, as in the reference (its published weights hold ``up{1..5}.deconv.bias``).
+    """
 
     def __init__(self, in_nc: int, out_nc: int, init_scale: float = INIT_SCALE) -> None:
         super().__init__()
-        self.deconv = nn.ConvTranspose2d(in_nc, out_nc, kernel_size=2, stride=2, padding=0, bias=False)
+        self.deconv = nn.ConvTranspose2d(in_nc, out_nc, kernel_size=2, stride=2, padding=0, bias=True)
         init_scaled_kaiming_(self.deconv, init_scale)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.deconv(x), skip], dim=1)
+
+
+def with_zero_deconv_biases(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with a zero ``up{i}.deconv.bias`` added where it lacks one.
+
+    Our model files written before the deconvs had biases load as the same function (a zero bias
+    changes nothing); published weights and newer files have every bias and pass through unchanged.
+    """
+    missing = [
+        k.replace(".weight", ".bias")
+        for k in state
+        if k.startswith("up") and k.endswith(".deconv.weight") and k.replace(".weight", ".bias") not in state
+    ]
+    if not missing:
+        return state
+    log.warning("checkpoint without deconv biases (written before they were added): using zero biases")
+    out = dict(state)
+    for key in missing:  # ConvTranspose2d weight: (in, out, kH, kW); bias: (out,)
+        weight = state[key.replace(".bias", ".weight")]
+        out[key] = torch.zeros(weight.shape[1], dtype=weight.dtype)
+    return out
 
 
 def _shift_down(x: torch.Tensor, rows: int) -> torch.Tensor:
