@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .batched_crop import RaggedImages
+
 
 def _stack_crops(samples_list: Sequence[tuple[dict, Any]], key: str) -> torch.Tensor:
     """Crop-major stacking: all images' crop 0, then all images' crop 1, ... -> (n_crops * B, 3, H, W)."""
@@ -47,7 +49,27 @@ def collate_data_and_cast(
     collated_global_crops = _stack_crops(samples_list, "global_crops")
     collated_local_crops = _stack_crops(samples_list, "local_crops")
 
-    n_global = len(collated_global_crops)
+    batch = {
+        "collated_global_crops": collated_global_crops.to(dtype),
+        "collated_local_crops": collated_local_crops.to(dtype),
+        **draw_ibot_masks(len(collated_global_crops), mask_ratio_tuple, mask_probability, n_tokens, mask_generator),
+    }
+    if "global_crops_paired" in samples_list[0][0]:
+        batch["collated_global_crops_paired"] = _stack_crops(samples_list, "global_crops_paired").to(dtype)
+    return batch
+
+
+def draw_ibot_masks(
+    n_global: int,
+    mask_ratio_tuple: tuple[float, float],
+    mask_probability: float,
+    n_tokens: int,
+    mask_generator: Callable[[int], np.ndarray],
+) -> dict[str, Any]:
+    """The iBOT masks of ``n_global`` global crops (the mask keys of :func:`collate_data_and_cast`).
+
+    Randomness: Python's ``random`` (the mask generator's too), as the official collate.
+    """
     n_samples_masked = int(n_global * mask_probability)
     # Kept as float32 tensors (not Python floats) so int(n_tokens * ratio) rounds as the official code.
     probs = torch.linspace(*mask_ratio_tuple, n_samples_masked + 1)
@@ -66,16 +88,38 @@ def collate_data_and_cast(
     masks_weight = (
         (1 / collated_masks.sum(-1).clamp(min=1.0)).unsqueeze(-1).expand_as(collated_masks)[collated_masks]
     )
-
-    batch = {
-        "collated_global_crops": collated_global_crops.to(dtype),
-        "collated_local_crops": collated_local_crops.to(dtype),
+    return {
         "collated_masks": collated_masks,
         "mask_indices_list": mask_indices_list,
         "masks_weight": masks_weight,
         "upperbound": upperbound,
         "n_masked_patches": torch.full((1,), fill_value=mask_indices_list.shape[0], dtype=torch.long),
     }
-    if "global_crops_paired" in samples_list[0][0]:
-        batch["collated_global_crops_paired"] = _stack_crops(samples_list, "global_crops_paired").to(dtype)
+
+
+def collate_decoded_and_mask(
+    samples_list: Sequence[tuple[dict, Any]],
+    mask_ratio_tuple: tuple[float, float],
+    mask_probability: float,
+    n_tokens: int | None = None,
+    mask_generator: Callable[[int], np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Collate ``(DecodedImage output, target)`` pairs for the batched augmentation path.
+
+    Returns the iBOT mask keys of :func:`collate_data_and_cast` (for ``2 * batch`` global crops,
+    same draws) and the decoded images as one ragged uint8 batch
+    (:class:`dinov2.data.batched_crop.RaggedImages` fields): ``images_flat``, ``image_sizes``,
+    ``image_offsets``; with paired samples also ``paired_images_flat`` (same sizes and offsets).
+    """
+    if n_tokens is None or mask_generator is None:
+        raise ValueError("collate_decoded_and_mask needs n_tokens and mask_generator (patch grid of a global crop)")
+    images = RaggedImages.from_images([sample["image"] for sample, _ in samples_list])
+    batch = {
+        "images_flat": images.flat,
+        "image_sizes": images.sizes,
+        "image_offsets": images.offsets,
+        **draw_ibot_masks(2 * len(samples_list), mask_ratio_tuple, mask_probability, n_tokens, mask_generator),
+    }
+    if "paired_image" in samples_list[0][0]:
+        batch["paired_images_flat"] = torch.cat([sample["paired_image"].reshape(-1) for sample, _ in samples_list])
     return batch

@@ -6,6 +6,13 @@ augmentation of a sample therefore does not depend on the data-loader workers or
 previous run stopped, and a resumed run (sampler ``advance`` = positions already consumed) sees
 exactly the batches an uninterrupted run would have seen. The caller's own RNG states are left
 untouched (the seeding happens in a forked RNG scope).
+
+Two augmentation paths (config key ``train.augmentation``): ``per_image`` (the reference: each
+sample is augmented by :class:`DataAugmentationDINO` in the loader) and ``batched`` (the loader only
+decodes; :class:`BatchedAugmentationLoader` augments whole uint8 batches on the training device with
+:class:`BatchedDataAugmentationDINO`, parameters drawn from a generator seeded from
+``(train.seed, rank, the batch's first stream position)``, i.e. from the iteration). ``auto`` is
+``batched`` on CUDA and ``per_image`` on the CPU.
 """
 
 from __future__ import annotations
@@ -28,8 +35,13 @@ from dinov2.data import (
     collate_data_and_cast,
     make_dataset,
 )
+from dinov2.data.batched_augmentations import BatchedDataAugmentationDINO, DecodedImage
+from dinov2.data.batched_crop import RaggedImages
+from dinov2.data.collate import collate_decoded_and_mask
 
-_SAMPLE, _BATCH = 0, 1  # what a stream seed is for: one sample's crops, or one batch's masks
+# What a stream seed is for: one sample's crops, one batch's masks, one batch's crops (batched path).
+_SAMPLE, _BATCH, _BATCH_CROPS = 0, 1, 2
+AUGMENTATION_PATHS = ("per_image", "batched", "auto")
 
 
 def _stream_seed(seed: int, rank: int, position: int, purpose: int = _SAMPLE) -> int:
@@ -84,50 +96,125 @@ def _seeded_collate(samples: list[tuple[Any, int]], seed: int, rank: int, collat
     return _SeededCall(_stream_seed(seed, rank, samples[0][1], _BATCH))(collate, samples)
 
 
+def _seeded_decoded_collate(samples: list[tuple[Any, int]], seed: int, rank: int, collate: Callable) -> dict[str, Any]:
+    return {**_seeded_collate(samples, seed, rank, collate), "first_position": samples[0][1]}
+
+
 def _no_target(_: Any) -> tuple:
     return ()
 
 
-def build_data_augmentation(cfg: DictConfig) -> DataAugmentationDINO:
+def resolve_augmentation(cfg: DictConfig, device: torch.device) -> str:
+    """``per_image`` or ``batched`` for config key ``train.augmentation`` on ``device`` (auto: batched on CUDA)."""
+    choice = cfg.train.augmentation
+    if choice not in AUGMENTATION_PATHS:
+        raise ValueError(f"config key 'train.augmentation' is {choice!r}; use one of {', '.join(AUGMENTATION_PATHS)}")
+    if choice == "auto":
+        return "batched" if device.type == "cuda" else "per_image"
+    return choice
+
+
+def _augmentation_kwargs(cfg: DictConfig) -> dict[str, Any]:
     c = cfg.crops
-    return DataAugmentationDINO(
-        c.global_crops_scale, c.local_crops_scale, c.local_crops_number,
-        global_crops_size=c.global_crops_size, local_crops_size=c.local_crops_size,
-        global_crops_1_blur_p=c.global_crops_1_blur_p, global_crops_2_blur_p=c.global_crops_2_blur_p,
-        local_crops_blur_p=c.local_crops_blur_p, global_crops_2_solarize_p=c.global_crops_2_solarize_p,
+    return dict(
+        global_crops_scale=c.global_crops_scale, local_crops_scale=c.local_crops_scale,
+        local_crops_number=c.local_crops_number, global_crops_size=c.global_crops_size,
+        local_crops_size=c.local_crops_size, global_crops_1_blur_p=c.global_crops_1_blur_p,
+        global_crops_2_blur_p=c.global_crops_2_blur_p, local_crops_blur_p=c.local_crops_blur_p,
+        global_crops_2_solarize_p=c.global_crops_2_solarize_p,
     )  # fmt: skip
 
 
-def build_collate_fn(cfg: DictConfig, dtype: torch.dtype = torch.float32) -> Callable[[list], dict[str, Any]]:
-    """``collate_data_and_cast`` with the official mask generator (at most half of the patches per block)."""
+def build_data_augmentation(cfg: DictConfig) -> DataAugmentationDINO:
+    return DataAugmentationDINO(**_augmentation_kwargs(cfg))
+
+
+def build_batched_data_augmentation(cfg: DictConfig) -> BatchedDataAugmentationDINO:
+    return BatchedDataAugmentationDINO(**_augmentation_kwargs(cfg))
+
+
+def build_collate_fn(
+    cfg: DictConfig, dtype: torch.dtype = torch.float32, augmentation: str = "per_image"
+) -> Callable[[list], dict[str, Any]]:
+    """``collate_data_and_cast`` (``per_image``) or ``collate_decoded_and_mask`` (``batched``) with the
+    official mask generator (at most half of the patches per block)."""
     grid = cfg.crops.global_crops_size // cfg.student.patch_size
     mask_generator = MaskingGenerator(input_size=(grid, grid), max_num_patches=0.5 * grid * grid)
-    return partial(
-        collate_data_and_cast,
+    kwargs = dict(
         mask_ratio_tuple=tuple(cfg.ibot.mask_ratio_min_max),
         mask_probability=cfg.ibot.mask_sample_probability,
         n_tokens=grid * grid,
         mask_generator=mask_generator,
-        dtype=dtype,
     )
+    if augmentation == "batched":
+        return partial(collate_decoded_and_mask, **kwargs)
+    return partial(collate_data_and_cast, dtype=dtype, **kwargs)
 
 
-def build_train_dataset(cfg: DictConfig) -> Dataset:
-    """The augmented training dataset of ``train.dataset_path`` (the one place to swap it, e.g. paired NCT data)."""
-    return make_dataset(dataset_str=cfg.train.dataset_path, transform=build_data_augmentation(cfg),
-                        target_transform=_no_target)  # fmt: skip
+def build_train_dataset(cfg: DictConfig, augmentation: str = "per_image") -> Dataset:
+    """The training dataset of ``train.dataset_path`` (the one place to swap it, e.g. paired NCT data):
+    augmented samples (``per_image``) or decoded uint8 images (``batched``)."""
+    transform = DecodedImage() if augmentation == "batched" else build_data_augmentation(cfg)
+    return make_dataset(dataset_str=cfg.train.dataset_path, transform=transform, target_transform=_no_target)
+
+
+class BatchedAugmentationLoader:
+    """Iterates over training batches: decoded uint8 batches of ``loader``, augmented on ``device``.
+
+    Each batch's crop parameters come from a CPU generator seeded from ``(seed, rank, first stream
+    position)``, so they do not depend on workers, device or where a previous run stopped.
+    """
+
+    def __init__(
+        self, loader: DataLoader, augmentation: BatchedDataAugmentationDINO, seed: int, rank: int,
+        device: torch.device, dtype: torch.dtype = torch.float32,
+    ) -> None:  # fmt: skip
+        self.loader, self.augmentation = loader, augmentation
+        self.seed, self.rank, self.device, self.dtype = seed, rank, device, dtype
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in self.loader:
+            yield self.augment(batch)
+
+    def augment(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """A collated decoded batch -> the batch of ``collate_data_and_cast`` (keys, layout), on ``device``."""
+        batch = dict(batch)
+        position = int(batch.pop("first_position"))
+        generator = torch.Generator().manual_seed(_stream_seed(self.seed, self.rank, position, _BATCH_CROPS))
+        sizes, offsets = batch.pop("image_sizes"), batch.pop("image_offsets")
+        images = RaggedImages(batch.pop("images_flat"), sizes, offsets).to(self.device, non_blocking=True)
+        paired = batch.pop("paired_images_flat", None)
+        if paired is not None:
+            paired = RaggedImages(paired, sizes, offsets).to(self.device, non_blocking=True)
+        crops = self.augmentation(images, generator, paired)
+        batch["collated_global_crops"] = crops["global_crops"].to(self.dtype)
+        batch["collated_local_crops"] = crops["local_crops"].to(self.dtype)
+        if paired is not None:
+            batch["collated_global_crops_paired"] = crops["global_crops_paired"].to(self.dtype)
+        return batch
 
 
 def build_train_data_loader(
-    cfg: DictConfig, start_iteration: int, dataset: Dataset | None = None, dtype: torch.dtype = torch.float32
-) -> DataLoader:
-    """Endless loader of collated batches for this rank, positioned after ``start_iteration`` batches."""
-    dataset = build_train_dataset(cfg) if dataset is None else dataset
+    cfg: DictConfig,
+    start_iteration: int,
+    dataset: Dataset | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+) -> DataLoader | BatchedAugmentationLoader:
+    """Endless loader of collated batches for this rank, positioned after ``start_iteration`` batches.
+
+    ``device`` is the training device: the batched path (``train.augmentation``) augments there.
+    A ``dataset`` passed in must yield what the chosen path expects (augmented or decoded samples).
+    """
+    device = torch.device("cpu") if device is None else device
+    augmentation = resolve_augmentation(cfg, device)
+    dataset = build_train_dataset(cfg, augmentation) if dataset is None else dataset
     rank, batch_size = distributed.get_global_rank(), cfg.train.batch_size_per_gpu
     advance = start_iteration * batch_size
     sampler = ShardedInfiniteSampler(sample_count=len(dataset), shuffle=True, seed=cfg.train.seed, advance=advance)
-    collate = partial(_seeded_collate, seed=cfg.train.seed, rank=rank, collate=build_collate_fn(cfg, dtype))
-    return DataLoader(
+    seeded = _seeded_decoded_collate if augmentation == "batched" else _seeded_collate
+    collate = partial(seeded, seed=cfg.train.seed, rank=rank, collate=build_collate_fn(cfg, dtype, augmentation))
+    loader = DataLoader(
         PositionSeededDataset(dataset, cfg.train.seed, rank),
         sampler=PositionedSampler(sampler, advance),
         batch_size=batch_size,
@@ -138,4 +225,9 @@ def build_train_data_loader(
         collate_fn=collate,
         # Its own generator: creating the iterator must not draw from the training RNG (stochastic depth).
         generator=torch.Generator().manual_seed(cfg.train.seed),
+    )
+    if augmentation == "per_image":
+        return loader
+    return BatchedAugmentationLoader(
+        loader, build_batched_data_augmentation(cfg), cfg.train.seed, rank, device, dtype
     )

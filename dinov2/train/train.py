@@ -237,7 +237,7 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
     kept = keep_iterations(cfg)  # e.g. the curriculum switch epoch: always written, never pruned
     checkpointer = Checkpointer(output_dir, cfg.train.checkpoint_keep, kept)
     metrics = MetricsWriter(output_dir / METRICS_FILE, start_iter)
-    data_loader = build_train_data_loader(cfg, start_iter)
+    data_loader = build_train_data_loader(cfg, start_iter, device=device)  # batched augmentation runs on device
     global_batch = cfg.train.batch_size_per_gpu * distributed.get_global_size()
 
     losses: dict[str, float] = {}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
 import torch
 from train_helpers import make_cfg
 
 from dinov2.train.data import build_train_data_loader
+from dinov2.train.train import build_meta_arch, do_train, fix_random_seeds
 
 
 def first_batches(cfg, start_iteration: int, n: int) -> list[dict]:
@@ -42,3 +46,63 @@ def test_loading_leaves_the_training_rng_untouched(tmp_path, image_root):
     after = torch.rand(3)
     torch.manual_seed(5)
     torch.testing.assert_close(after, torch.rand(3))
+
+
+def test_batched_stream_resumes_exactly_and_does_not_depend_on_the_workers(tmp_path, image_root):
+    cfg = make_cfg(tmp_path, image_root, "train.augmentation=batched")
+    straight = first_batches(cfg, 0, 3)
+    resumed = first_batches(cfg, 1, 2)
+    assert_same_batch(straight[1], resumed[0])
+    assert_same_batch(straight[2], resumed[1])
+    assert not torch.equal(straight[0]["collated_global_crops"], straight[1]["collated_global_crops"])
+    with_workers = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=batched", "train.num_workers=2"), 0, 2)
+    for a, b in zip(straight, with_workers):
+        assert_same_batch(a, b)
+
+
+def test_batched_path_gives_the_per_image_batch_layout_and_masks(tmp_path, image_root):
+    per_image = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=per_image"), 0, 1)[0]
+    batched = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=batched"), 0, 1)[0]
+    assert batched.keys() == per_image.keys()
+    for k, v in per_image.items():
+        if k.startswith("collated_") and k != "collated_masks":
+            assert batched[k].shape == v.shape and batched[k].dtype == v.dtype, k
+            assert not torch.equal(batched[k], v), k  # different crops, same layout
+        else:  # the iBOT masks come from the same seeded draws
+            assert torch.equal(batched[k], v) if torch.is_tensor(v) else batched[k] == v, k
+
+
+def test_auto_augmentation_is_per_image_on_cpu_and_a_bad_value_names_the_key(tmp_path, image_root):
+    auto = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=auto"), 0, 1)[0]
+    assert_same_batch(auto, first_batches(make_cfg(tmp_path, image_root, "train.augmentation=per_image"), 0, 1)[0])
+    with pytest.raises(ValueError, match="train.augmentation.*per_image, batched, auto"):
+        build_train_data_loader(make_cfg(tmp_path, image_root, "train.augmentation=gpu"), 0)
+
+
+def test_batched_paired_dataset_yields_paired_crops_with_the_same_parameters(tmp_path, image_root):
+    copy = tmp_path / "denoised"
+    shutil.copytree(image_root / "train", copy / "train")
+    cfg = make_cfg(tmp_path, image_root, "train.augmentation=batched",
+                   f"train.dataset_path=PairedImageNet:split=TRAIN:root={image_root}:paired_root={copy}")  # fmt: skip
+    batch = first_batches(cfg, 0, 1)[0]
+    assert torch.equal(batch["collated_global_crops_paired"], batch["collated_global_crops"])
+
+
+def _train(cfg):
+    fix_random_seeds(cfg.train.seed)
+    model = build_meta_arch(cfg, torch.device("cpu"))
+    do_train(cfg, model)
+    return model
+
+
+def test_batched_training_resumed_after_4_iterations_equals_8_straight_iterations(tmp_path, image_root):
+    common = ("train.augmentation=batched", "optim.epochs=1", "train.checkpoint_period_iterations=4",
+              "student.drop_path_rate=0.2")  # fmt: skip
+    straight = _train(make_cfg(tmp_path / "straight", image_root, *common, "train.stop_at_iteration=8"))
+    _train(make_cfg(tmp_path / "split", image_root, *common, "train.stop_at_iteration=4"))
+    # A fresh model and loader, as after a killed process: everything comes from the checkpoint.
+    resumed = _train(make_cfg(tmp_path / "split", image_root, *common, "train.stop_at_iteration=8"))
+    expected, got = straight.state_dict(), resumed.state_dict()
+    assert expected.keys() == got.keys()
+    for k in expected:
+        assert torch.equal(expected[k], got[k]), k
