@@ -188,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         d = cfg.denoise
         settings = denoise_settings(cfg)
         new_place = "--dst" if args.dst is not None else "data.denoised_root"
-        check_settings(d.dst, "denoise", settings, args.overwrite, new_place=new_place, what="the denoised tree")
+        has_outputs = os.path.isdir(d.dst) and any(not n.startswith(".settings.") for n in os.listdir(d.dst))
+        check_settings(d.dst, "denoise", settings, args.overwrite, new_place=new_place, what="the denoised tree",
+                       has_outputs=has_outputs)  # fmt: skip
         denoiser = Denoiser.from_checkpoint(d.checkpoint, device=d.device, amp=d.amp)
         summary = denoise_tree(denoiser, d.src, d.dst, splits=list(d.splits), batch_size=d.batch_size,
                                overwrite=args.overwrite,

@@ -29,7 +29,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from neighbor2neighbor.checkpoint import CheckpointError, atomic_torch_save, save_model, torch_load, unet_arch
-from neighbor2neighbor.data import EpochSampler, NoisyCropDataset, derived_seed, noisy_photos
+from neighbor2neighbor.data import (
+    EpochSampler,
+    NoisyCropDataset,
+    derived_seed,
+    noisy_photos,
+    training_selection,
+)
 from neighbor2neighbor.denoise import MULTIPLE, autocast_for, denoise_tensor, resolve_device, to_uint8
 from neighbor2neighbor.loss import N2NLoss, gamma_schedule, n2n_loss
 from neighbor2neighbor.metrics import psnr_255, ssim
@@ -179,8 +185,11 @@ def train(cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool 
     ``overwrite`` starts afresh whatever the folder holds (the stage's own files are replaced).
     """
     c, out = cfg.n2n, Path(cfg.n2n.out_dir)
-    settings = {key: OmegaConf.select(cfg, key) for key in SETTINGS_KEYS}
-    check_settings(out, SETTINGS_STAGE, settings, overwrite, what="the Neighbor2Neighbor run")
+    selection = training_selection(c.size_filter, c.min_side, c.max_side, c.crop_size, c.images_per_class,
+                                   c.subset_seed)  # fmt: skip
+    settings = {key: OmegaConf.select(cfg, key) for key in SETTINGS_KEYS} | selection.settings()
+    has_outputs = (out / STATE_FILE).is_file() or (out / DONE_FILE).is_file()
+    check_settings(out, SETTINGS_STAGE, settings, overwrite, what="the Neighbor2Neighbor run", has_outputs=has_outputs)
     if overwrite:
         clear_outputs(out)
     if (out / DONE_FILE).is_file():
@@ -198,7 +207,7 @@ def train(cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool 
     model = UNet(in_nc=3, out_nc=3, n_feature=c.n_feature, init_scale=c.init_scale).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, lr_milestones(c.n_epoch, list(c.lr_milestones)), c.lr_gamma)
-    dataset = NoisyCropDataset(c.train_root, c.crop_size, c.seed)
+    dataset = NoisyCropDataset(c.train_root, c.crop_size, c.seed, selection)
     sampler = EpochSampler(len(dataset), c.n_samples_per_epoch, c.seed)
     loader = DataLoader(dataset, batch_size=c.batch_size, sampler=sampler, num_workers=c.workers,
                         pin_memory=device.type == "cuda")  # fmt: skip

@@ -105,14 +105,16 @@ def stale_message(out_dir: str | os.PathLike, what: str, key: str, old: Any, new
 
 def check_settings(
     out_dir: str | os.PathLike, stage: str, settings: Mapping[str, Any], overwrite: bool = False,
-    new_place: str = "name", what: str | None = None,
+    new_place: str = "name", what: str | None = None, has_outputs: bool = True,
 ) -> None:
     """Refuse (:class:`StaleOutputsError`) when ``out_dir`` holds outputs of ``stage`` made with other settings.
 
     ``new_place`` is the config key that gives the stage a fresh output folder (``name`` for
     everything under the run folder); ``what`` names the outputs in the message (default: the stage).
+    ``has_outputs`` False (the stage has written nothing yet but its record, e.g. it failed on a bad
+    setting) lets the corrected settings through.
     """
-    if overwrite:
+    if overwrite or not has_outputs:
         return
     old = read_settings(out_dir, stage)
     if old is None:

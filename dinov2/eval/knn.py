@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 NB_KNN = (10, 20, 100, 200)
 TEMPERATURE = 0.07
 RESULTS_NAME = "results_eval_knn.json"
+SETTINGS_KEYS = ("config_file", "opts", "pretrained_weights", "train_dataset_str", "val_dataset_str", "noise",
+                 "nb_knn", "temperature", "resize_size", "crop_size")  # fmt: skip
 
 
 def knn_scores(
@@ -88,10 +90,13 @@ def run_knn(
     ``output_dir/results_eval_knn.json`` when given.
     """
     from dinov2.eval.features import extract_cls_features
+    from dinov2.eval.setup import check_finite_features
 
     kw = dict(batch_size=batch_size, num_workers=num_workers, device=device, autocast_dtype=autocast_dtype)
     train_f, train_y = extract_cls_features(backbone, train_dataset, desc="knn train", **kw)
+    check_finite_features(train_f, "the kNN training set")
     val_f, val_y = extract_cls_features(backbone, val_dataset, desc="knn val", **kw)
+    check_finite_features(val_f, "the kNN validation set")
     results: dict = knn_accuracy(train_f, train_y, val_f, val_y, ks, temperature)
     best_k = max(results, key=lambda k: results[k]["top1"])
     results["best"] = {"k": int(best_k.split("=")[1]), **results[best_k]}
@@ -156,14 +161,16 @@ def run_one(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from utils.config import error_line
+
     try:
-        from dinov2.eval.pipeline import skip_finished
+        from dinov2.eval.setup import prepare_output
 
         for run in experiment_runs(args) if args.experiment else [args]:
-            if not skip_finished(run.output_dir, RESULTS_NAME, args.overwrite):
+            if not prepare_output(run, "knn", RESULTS_NAME, SETTINGS_KEYS, args.overwrite):
                 print(json.dumps({"output_dir": run.output_dir, **run_one(run)["best"]}))
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
     return 0
 

@@ -222,9 +222,13 @@ def run_linear_probe(
     head_kw = dict(learning_rates=learning_rates, n_last_blocks_list=n_last_blocks_list, output_dir=out,
                    save_checkpoint_frequency=save_checkpoint_frequency,
                    eval_period_iterations=eval_period_iterations, device=device, seed=seed)
+    from dinov2.eval.setup import check_finite_features
+
     val_cache = extract_linear_features(backbone, val_dataset, desc="linear val features", **feat_kw)
+    check_finite_features(val_cache[0], "the linear-probe validation set")
     if fast:
         train_cache = extract_linear_features(backbone, train_dataset, desc="linear train features", **feat_kw)
+        check_finite_features(train_cache[0], "the linear-probe training set")
         per_head, name = probe_cached_features(train_cache, val_cache, epochs=epochs, batch_size=batch_size,
                                                epoch_length=epoch_length, num_classes=num_classes, **head_kw)
     else:

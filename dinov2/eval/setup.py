@@ -2,8 +2,12 @@
 
 The official arguments (``--config-file``, ``--pretrained-weights``, ``--output-dir``, ``--opts``) and
 names (:func:`build_model_for_eval`, :func:`setup_and_build_model`, :func:`get_autocast_dtype`).
-Weights load strictly; an architecture mismatch is a one-line error naming the checkpoint, the
-config and the fix, instead of a silent partial load.
+Weights load strictly; an architecture mismatch, or weights that are not all finite (a diverged
+run), is a one-line error naming the checkpoint, the config and the fix, instead of a silent
+partial load or a chance-level result.
+
+Every evaluation records the settings of its results (:func:`prepare_output`), so a re-run with
+another checkpoint or other settings is refused instead of skipped as "finished".
 """
 
 from __future__ import annotations
@@ -69,6 +73,22 @@ def load_backbone_weights(
         raise CheckpointMismatchError(f"{str(e).splitlines()[0]}; pass a teacher_checkpoint.pth") from e
 
 
+def check_finite_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Refuse weights with NaN/inf: evaluating them would report chance accuracy as a result."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointMismatchError(
+                f"{path} has non-finite weights (first: {name}): the run that wrote it diverged; "
+                "evaluate an earlier checkpoint or retrain with a lower optim.base_lr"
+            )
+
+
+def check_finite_features(features: torch.Tensor, what: str) -> None:
+    """Refuse non-finite features (a backbone that overflows on these images)."""
+    if not torch.isfinite(features).all():
+        raise ValueError(f"the backbone produced non-finite features on {what}; check the checkpoint and the images")
+
+
 def build_model_for_eval(
     config: DictConfig, pretrained_weights: str | os.PathLike | None, device: str | torch.device = "cpu",
     config_name: str = "the config",
@@ -77,6 +97,7 @@ def build_model_for_eval(
     model = build_backbone(config)
     if pretrained_weights is not None:
         load_backbone_weights(model, pretrained_weights, "teacher", config_name)
+        check_finite_weights(model, pretrained_weights)
     model.requires_grad_(False)
     return model.eval().to(device)
 
@@ -96,3 +117,33 @@ def setup_and_build_model(args: argparse.Namespace, device: str | torch.device =
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def eval_settings(args: argparse.Namespace, keys: Sequence[str]) -> dict:
+    """``{--flag: value}`` of the arguments that determine an evaluation's results, plus the recorded
+    settings of the pretraining run whose checkpoint is evaluated (``RUN/eval/training_N/…``)."""
+    from utils.settings_record import normalise, recorded_digest
+
+    settings = normalise({f"--{k.replace('_', '-')}": getattr(args, k, None) for k in keys})
+    weights = getattr(args, "pretrained_weights", None)
+    if weights and len(Path(weights).parents) > 2:
+        settings["checkpoint settings"] = recorded_digest(Path(weights).parents[2], "pretrain")
+    return settings
+
+
+def prepare_output(args: argparse.Namespace, stage: str, results_name: str, keys: Sequence[str], overwrite: bool) -> bool:
+    """True when the evaluation is finished with the same settings (skip it); refuses other settings
+    (:class:`utils.settings_record.StaleOutputsError`); otherwise records the settings and returns False."""
+    from dinov2.eval.pipeline import skip_finished
+    from utils.settings_record import check_settings, save_settings
+
+    out = getattr(args, "output_dir", None)
+    if not out:
+        return False
+    settings = eval_settings(args, keys)
+    has_outputs = (Path(out) / results_name).is_file()
+    check_settings(out, stage, settings, overwrite, what=f"the {stage} evaluation", has_outputs=has_outputs)
+    if skip_finished(out, results_name, overwrite):
+        return True
+    save_settings(out, stage, settings)
+    return False

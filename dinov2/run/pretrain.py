@@ -124,7 +124,9 @@ def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = (),
     text = OmegaConf.to_yaml(train_cfg, resolve=True)
     digest = config_digest(text)
     settings = pretrain_settings(cfg, method, train_cfg)
-    check_settings(paths.run_dir, "pretrain", settings, overwrite, what=f"the {method} pretraining run")
+    has_outputs = paths.run_dir.is_dir() and any(paths.run_dir.rglob("model_*.pth"))
+    check_settings(paths.run_dir, "pretrain", settings, overwrite, what=f"the {method} pretraining run",
+                   has_outputs=has_outputs)  # fmt: skip
     marker = paths.run_dir / DONE_MARKER
     if not overwrite and marker.is_file() and marker.read_text().strip() == digest:
         print(f"pretrain {method}: finished run in {paths.run_dir}; skipped")

@@ -32,6 +32,8 @@ from utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 RESULTS_NAME = "results_eval_retrieval.json"
+SETTINGS_KEYS = ("config_file", "opts", "pretrained_weights", "data_root", "datasets", "noise", "denoiser",
+                 "crop_queries", "resize_size", "crop_size")  # fmt: skip
 
 
 def retrieval_features(
@@ -57,6 +59,8 @@ def run_retrieval(
     results = {}
     for name in datasets:
         cfg, jpg = load_gnd(data_root, name)
+        if crop_queries and not all(isinstance(g, dict) and "bbx" in g for g in cfg["gnd"][: len(cfg["qimlist"])]):
+            raise ValueError(f"{data_root}/{name}/gnd_{name}.pkl has a query without its 'bbx' box; drop --crop-queries")
         boxes = [g["bbx"] for g in cfg["gnd"]] if crop_queries else None
         common = dict(transform=transform, noise=noise, denoiser=denoiser)
         db = RetrievalImages(jpg, cfg["imlist"], noise_seed=DB_NOISE_SEED, **common)
@@ -135,17 +139,27 @@ def run_one(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
+    from utils.config import error_line
+
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    if not args.experiment and not (args.pretrained_weights or args.data_root):
+        parser.error("nothing to evaluate: pass --experiment FILE, or --config-file, --pretrained-weights, "
+                     "--data-root and --output-dir")  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        from dinov2.eval.pipeline import skip_finished
+        from dinov2.eval.setup import prepare_output
 
         for run in experiment_runs(args) if args.experiment else [args]:
-            if skip_finished(run.output_dir, RESULTS_NAME, args.overwrite):
+            if prepare_output(run, "retrieval", RESULTS_NAME, SETTINGS_KEYS, args.overwrite):
                 continue
             for name, r in run_one(run).items():
                 print(f"{name}: mAP E {r['mAP_easy']:.2f} M {r['mAP_medium']:.2f} H {r['mAP_hard']:.2f}")
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,6 +21,11 @@ import sys
 
 from dinov2.eval.linear_heads import LEARNING_RATES, N_LAST_BLOCKS_LIST
 
+# The arguments that determine the results (recorded next to them; another value is refused).
+SETTINGS_KEYS = ("config_file", "opts", "pretrained_weights", "train_dataset_str", "val_dataset_str", "noise",
+                 "epochs", "batch_size", "epoch_length", "cache_features", "resize_size", "crop_size",
+                 "learning_rates", "n_last_blocks", "seed")  # fmt: skip
+
 
 def get_args_parser() -> argparse.ArgumentParser:
     from dinov2.eval.setup import get_args_parser as base_parser
@@ -90,19 +95,21 @@ def experiment_runs(args: argparse.Namespace) -> list[argparse.Namespace]:
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from utils.config import error_line
+
     try:
         runs = experiment_runs(args) if args.experiment else [args]
         from dinov2.eval.linear import RESULTS_NAME
-        from dinov2.eval.pipeline import skip_finished
+        from dinov2.eval.setup import prepare_output
 
         for run in runs:
-            if skip_finished(run.output_dir, RESULTS_NAME, args.overwrite):
+            if prepare_output(run, "linear", RESULTS_NAME, SETTINGS_KEYS, args.overwrite):
                 continue
             results = run_one(run)
             print(json.dumps({"output_dir": run.output_dir, "mode": results["mode"], "top1": results["top1"],
                               "top5": results["top5"], "best": results["best_classifier"]["name"]}))
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
     return 0
 

@@ -14,7 +14,7 @@ def experiment(tmp_path, pico_config, checkpoint, image_tree) -> Path:
     """An experiment whose DINOv2 run has one teacher checkpoint and whose noisy root is indexed."""
     out = tmp_path / "outputs"
     shutil.copytree(image_tree, out / "data" / "toy_gauss_100")
-    run = out / "runs" / "t" / "pretrain" / "dinov2"
+    run = out / "runs" / "t" / "gauss_100" / "pretrain" / "dinov2"
     (run / "eval" / "training_9").mkdir(parents=True)
     shutil.copy(checkpoint, run / "eval" / "training_9" / "teacher_checkpoint.pth")
     shutil.copy(pico_config, run / "config.yaml")
@@ -33,7 +33,7 @@ def test_experiment_runs_every_evaluation_of_the_method_with_a_checkpoint(experi
     from dinov2.eval.retrieval.run import main as retrieval_main
     from dinov2.run.eval.linear import main as linear_main
 
-    eval_dir = experiment.parent / "outputs" / "runs" / "t" / "eval" / "dinov2"
+    eval_dir = experiment.parent / "outputs" / "runs" / "t" / "gauss_100" / "eval" / "dinov2"
     for main in (linear_main, knn_main, retrieval_main):
         assert main(["--experiment", str(experiment)]) == 0, capsys.readouterr().err[-1000:]
     linear = json.loads((eval_dir / "results_eval_linear.json").read_text())
