@@ -137,8 +137,9 @@ def noise_grid(folders: Sequence[str | os.PathLike], path: Path, n_images: int =
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, labels: Sequence[str] | None = None,
-                 grid_folders: Sequence[str | os.PathLike] | None = None) -> str:
-    """Write the table and figures to ``out``; returns the Markdown table."""
+                 grid_folders: Sequence[str | os.PathLike] | None = None, caption: str | None = None) -> str:
+    """Write the table and figures to ``out``; returns the Markdown table (after ``caption``, a line
+    saying what was evaluated, e.g. the noise and the dataset, when given)."""
     try:
         from dinov2.run.experiment import METHOD_LABELS
     except ImportError:  # the table works without the pipeline
@@ -150,6 +151,8 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rows)
+    if caption:
+        table = f"{caption}\n\n{table}"
     atomic_write_text(out / TABLE_NAME, table)
     accuracy_bars(rows, out / BARS_NAME)
     if grid_folders:
@@ -157,9 +160,10 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     return table
 
 
-def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list[Path]]:
+def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list[Path], str]:
     from dinov2.run.experiment import METHODS
     from utils.config import load_experiment
+    from utils.settings_record import check_settings, save_settings, select_settings
 
     cfg = load_experiment(args.experiment, args.overrides)
     eval_root = Path(cfg.run_dir) / "eval"
@@ -167,7 +171,12 @@ def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list
     if not run_dirs:
         raise FileNotFoundError(f"no evaluation folder under {eval_root}; run the evaluation stage first")
     grid = [Path(cfg.data.clean_root) / "val", Path(cfg.data.noisy_root) / "val", Path(cfg.data.denoised_root) / "val"]
-    return run_dirs, Path(cfg.run_dir) / "report", [g for g in grid if g.is_dir()]
+    out = Path(cfg.run_dir) / "report"
+    settings = select_settings(cfg, ("noise.spec", "data.name", "data.clean_root"))
+    check_settings(out, "report", settings, args.overwrite, what="the report", has_outputs=(out / TABLE_NAME).is_file())
+    save_settings(out, "report", settings)
+    caption = f"Noise `{cfg.noise.spec}` on `{cfg.data.name}` (`{cfg.data.clean_root}`), experiment `{cfg.name}`."
+    return run_dirs, out, [g for g in grid if g.is_dir()], caption
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder of results.md and the figures")
     parser.add_argument("--labels", nargs="+", help="method names of the rows (default: folder names)")
     parser.add_argument("--grid", nargs="+", metavar="DIR", help="clean, noisy (and denoised) image folders")
+    parser.add_argument("--overwrite", action="store_true", help="with --experiment: replace a report of other settings")
     add_experiment_args(parser)
     args, rest = parser.parse_known_args(argv)
     # Positional RUN_DIRs and KEY=VALUE overrides share the command line: split them by "=".
@@ -186,13 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dirs = args.runs + [p for p in positional if "=" not in p]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        caption = None
         if args.experiment:
-            run_dirs, out, grid = _experiment_inputs(args)
+            run_dirs, out, grid, caption = _experiment_inputs(args)
         else:
             if not run_dirs or not args.out:
                 raise ValueError("give RUN_DIR ... --out DIR, or --experiment FILE")
             out, grid = Path(args.out), args.grid
-        table = write_report(run_dirs, args.out or out, args.labels, grid)
+        table = write_report(run_dirs, args.out or out, args.labels, grid, caption)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
