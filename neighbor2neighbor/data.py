@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import skimage.data
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
+from tqdm import tqdm
 
 from utils.image_io import is_image_file, load_rgb_uint8
 from utils.noise import add_noise_uint8, parse_noise_spec
@@ -53,14 +57,95 @@ def pad_to_at_least(image: np.ndarray, size: int) -> np.ndarray:
     return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect" if min(image.shape[:2]) > 1 else "edge")
 
 
-class NoisyCropDataset(Dataset):
-    """Random ``crop_size`` crops of every image below ``root``: item → float32 (3, S, S) in [0, 1]."""
+@dataclass(frozen=True)
+class TrainingSelection:
+    """Which images below ``n2n.train_root`` the denoiser trains on (the reference's data selection).
 
-    def __init__(self, root: str | os.PathLike, crop_size: int = 256, seed: int = 0) -> None:
+    ``side_range`` ``(min, max)``: keep only images whose width and height are both within it, in
+    pixels (the reference drops the others rather than padding them); None keeps every image.
+    ``images_per_class`` > 0: then a fixed random subset of that many images per class folder (the
+    first folder level below the root), drawn with ``subset_seed`` (reference ImageNet-1k: 100, 42).
+    """
+
+    side_range: tuple[int, int] | None = None
+    images_per_class: int = 0
+    subset_seed: int = 42
+
+    @property
+    def active(self) -> bool:
+        return self.side_range is not None or self.images_per_class > 0
+
+    def settings(self) -> dict[str, object]:
+        """The selection as a settings-record entry; empty when every image is used (records stay as before)."""
+        if not self.active:
+            return {}
+        side_range = list(self.side_range) if self.side_range else None
+        return {"n2n.training_images": {"side_range": side_range, "images_per_class": self.images_per_class,
+                                        "subset_seed": self.subset_seed}}  # fmt: skip
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from the file header (the pixels are not decoded)."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"cannot read the image size of {path}: {e}") from None
+
+
+def _class_of(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def select_images(files: Sequence[Path], root: Path, selection: TrainingSelection) -> list[Path]:
+    """The files (sorted, as :func:`list_images` gives them) that ``selection`` keeps; deterministic.
+
+    A class's subset depends only on ``subset_seed``, the class name and that class's files, so adding
+    or removing another class never changes it.
+    """
+    kept = list(files)
+    if selection.side_range is not None:
+        low, high = selection.side_range
+        sizes = (image_size(f) for f in tqdm(kept, desc="image sizes", unit="img", leave=False, mininterval=5))
+        kept = [f for f, (w, h) in zip(kept, sizes) if low <= w <= high and low <= h <= high]
+    if selection.images_per_class > 0:
+        by_class: dict[str, list[Path]] = {}
+        for f in kept:
+            by_class.setdefault(_class_of(f, root), []).append(f)
+        kept = []
+        for name in sorted(by_class):
+            members = by_class[name]
+            rng = np.random.default_rng(derived_seed(selection.subset_seed, zlib.crc32(name.encode())))
+            n = min(selection.images_per_class, len(members))
+            kept.extend(members[i] for i in sorted(rng.choice(len(members), size=n, replace=False)))
+    return kept
+
+
+class NoisyCropDataset(Dataset):
+    """Random ``crop_size`` crops of the training images below ``root``: item → float32 (3, S, S) in [0, 1].
+
+    ``selection`` (default: every image) restricts them as the reference does; see :class:`TrainingSelection`.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike, crop_size: int = 256, seed: int = 0, selection: TrainingSelection | None = None
+    ) -> None:
         self.root = Path(root)
         self.files = list_images(root)
         if not self.files:
             raise FileNotFoundError(f"no image files below {self.root} (n2n.train_root)")
+        selection = selection or TrainingSelection()
+        if selection.active:
+            n_found = len(self.files)
+            self.files = select_images(self.files, self.root, selection)
+            if not self.files:
+                low, high = selection.side_range or (0, 0)
+                raise ValueError(
+                    f"n2n.size_filter: none of the {n_found} images below {self.root} has both sides within "
+                    f"{low}-{high} px (n2n.min_side/n2n.max_side); set n2n.size_filter: off to train on every image"
+                )
+            log.info("training on %d of %d images below %s (%s)", len(self.files), n_found, self.root, selection)
         self.crop_size, self.seed, self.epoch = crop_size, seed, 0
         log.info("%d training images below %s", len(self.files), self.root)
 
@@ -139,3 +224,27 @@ def noisy_photos(
         noisy = add_noise_uint8(clean, spec, np.random.default_rng(derived_seed(seed, i)))
         out.append((name, clean, noisy))
     return out
+
+
+SIZE_FILTER_MODES = ("auto", "on", "off")
+REFERENCE_CROP = 256  # the reference's training crop; `size_filter: auto` is on for it
+
+
+def training_selection(
+    size_filter: str, min_side: int, max_side: int, crop_size: int, images_per_class: int = 0, subset_seed: int = 42
+) -> TrainingSelection:
+    """The :class:`TrainingSelection` of the ``n2n.*`` keys (``size_filter``: auto | on | off).
+
+    ``auto`` applies the size filter only with the reference's 256-pixel crops, so small-image
+    experiments (the demo's 28-pixel digits, cropped to 64 after padding) keep every image.
+    """
+    if size_filter not in SIZE_FILTER_MODES:
+        raise ValueError(f"config key 'n2n.size_filter' must be one of {SIZE_FILTER_MODES}, got {size_filter!r}")
+    if not 0 < min_side <= max_side:
+        raise ValueError(
+            f"config keys 'n2n.min_side'/'n2n.max_side' must satisfy 0 < min_side <= max_side, got {min_side}/{max_side}"
+        )
+    if images_per_class < 0:
+        raise ValueError(f"config key 'n2n.images_per_class' must be >= 0 (0 = every image), got {images_per_class}")
+    on = size_filter == "on" or (size_filter == "auto" and crop_size == REFERENCE_CROP)
+    return TrainingSelection((min_side, max_side) if on else None, images_per_class, subset_seed)
