@@ -188,7 +188,8 @@ def train(cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool 
     selection = training_selection(c.size_filter, c.min_side, c.max_side, c.crop_size, c.images_per_class,
                                    c.subset_seed)  # fmt: skip
     settings = {key: OmegaConf.select(cfg, key) for key in SETTINGS_KEYS} | selection.settings()
-    check_settings(out, SETTINGS_STAGE, settings, overwrite, what="the Neighbor2Neighbor run")
+    has_outputs = (out / STATE_FILE).is_file() or (out / DONE_FILE).is_file()
+    check_settings(out, SETTINGS_STAGE, settings, overwrite, what="the Neighbor2Neighbor run", has_outputs=has_outputs)
     if overwrite:
         clear_outputs(out)
     if (out / DONE_FILE).is_file():
