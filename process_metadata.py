@@ -11,10 +11,23 @@ files are added or removed: the dataset refuses a stale index.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from dinov2.data.datasets.extra import DatasetIndexError, build_index, default_extra
+from dinov2.data.datasets.extra import SPLIT_DIRS, DatasetIndexError, build_index, default_extra
+from utils.image_io import is_image_file
+
+
+def has_images(root: str | os.PathLike) -> bool:
+    """True when a split folder of ``root`` holds at least one image file (an empty index is refused)."""
+    for split_dir in SPLIT_DIRS.values():
+        for _, dirs, files in os.walk(Path(root) / split_dir):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            if any(is_image_file(f) for f in files):
+                return True
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.extra is not None and len(args.roots) > 1:
         p.error("--extra takes a single ROOT")
     for root in args.roots:
+        present = [d for d in SPLIT_DIRS.values() if (Path(root) / d).is_dir()]
+        if present and not has_images(root):  # checked before anything is written
+            print(f"error: {root} has no image files under {' or '.join(present)}/; nothing to index", file=sys.stderr)
+            return 1
         try:
             counts = build_index(root, args.extra)
         except (DatasetIndexError, OSError) as e:

@@ -146,13 +146,16 @@ def write_manifest(dst: Path, spec: NoiseSpec, seed: int, splits: Sequence[str],
     atomic_write_text(dst / MANIFEST_NAME, json.dumps(record, indent=1) + "\n")
 
 
-def check_paths(src: Path, dst: Path, spec: NoiseSpec, seed: int, overwrite: bool) -> None:
-    """Refuse a missing source, a destination inside the source, or someone else's destination."""
+def check_paths(src: Path, dst: Path, spec: NoiseSpec, seed: int, overwrite: bool, new_place: str = "--dst") -> None:
+    """Refuse a missing source, a destination inside the source, someone else's destination, or a
+    destination of another noise (the manifest is this stage's settings record)."""
     if not src.is_dir():
         raise NoiseCLIError(f"--src {src} is not a folder")
     src_r, dst_r = src.resolve(), dst.resolve()
     if dst_r == src_r or src_r in dst_r.parents:
         raise NoiseCLIError(f"--dst {dst} is inside --src {src}; the source is read only, choose another --dst")
+    if dst_r in src_r.parents:
+        raise NoiseCLIError(f"--src {src} is inside --dst {dst}; the source would be overwritten, choose another --dst")
     if dst.exists() and not dst.is_dir():
         raise NoiseCLIError(f"--dst {dst} exists and is not a folder")
     if not dst.exists() or not any(dst.iterdir()):
@@ -165,11 +168,13 @@ def check_paths(src: Path, dst: Path, spec: NoiseSpec, seed: int, overwrite: boo
             f"--dst {dst} is not empty and has no {MANIFEST_NAME} (not written by generate_noise); "
             f"choose an empty folder or pass --overwrite"
         )
-    if manifest.get("noise") != spec.tag or manifest.get("seed") != seed:
-        raise NoiseCLIError(
-            f"--dst {dst} holds noise {manifest.get('noise')} seed {manifest.get('seed')}, "
-            f"not {spec.tag} seed {seed}; choose another --dst or pass --overwrite to regenerate it"
-        )
+    from utils.settings_record import first_change, stale_message
+
+    old = {"noise.spec": manifest.get("noise"), "noise.seed": manifest.get("seed")}
+    key = first_change(old, {"noise.spec": spec.tag, "noise.seed": seed})
+    if key is not None:
+        new = {"noise.spec": spec.tag, "noise.seed": seed}[key]
+        raise NoiseCLIError(stale_message(dst, "the noisy tree", key, old[key], new, new_place))
 
 
 def _copy_labels(src: Path, dst: Path, overwrite: bool) -> None:
@@ -216,12 +221,15 @@ def generate_noise(
     splits: Sequence[str] = ("train", "val"),
     overwrite: bool = False,
     skip_bad: bool = False,
+    new_place: str = "--dst",
 ) -> NoiseRunResult:
-    """Write the noisy copy of ``src/<split>/**`` into ``dst``; resumable, deterministic (see module doc)."""
+    """Write the noisy copy of ``src/<split>/**`` into ``dst``; resumable, deterministic (see module doc).
+
+    ``new_place`` names the setting that chooses another destination in error messages."""
     src, dst, spec = Path(src), Path(dst), parse_noise_spec(noise)
     if seed < 0:
         raise NoiseCLIError(f"--seed must be >= 0, got {seed}")
-    check_paths(src, dst, spec, seed, overwrite)
+    check_paths(src, dst, spec, seed, overwrite, new_place)
     rel_paths = list_source_images(src, splits)
     dst.mkdir(parents=True, exist_ok=True)
     existing = _existing_outputs(dst)
@@ -259,6 +267,7 @@ def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         args.seed = 42 if args.seed is None else args.seed
         args.splits = args.splits or ["train", "val"]
         args.workers = args.workers or os.cpu_count() or 1
+        args.new_place = "--dst"
         return args
     mixed = [f"--{k}" for k in ("src", "dst", "noise", "seed", "splits") if getattr(args, k) is not None]
     if mixed:
@@ -271,6 +280,7 @@ def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     args.dst, args.noise, args.seed = cfg.data.noisy_root, cfg.noise.spec, int(cfg.noise.seed)
     args.splits, args.workers = list(cfg.data.splits), args.workers or int(cfg.noise.workers)
     args.save_config = functools.partial(save_resolved, cfg, cfg.data.noisy_root)
+    args.new_place = "data.noisy_root"
     return args
 
 
@@ -297,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _resolve_args(args)
         result = generate_noise(
             args.src, args.dst, args.noise, args.seed, args.workers, args.splits,
-            overwrite=args.overwrite, skip_bad=args.skip_bad,
+            overwrite=args.overwrite, skip_bad=args.skip_bad, new_place=args.new_place,
         )  # fmt: skip
     except (ValueError, OSError) as e:  # NoiseCLIError, ConfigError, bad spec, missing clean root
         print(f"error: {e}", file=sys.stderr)
