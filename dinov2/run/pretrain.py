@@ -98,6 +98,19 @@ def clear_run(run_dir: Path) -> None:
     shutil.rmtree(run_dir)
 
 
+def check_anchor_checkpoint(cfg, experiment: str | None, epoch_length: int) -> None:
+    """NCT waits for its anchor: ``FileNotFoundError`` (one line) while the N2N + DINOv2 checkpoint at
+    ``nct.anchor_epoch`` does not exist yet."""
+    from dinov2.train.methods import anchor_checkpoint, anchor_epoch
+
+    anchor = anchor_checkpoint(cfg, epoch_length)
+    if not anchor.is_file():
+        raise FileNotFoundError(
+            f"nct anchors to {anchor} (N2N + DINOv2 epoch nct.anchor_epoch={anchor_epoch(cfg)}), which does not exist "
+            f"yet; train that run to it first: python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2"
+        )
+
+
 def _train(config_file: Path, run_dir: Path, ngpus: int) -> int:
     args = ["--config-file", str(config_file), "--output-dir", str(run_dir)]
     if ngpus > 1 and not any(v in os.environ for v in LAUNCHED_ENV):
@@ -124,24 +137,27 @@ def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = (),
     text = OmegaConf.to_yaml(train_cfg, resolve=True)
     digest = config_digest(text)
     settings = pretrain_settings(cfg, method, train_cfg)
+    marker = paths.run_dir / DONE_MARKER
+    if paths.branch_from is not None:  # first: a missing branch point is the cause of any other difference
+        source = switch_checkpoint(cfg, method, train_cfg.train.OFFICIAL_EPOCH_LENGTH)
+        if not source.is_file():
+            done = (paths.branch_from / DONE_MARKER).is_file()
+            redo = " --overwrite (retrains it, keeping that checkpoint)" if done else ""
+            raise FileNotFoundError(
+                f"{method} branches off {source} (epoch pretrain.switch_epoch={cfg.pretrain.switch_epoch}), which does "
+                f"not exist; run: python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2{redo}"
+            )
     has_outputs = paths.run_dir.is_dir() and any(paths.run_dir.rglob("model_*.pth"))
     check_settings(paths.run_dir, "pretrain", settings, overwrite, what=f"the {method} pretraining run",
                    has_outputs=has_outputs)  # fmt: skip
-    marker = paths.run_dir / DONE_MARKER
     if not overwrite and marker.is_file() and marker.read_text().strip() == digest:
         print(f"pretrain {method}: finished run in {paths.run_dir}; skipped")
         return 0
 
     for root in {paths.train_root, paths.eval_root, *([paths.paired_root] if paths.paired_root else [])}:
         ensure_index(root)
-    if paths.branch_from is not None:
-        source = switch_checkpoint(cfg, method, train_cfg.train.OFFICIAL_EPOCH_LENGTH)
-        if not source.is_file():
-            redo = " --overwrite (retrains it, keeping that checkpoint)" if (paths.branch_from / DONE_MARKER).is_file() else ""
-            raise FileNotFoundError(
-                f"{method} branches off {source} (epoch pretrain.switch_epoch={cfg.pretrain.switch_epoch}), which does "
-                f"not exist; run: python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2{redo}"
-            )
+    if method == "nct":  # the frozen teacher may be a later checkpoint (IN-1k: the denoised run's final one)
+        check_anchor_checkpoint(cfg, experiment, train_cfg.train.OFFICIAL_EPOCH_LENGTH)
     if overwrite:
         clear_run(paths.run_dir)
     save_settings(paths.run_dir, "pretrain", settings)

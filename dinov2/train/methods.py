@@ -7,12 +7,15 @@ sections ``data``, ``pretrain``, ``nct``) and a method to the training config of
 - ``n2n_dinov2``: ``pretrain.epochs`` on the denoised tree; its checkpoint at ``pretrain.switch_epoch``
   is kept (``train.keep_checkpoint_epochs``) because NC and NCT branch off it;
 - ``nc``:  restart a fresh ``pretrain.curriculum_epochs`` schedule on the noisy tree from that checkpoint;
-- ``nct``: ``nc`` + the anchor regularizer (weight ``nct.weight``, heads ``nct.heads``) whose frozen teacher
-  is the same checkpoint, on noisy/denoised pairs.
+- ``nct``: ``nc`` + the anchor regularizer (weight ``nct.weight``, heads ``nct.heads``) on noisy/denoised
+  pairs, whose frozen teacher is the N2N + DINOv2 checkpoint at ``nct.anchor_epoch`` (0: the switch epoch).
+  The authors anchor to the switch checkpoint on ImageNet-100 (epoch 140) but to the denoised run's *final*
+  checkpoint on ImageNet-1k (epoch 100, while the branch is at epoch 30); that checkpoint is kept too.
+  ``nct.overrides`` are official-key overrides of the NCT run only (the paper configs: the authors' NCT blur).
 
 Each run lives in ``pretrain.runs_dir/<method>``. The returned config has every training key (strictly
 merged: preset ``pretrain.config_file`` ← ``pretrain.overrides`` ← method keys [← ``pretrain.curriculum_overrides``
-for nc/nct]); the lr scaling rule is applied by the training entry point (``dinov2.utils.config.setup``).
+for nc/nct ← ``nct.overrides`` for nct]); the lr scaling rule is applied by the training entry point (``dinov2.utils.config.setup``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from dinov2.run.experiment import METHODS, check_method, dataset_string, method_
 from dinov2.train.curriculum import checkpoint_path
 from utils.config import ConfigError, load_yaml
 
-__all__ = ["METHODS", "switch_checkpoint", "train_dataset_string", "training_config_for"]
+__all__ = ["METHODS", "anchor_checkpoint", "anchor_epoch", "switch_checkpoint", "train_dataset_string",
+           "training_config_for"]
 
 BRANCHING_METHODS = ("nc", "nct")
 
@@ -43,6 +47,23 @@ def switch_checkpoint(experiment_cfg: DictConfig, method: str, epoch_length: int
     return checkpoint_path(source, experiment_cfg.pretrain.switch_epoch * epoch_length)
 
 
+def anchor_epoch(experiment_cfg: DictConfig) -> int:
+    """The N2N + DINOv2 epoch whose checkpoint is NCT's frozen teacher (``nct.anchor_epoch``; 0: the switch epoch)."""
+    epoch = int(experiment_cfg.nct.anchor_epoch) or int(experiment_cfg.pretrain.switch_epoch)
+    if not 0 < epoch <= experiment_cfg.pretrain.epochs:
+        raise ConfigError(
+            f"config key 'nct.anchor_epoch' ({epoch}) must be within 1..pretrain.epochs ({experiment_cfg.pretrain.epochs})"
+            " (0: the switch epoch)"
+        )
+    return epoch
+
+
+def anchor_checkpoint(experiment_cfg: DictConfig, epoch_length: int) -> Path:
+    """The full checkpoint of the N2N + DINOv2 run at :func:`anchor_epoch` (NCT's frozen teacher)."""
+    source = method_paths(experiment_cfg, "nct").branch_from
+    return checkpoint_path(source, anchor_epoch(experiment_cfg) * epoch_length)
+
+
 def _method_keys(experiment_cfg: DictConfig, method: str, epoch_length: int) -> dict:
     p = experiment_cfg.pretrain
     train = {
@@ -51,15 +72,16 @@ def _method_keys(experiment_cfg: DictConfig, method: str, epoch_length: int) -> 
         "seed": experiment_cfg.seed,
     }
     keys: dict = {"train": train, "optim": {"epochs": p.epochs}}
-    if method == "n2n_dinov2":
-        train["keep_checkpoint_epochs"] = [p.switch_epoch]  # NC and NCT branch off this checkpoint
+    if method == "n2n_dinov2":  # NC and NCT branch off the switch checkpoint, NCT anchors to its anchor epoch's
+        train["keep_checkpoint_epochs"] = sorted({int(p.switch_epoch), anchor_epoch(experiment_cfg)})
     if method in BRANCHING_METHODS:
         source = str(switch_checkpoint(experiment_cfg, method, epoch_length))
         keys["optim"]["epochs"] = p.curriculum_epochs
         keys["branch"] = {"checkpoint": source, "mode": "restart"}
-        if method == "nct":  # the frozen teacher is the same switch checkpoint
+        if method == "nct":
             nct = experiment_cfg.nct
-            keys["anchor"] = {"checkpoint": source, "weight": float(nct.weight), "heads": nct.heads}
+            anchor = str(anchor_checkpoint(experiment_cfg, epoch_length))
+            keys["anchor"] = {"checkpoint": anchor, "weight": float(nct.weight), "heads": nct.heads}
     return keys
 
 
@@ -84,6 +106,8 @@ def training_config_for(experiment_cfg: DictConfig, method: str) -> DictConfig:
     layers.append((OmegaConf.create(_method_keys(experiment_cfg, method, base.train.OFFICIAL_EPOCH_LENGTH)), method))
     if method in BRANCHING_METHODS:
         layers.append((OmegaConf.create(p.curriculum_overrides), "config key 'pretrain.curriculum_overrides'"))
+    if method == "nct":
+        layers.append((OmegaConf.create(experiment_cfg.nct.overrides), "config key 'nct.overrides'"))
     cfg = merge_training_config(layers)
     check_values(cfg)
     return cfg

@@ -42,9 +42,14 @@ def test_imagenet100_experiments_give_the_paper_runs(name):
     assert runs["nc"].train.dataset_path == on_noisy and runs["nc"].anchor.checkpoint == ""
     nct = runs["nct"]
     assert nct.train.dataset_path == f"Paired{on_noisy}:paired_root={denoised}"
-    assert nct.anchor.checkpoint == switch and nct.anchor.heads == "live"
+    assert nct.anchor.checkpoint == switch and nct.anchor.heads == "live"  # IN-100: anchored at the epoch-140 branch
     assert nct.anchor.weight == {**PAPER_LAMBDA, **SAME_FAMILY}[name]
     assert len({cfg.train.output_dir for cfg in runs.values()}) == 4
+    blur = {m: tuple(runs[m].crops[f"{c}_blur_p"] for c in ("global_crops_1", "global_crops_2", "local_crops"))
+            for m in METHODS}  # fmt: skip
+    assert blur["nct"] == (1.0, 0.1, 0.5)  # the authors' paired NCT augmentation applies these directly
+    assert blur["nc"] == blur["dinov2"] == blur["n2n_dinov2"] == (0.0, 0.9, 0.5)  # official effective values
+    assert runs["nct"].crops.global_crops_2_solarize_p == 0.2
 
 
 @pytest.mark.parametrize(("name", "weight"), [("gauss100", 2.0), ("gauss255", 1.6)])
@@ -57,12 +62,52 @@ def test_imagenet1k_experiments_give_the_paper_runs(name, weight):
         128,
         2500,
     )
-    assert base.optim.epochs == 100 and list(base.train.keep_checkpoint_epochs) == [30]
+    # the switch checkpoint (epoch 30) and the anchor (the final one, epoch 100) are both kept from pruning
+    assert base.optim.epochs == 100 and list(base.train.keep_checkpoint_epochs) == [30, 100]
     assert base.optim.warmup_epochs == 10 and base.teacher.warmup_teacher_temp_epochs == 30  # official defaults
     for cfg in (nc, nct):
         assert cfg.optim.epochs == 70 and cfg.optim.warmup_epochs == 5 and cfg.teacher.warmup_teacher_temp_epochs == 15
         assert cfg.branch.checkpoint.endswith("n2n_dinov2/model_0075000.pth")  # epoch 30 x 2500
     assert nct.anchor.weight == weight
+    # NCT's frozen teacher is the N2N + DINOv2 run's final checkpoint (100 x 2500), not the branch point
+    assert nct.anchor.checkpoint == str(Path(exp.pretrain.runs_dir) / "n2n_dinov2" / "model_0250000.pth")
+    assert nc.anchor.checkpoint == ""
+    for cfg in (base, nc, nct):  # the authors' ViT-B stochastic depth
+        assert cfg.student.drop_path_rate == 0.1 and cfg.student.drop_path_uniform is True
+    assert (nct.crops.global_crops_1_blur_p, nct.crops.global_crops_2_blur_p, nct.crops.local_crops_blur_p) == (
+        1.0,
+        0.1,
+        0.5,
+    )
+    assert (nc.crops.global_crops_1_blur_p, nc.crops.global_crops_2_blur_p) == (0.0, 0.9)
+
+
+@pytest.mark.parametrize("folder", ["imagenet100", "imagenet1k"])
+def test_paper_configs_evaluate_with_the_papers_protocol(folder):
+    for path in sorted((EXPERIMENTS / folder).glob("*.yaml")):
+        ev = load_experiment(path).eval
+        assert ev.linear.fast is False, path.name  # protocol mode: augmented, the official 52 heads
+        assert list(ev.retrieval.datasets) == ["roxford5k", "rparis6k"], path.name
+        if folder == "imagenet100":  # 10 x 1250 iterations at batch 128, every 5-epoch export
+            assert (ev.linear.epochs, ev.linear.epoch_length, ev.linear.batch_size, ev.checkpoints) == (
+                10,
+                1250,
+                128,
+                "all",
+            )
+        else:  # 20 epochs at the authors' global batch 4 x 256, final export only
+            assert (ev.linear.epochs, ev.linear.batch_size, ev.checkpoints) == (20, 4 * 256, "final"), path.name
+    demo = load_experiment(EXPERIMENTS / "demo.yaml").eval
+    assert demo.linear.fast is True and demo.checkpoints == "final" and list(demo.retrieval.datasets) == ["mini"]
+
+
+def test_anchor_epoch_zero_means_the_switch_epoch_and_out_of_range_is_a_config_error():
+    exp = load_experiment(EXPERIMENTS / "imagenet1k" / "gauss100.yaml", ["nct.anchor_epoch=0"])
+    assert training_config_for(exp, "nct").anchor.checkpoint.endswith("n2n_dinov2/model_0075000.pth")
+    assert list(training_config_for(exp, "n2n_dinov2").train.keep_checkpoint_epochs) == [30]
+    exp = load_experiment(EXPERIMENTS / "imagenet1k" / "gauss100.yaml", ["nct.anchor_epoch=101"])
+    with pytest.raises(ConfigError, match="nct.anchor_epoch"):
+        training_config_for(exp, "nct")
 
 
 def test_changing_the_noise_is_one_edit():
