@@ -1,7 +1,8 @@
 """Official evaluation arguments of an experiment's methods (paths from :mod:`dinov2.run.experiment`).
 
 A pretraining run writes ``RUN/config.yaml`` and ``RUN/eval/training_<iteration>/teacher_checkpoint.pth``
-(the official layout); evaluations use the newest checkpoint and the method's evaluation root.
+(the official layout); evaluations use the newest checkpoint (``eval.checkpoints: final``) or every one
+(``all``) and the method's evaluation root.
 """
 
 from __future__ import annotations
@@ -15,14 +16,41 @@ from omegaconf import DictConfig
 _TRAINING_DIR = re.compile(r"^training_(\d+)$")
 
 
-def newest_teacher_checkpoint(run_dir: Path) -> Path | None:
-    """``run_dir/eval/training_<max iteration>/teacher_checkpoint.pth``, or None if there is none."""
+def teacher_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(iteration, path)`` of every export ``run_dir/eval/training_<iteration>/teacher_checkpoint.pth``, oldest first."""
     found = []
     for d in (run_dir / "eval").glob("training_*"):
         m = _TRAINING_DIR.match(d.name)
         if m and (d / "teacher_checkpoint.pth").is_file():
             found.append((int(m[1]), d / "teacher_checkpoint.pth"))
-    return max(found)[1] if found else None
+    return sorted(found)
+
+
+def newest_teacher_checkpoint(run_dir: Path) -> Path | None:
+    """``run_dir/eval/training_<max iteration>/teacher_checkpoint.pth``, or None if there is none."""
+    found = teacher_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+CHECKPOINT_MODES = ("final", "all")
+
+
+def checkpoints_to_evaluate(cfg: DictConfig, run_dir: Path, eval_dir: Path) -> list[tuple[Path, Path]]:
+    """``(teacher export, evaluation folder)`` pairs chosen by ``eval.checkpoints``.
+
+    ``final``: the newest export, results in ``eval_dir``. ``all`` (the paper's ImageNet-100 protocol, which
+    probes every 5-epoch export): every export, results in ``eval_dir/training_<iteration>``, from which the
+    report takes the final and the best value (:func:`dinov2.eval.report.final_and_best`).
+    """
+    from utils.config import ConfigError
+
+    mode = cfg.eval.checkpoints
+    if mode not in CHECKPOINT_MODES:
+        raise ConfigError(f"config key 'eval.checkpoints' must be one of {', '.join(CHECKPOINT_MODES)}, got {mode!r}")
+    found = teacher_checkpoints(run_dir)
+    if mode == "final":
+        return [(found[-1][1], eval_dir)] if found else []
+    return [(path, eval_dir / f"training_{iteration}") for iteration, path in found]
 
 
 def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> list[dict]:
@@ -35,19 +63,19 @@ def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> l
     out = []
     for method in methods or METHODS:
         paths = method_paths(cfg, method)
-        ckpt = newest_teacher_checkpoint(paths.run_dir)
-        if ckpt is None:
+        pairs = checkpoints_to_evaluate(cfg, paths.run_dir, paths.eval_dir)
+        if not pairs:
             if methods:
                 raise FileNotFoundError(
                     f"no {paths.run_dir}/eval/training_*/teacher_checkpoint.pth for method {method}; run its pretraining first"
                 )
             continue
-        out.append({
+        out.extend({
             "method": method, "config_file": str(paths.run_dir / "config.yaml"), "pretrained_weights": str(ckpt),
             "train_dataset_str": dataset_string(paths.eval_root, "TRAIN"),
             "val_dataset_str": dataset_string(paths.eval_root, "VAL"),
-            "eval_dir": paths.eval_dir, "eval_root": paths.eval_root, "noise": None,
-        })
+            "eval_dir": eval_dir, "eval_root": paths.eval_root, "noise": None,
+        } for ckpt, eval_dir in pairs)
     if not out:
         raise FileNotFoundError(
             f"no teacher_checkpoint.pth under {cfg.pretrain.runs_dir}/*/eval/; run the pretraining stage first"

@@ -8,6 +8,9 @@ Each RUN_DIR holds any of ``results_eval_linear.json``, ``results_eval_knn.json`
 ``results_eval_retrieval.json``. Written to ``--out`` (atomically): ``results.md`` (Markdown table,
 one row per method, one column per metric, also printed), ``accuracy.png`` (bars per method) and,
 with ``--grid``, ``noise_grid.png`` (one row per folder: the same images clean / noisy / denoised).
+A RUN_DIR evaluated on several exports (``training_<iteration>/`` sub-folders, ``eval.checkpoints: all``)
+gives its final export's row, a table of final and best over checkpoints and ``accuracy_vs_epoch.png``
+(:mod:`dinov2.eval.checkpoint_series`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dinov2.eval.checkpoint_series import add_checkpoint_results
 from utils.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -150,7 +154,9 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     rows = {name: collect_metrics(d) for name, d in zip(names, run_dirs)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(rows)
+    # eval.checkpoints: all: the rows get the final export, then final vs best over exports and a plot vs epoch
+    over_checkpoints = add_checkpoint_results(rows, dict(zip(names, map(Path, run_dirs))), out, collect_metrics)
+    table = markdown_table(rows) + over_checkpoints
     if caption:
         table = f"{caption}\n\n{table}"
     atomic_write_text(out / TABLE_NAME, table)
