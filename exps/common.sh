@@ -8,8 +8,17 @@ PY=${PY:-.venv/bin/python}
 
 # run_stages EXPERIMENT STEP...: e.g. run_stages demo.yaml noise n2n denoise pretrain:dinov2 report
 # (steps: noise n2n denoise pretrain:METHOD evaluate:METHOD:EVAL[,EVAL] report).
+# resolve_exp PATH: a relative experiment path is looked up from the caller's folder first (the
+# scripts cd to the repository root), then from the repository root (configs/experiments/...).
+resolve_exp() {
+    case $1 in
+        /*) echo "$1" ;;
+        *) if [ -f "${CALLER_DIR:-.}/$1" ]; then echo "${CALLER_DIR:-.}/$1"; else echo "$1"; fi ;;
+    esac
+}
+
 run_stages() {
-    exp=$1
+    exp=$(resolve_exp "$1")
     shift
     [ -f "$exp" ] || { echo "error: experiment file not found: $exp" >&2; exit 2; }
     # REPORT=0 drops the report step (exps/demo.sh reports once, at the end).

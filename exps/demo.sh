@@ -3,9 +3,10 @@
 # then one table (linear probe, kNN, mini-retrieval mAP for the four methods) and the figures.
 #   sh exps/demo.sh [EXPERIMENT.yaml]
 set -eu
+CALLER_DIR=$(pwd)  # experiment paths may be relative to where the script was called from
 cd "$(dirname "$0")/.."
 . exps/common.sh
-EXP=${1:-configs/experiments/demo.yaml}
+EXP=$(resolve_exp "${1:-configs/experiments/demo.yaml}")
 REPORT=0 sh exps/linear_probe.sh "$EXP"
 REPORT=0 sh exps/linear_probe_nct.sh "$EXP"
 REPORT=0 sh exps/instance_recog.sh "$EXP"

@@ -2,6 +2,7 @@
 # Instance retrieval (revisited Oxford/Paris, or the mini set of the demo) for every method.
 #   sh exps/instance_recog.sh [EXPERIMENT.yaml ...]    (default: configs/experiments/demo.yaml)
 set -eu
+CALLER_DIR=$(pwd)  # experiment paths may be relative to where the script was called from
 cd "$(dirname "$0")/.."
 . exps/common.sh
 [ $# -gt 0 ] || set -- configs/experiments/demo.yaml

@@ -2,6 +2,7 @@
 # Linear probe comparison: DINOv2, N2N + DINOv2 and DINOv2 w/ NC, for each experiment YAML.
 #   sh exps/linear_probe.sh [EXPERIMENT.yaml ...]     (default: configs/experiments/demo.yaml)
 set -eu
+CALLER_DIR=$(pwd)  # experiment paths may be relative to where the script was called from
 cd "$(dirname "$0")/.."
 . exps/common.sh
 [ $# -gt 0 ] || set -- configs/experiments/demo.yaml

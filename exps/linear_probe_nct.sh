@@ -2,6 +2,7 @@
 # DINOv2 w/ NCT (noise curriculum + teacher-anchored regularizer), reusing every finished stage.
 #   sh exps/linear_probe_nct.sh [EXPERIMENT.yaml ...]  (default: configs/experiments/demo.yaml)
 set -eu
+CALLER_DIR=$(pwd)  # experiment paths may be relative to where the script was called from
 cd "$(dirname "$0")/.."
 . exps/common.sh
 [ $# -gt 0 ] || set -- configs/experiments/demo.yaml

@@ -130,6 +130,8 @@ def _type_ok(default: Any, value: Any) -> bool:
         return True
     if isinstance(value, str) and value.startswith("${"):
         return True  # an interpolation; checked after resolution
+    if isinstance(default, str) and default.startswith("${"):
+        return True  # a default that derives from another key (denoise.splits: ${data.splits}) takes its type
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
@@ -279,6 +281,14 @@ def check_values(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if isinstance(value, int | float) and not isinstance(value, bool) and not value > 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {value}")
+    spec = OmegaConf.select(cfg, "noise.spec")
+    if spec is not None:  # set directly (noise.spec=...) it skipped the family/level resolver's check
+        from utils.noise import parse_noise_spec
+
+        try:
+            parse_noise_spec(spec)
+        except ValueError as e:
+            raise ConfigError(f"config key 'noise.spec': {e}") from None
     for k in OmegaConf.select(cfg, "eval.knn.nb_knn") or ():
         if not isinstance(k, int) or k < 1:
             raise ConfigError(f"config key 'eval.knn.nb_knn' must list integers >= 1, got {k!r}")

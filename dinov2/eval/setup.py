@@ -70,7 +70,12 @@ def load_backbone_weights(
             f"{problems[0] if problems else '?'}); pass the --config-file the checkpoint was trained with"
         ) from e
     except RuntimeError as e:  # an unreadable file
-        raise CheckpointMismatchError(f"{str(e).splitlines()[0]}; pass a teacher_checkpoint.pth") from e
+        # torch's message may advise weights_only=False, which would run code from the file: say what it is not.
+        cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
+        raise CheckpointMismatchError(
+            f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch checkpoint ({cause}); "
+            "pass a teacher_checkpoint.pth or official weights"
+        ) from None
 
 
 def check_finite_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:

@@ -24,16 +24,18 @@ except ImportError:  # executed as a file from a checkout that is not installed:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from dinov2.data.datasets.extra import DatasetIndexError
     from dinov2.train.train import NonFiniteLossError, get_args_parser
     from dinov2.train.train import main as train_main
-    from utils.config import ConfigError
+    from utils.config import ConfigError, error_line
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = get_args_parser().parse_args(argv)
     try:
         summary = train_main(args)
-    except (ConfigError, FileExistsError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ConfigError, FileExistsError, FileNotFoundError, ValueError, DatasetIndexError) as e:
+        # error_line: a DataLoader worker's error (a corrupt image) arrives with the worker's traceback in its text
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
