@@ -2,7 +2,7 @@
 
 Python API (the retrieval stage and the noise-grid figure use it)::
 
-    den = Denoiser.from_checkpoint("outputs/runs/demo/n2n/model_best.pth")
+    den = Denoiser.from_checkpoint("outputs/runs/demo/gauss_100/n2n/model_best.pth")
     y = den(x)                          # float (C, H, W) or (N, C, H, W) in [0, 1] → same shape
     out = den.denoise_image(uint8_img)  # uint8 (H, W), (H, W, 3) or (H, W, 4) → same shape
 

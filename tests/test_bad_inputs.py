@@ -501,3 +501,11 @@ def test_every_case_above_runs_as_a_real_process_too(finished):
     rc, err = run_process([sys.executable, "-m", "neighbor2neighbor.train", E, finished.exp, "n2n.n_epoch=2"])
     assert_refused(rc, err, "n2n.n_epoch", "--overwrite")
     assert snapshot(finished.root) == before
+
+
+def test_a_resume_with_another_architecture_is_one_line_and_keeps_the_run_config(finished, capsys):
+    """Item 5 through the official training CLI: the finished run's config files are not rewritten."""
+    run = finished.run / "pretrain" / "dinov2"
+    argv = ["--config-file", run / "experiment_train.yaml", "--output-dir", run, "student.arch=vit_small",
+            "optim.epochs=3"]  # fmt: skip
+    check_case(finished, capsys, "dinov2.run.train.train", argv, str(run), "does not fit")

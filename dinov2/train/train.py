@@ -96,6 +96,19 @@ def build_meta_arch(cfg: DictConfig, device: torch.device) -> SSLMetaArch:
     return model
 
 
+def _first_mismatch(message: str) -> str:
+    """The first problem key of a ``load_state_dict`` error (size mismatch, missing or unexpected key)."""
+    import re
+
+    for pattern, label in ((r"size mismatch for ([^:]+): (.*?)\.?$", "size mismatch: {0} ({1})"),
+                           (r'Missing key\(s\) in state_dict: "([^"]+)"', "missing key {0}"),
+                           (r'Unexpected key\(s\) in state_dict: "([^"]+)"', "unexpected key {0}")):  # fmt: skip
+        m = re.search(pattern, message, flags=re.MULTILINE)
+        if m:
+            return label.format(*(g.strip() for g in m.groups()))[:200]
+    return (message.strip().splitlines() or ["?"])[0][:200]
+
+
 def load_initial_state(
     cfg: DictConfig, model: SSLMetaArch, optimizer: torch.optim.Optimizer, resume: bool
 ) -> tuple[int, int]:
@@ -110,11 +123,9 @@ def load_initial_state(
         try:
             load_checkpoint_state(model, optimizer, ckpt["model"], ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:  # another architecture: one line, not 167
-            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-            first = next((ln for ln in lines if "size mismatch" in ln or "Missing key" in ln), lines[0] if lines else "")
             raise ValueError(
-                f"{path} does not fit the model of this config ({first[:160]}); train in a new --output-dir "
-                "or restore the config the run was trained with"
+                f"{path} does not fit the model of this config ({_first_mismatch(str(e))}); train in a new "
+                "--output-dir or restore the config the run was trained with"
             ) from None
         if model.fp16_scaler is not None and ckpt.get("grad_scaler"):
             model.fp16_scaler.load_state_dict(ckpt["grad_scaler"])
