@@ -21,7 +21,8 @@ from torch import Tensor
 
 N_CROP_ATTEMPTS = 10  # torchvision RandomResizedCrop.get_params tries 10 boxes before its fallback
 DEFAULT_RATIO = (3.0 / 4.0, 4.0 / 3.0)
-_MAX_GATHER = 1 << 24  # crop pixels gathered at once (bounds the int64 index tensor to 128 MiB)
+_MAX_GATHER = 1 << 24  # crop pixels gathered at once (bounds the index tensor to 64-128 MiB)
+_SMALL_GATHER, _MAX_PADDING = 1 << 18, 1.5  # see _plan_chunks
 
 
 @dataclass
@@ -111,26 +112,28 @@ def antialias_bicubic_weights(lengths: Tensor, out_size: int, max_length: int) -
     Row ``i`` holds the normalised filter taps of output pixel ``i`` (PyTorch's antialiased bicubic:
     centre ``scale * (i + 0.5)``, support ``2 * max(scale, 1)``); columns ``>= lengths[n]`` are zero.
     """
-    scale = (lengths.to(torch.float64) / out_size)[:, None, None]  # (N, 1, 1)
+    scale = (lengths.to(torch.float32) / out_size)[:, None, None]  # (N, 1, 1)
     inv_scale = torch.where(scale >= 1, 1 / scale, torch.ones_like(scale))
-    centre = scale * (torch.arange(out_size, dtype=torch.float64, device=lengths.device)[None, :, None] + 0.5)
-    pixels = torch.arange(max_length, dtype=torch.float64, device=lengths.device)[None, None, :]
+    centre = scale * (torch.arange(out_size, dtype=torch.float32, device=lengths.device)[None, :, None] + 0.5)
+    pixels = torch.arange(max_length, dtype=torch.float32, device=lengths.device)[None, None, :]
     weights = _bicubic_aa((pixels + 0.5 - centre) * inv_scale)
     weights = weights * (pixels < lengths[:, None, None])
-    return (weights / weights.sum(-1, keepdim=True)).float()
+    return weights / weights.sum(-1, keepdim=True)
 
 
 def _gather_boxes(images: RaggedImages, index: Tensor, boxes: Tensor, box_h: int, box_w: int) -> Tensor:
     """uint8 ``(n, 3, box_h, box_w)``: the boxes of images ``index``; rows/columns past a box repeat its edge."""
     top, left, h, w = boxes.unbind(1)
     img_h, img_w = images.sizes[index, 0], images.sizes[index, 1]
+    # int32 offsets halve the index traffic; a batch buffer stays far below 2**31 bytes.
+    dtype = torch.int32 if images.flat.numel() < 2**31 else torch.int64
     rows = top[:, None] + torch.minimum(torch.arange(box_h, device=boxes.device)[None], h[:, None] - 1)
     cols = left[:, None] + torch.minimum(torch.arange(box_w, device=boxes.device)[None], w[:, None] - 1)
     channel_base = (
         images.offsets[index][:, None] + torch.arange(3, device=boxes.device)[None] * (img_h * img_w)[:, None]
     )
-    row_base = channel_base[:, :, None] + (rows * img_w[:, None])[:, None, :]  # (n, 3, box_h)
-    return images.flat[row_base[..., None] + cols[:, None, None, :]]
+    row_base = (channel_base[:, :, None] + (rows * img_w[:, None])[:, None, :]).to(dtype)  # (n, 3, box_h)
+    return images.flat[row_base[..., None] + cols.to(dtype)[:, None, None, :]]
 
 
 def resized_crop(images: RaggedImages, index: Tensor, boxes: Tensor, flip: Tensor, size: int) -> Tensor:
@@ -145,26 +148,36 @@ def resized_crop(images: RaggedImages, index: Tensor, boxes: Tensor, flip: Tenso
         chunk = chunk_cpu.to(device)
         box_h, box_w = (int(v) for v in boxes[chunk_cpu, 2:].cpu().amax(0))
         crop_boxes = boxes[chunk_cpu].to(device)
-        pixels = _gather_boxes(images, index[chunk_cpu].to(device), crop_boxes, box_h, box_w).float().div_(255)
-        wy = antialias_bicubic_weights(crop_boxes[:, 2], size, box_h)
+        n = len(chunk_cpu)
+        pixels = _gather_boxes(images, index[chunk_cpu].to(device), crop_boxes, box_h, box_w).float()
+        wy = antialias_bicubic_weights(crop_boxes[:, 2], size, box_h) / 255  # uint8 -> [0, 1] folded in
         wx = antialias_bicubic_weights(crop_boxes[:, 3], size, box_w)
         wx = torch.where(flip[chunk_cpu].to(device)[:, None, None], wx.flip(1), wx)
-        out[chunk] = (wy[:, None] @ pixels @ wx[:, None].transpose(-1, -2)).clamp_(0, 1)
+        # Two batched matrix products, columns then rows: (n, 3 * H, W) @ (n, W, S), then (n, S, H) @ (n, H, 3 * S).
+        cols = torch.bmm(pixels.view(n, 3 * box_h, box_w), wx.transpose(1, 2))
+        cols = cols.view(n, 3, box_h, size).transpose(1, 2).reshape(n, box_h, 3 * size)
+        out[chunk] = torch.bmm(wy, cols).view(n, size, 3, size).transpose(1, 2).clamp_(0, 1)
     return out
 
 
 def _plan_chunks(boxes: Tensor) -> list[Tensor]:
-    """Crop indices grouped by box area, each group's padded boxes within ``_MAX_GATHER`` pixels."""
+    """Crop indices grouped by box area. A group's boxes are padded to its largest height and width:
+    a group stays within ``_MAX_GATHER`` pixels, and once past ``_SMALL_GATHER`` pixels (where the
+    arithmetic outweighs the per-group overhead) within ``_MAX_PADDING`` times its smallest box area."""
     order = torch.argsort(boxes[:, 2] * boxes[:, 3]).tolist()
     hw = boxes[:, 2:].tolist()
     chunks: list[list[int]] = []
     current: list[int] = []
-    max_h = max_w = 0
+    max_h = max_w = smallest = 0
     for i in order:
         h, w = max(max_h, hw[i][0]), max(max_w, hw[i][1])
-        if current and (len(current) + 1) * 3 * h * w > _MAX_GATHER:
+        padded = (len(current) + 1) * 3 * h * w
+        wasteful = padded > _SMALL_GATHER and h * w > _MAX_PADDING * smallest
+        if current and (padded > _MAX_GATHER or wasteful):
             chunks.append(current)
             current, (h, w) = [], hw[i]
+        if not current:
+            smallest = hw[i][0] * hw[i][1]
         current.append(i)
         max_h, max_w = h, w
     if current:
