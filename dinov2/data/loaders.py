@@ -3,6 +3,8 @@
 The string is the dataset class name followed by ``:key=value`` pairs; ``split`` (TRAIN or VAL, any
 case) and ``root`` are required, ``extra`` defaults to ``ROOT/extra``. Paths cannot contain ``:``.
 ``PairedImageNet`` (noisy/denoised pairs for NCT, :mod:`dinov2.data.paired`) also takes ``paired_root``.
+``noise=SPEC`` (and ``noise_seed=N``, default 42) adds at load time the noise ``utils.generate_noise``
+would have written (:class:`dinov2.data.datasets.ImageNet`): ``root`` is then the clean tree.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any
 
 from dinov2.data.datasets import ImageNet
 from dinov2.data.paired import PairedImageNet
+from utils.noise import parse_noise_spec
 
 DATASETS: dict[str, type] = {"ImageNet": ImageNet, "PairedImageNet": PairedImageNet}
-_KEYS = {"split", "root", "extra"}
+_KEYS = {"split", "root", "extra", "noise", "noise_seed"}
 _DATASET_KEYS = {"PairedImageNet": {"paired_root"}}  # keys of one dataset class only (NCT pairs)
 _REQUIRED = ("split", "root")
 
@@ -41,6 +44,11 @@ def _parse_dataset_str(dataset_str: str) -> tuple[type, dict[str, Any]]:
     if missing:
         raise ValueError(f"dataset string {dataset_str!r} lacks {missing[0]}=...; e.g. {name}:split=TRAIN:root=/data")
     kwargs["split"] = ImageNet.Split.parse(kwargs["split"])
+    if "noise" in kwargs:
+        try:
+            parse_noise_spec(kwargs["noise"])
+        except ValueError as e:
+            raise ValueError(f"key noise in dataset string {dataset_str!r}: {e}") from None
     return DATASETS[name], kwargs
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dinov2.data.datasets.extra import SPLIT_DIRS
-from dinov2.data.datasets.image_net import ImageNet
+from dinov2.data.datasets.image_net import DEFAULT_NOISE_SEED, ImageNet
 from utils.image_io import is_image_file, load_rgb_image
 
 logger = logging.getLogger("dinov2")
@@ -70,6 +70,8 @@ class PairedImageNet(ImageNet):
         transform: Callable | None = None,
         target_transform: Callable | None = None,
         check_sizes: bool = True,
+        noise: str | None = None,
+        noise_seed: int | str = DEFAULT_NOISE_SEED,
     ) -> None:
         if not paired_root:
             raise ValueError(
@@ -78,7 +80,7 @@ class PairedImageNet(ImageNet):
             )
         super().__init__(
             split=split, root=root, extra=extra, transforms=transforms, transform=transform,
-            target_transform=target_transform,
+            target_transform=target_transform, noise=noise, noise_seed=noise_seed,
         )  # fmt: skip
         self.paired_root = Path(paired_root)
         self._paired_paths = self._match_pairs(check_sizes)
@@ -143,7 +145,7 @@ class PairedImageNet(ImageNet):
         return self.paired_root / SPLIT_DIRS[self.split.name] / self._paired_paths[index]
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
-        image: Any = load_rgb_image(self.get_image_path(index))
+        image: Any = self.load_image(index)  # with noise=SPEC: the clean image plus its load-time noise
         paired_image = load_rgb_image(self.get_paired_image_path(index))
         target: Any = self.get_target(index)
         image = (image, paired_image) if self.transform is None else self.transform(image, paired_image=paired_image)

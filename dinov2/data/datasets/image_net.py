@@ -3,11 +3,17 @@
 Any root laid out as ``ROOT/{train,val}/<class>/**/<image>`` works (ImageNet-1k, ImageNet-100,
 the embedded MNIST-5k, a noisy or denoised copy of any of them): sizes come from the index written by
 ``process_metadata.py`` (see :mod:`dinov2.data.datasets.extra`), never from hard-coded counts.
+
+Noise at load time (``noise=SPEC``, optional ``noise_seed=N``, default 42 as ``utils.generate_noise``):
+each clean image gets exactly the noise ``python -m utils.generate_noise --noise SPEC --seed N`` writes
+for it (same per-image generator from the seed and the path relative to the root, same uint8
+arithmetic), so the pixels equal those of the noisy PNG tree, which then need not exist.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -18,7 +24,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dinov2.data.datasets.extra import SPLIT_DIRS, default_extra, load_index
-from utils.image_io import load_rgb_image
+from utils.image_io import load_rgb_image, load_rgb_uint8
+from utils.noise import NoiseSpec, add_noise_uint8, parse_noise_spec
+
+DEFAULT_NOISE_SEED = 42  # utils.generate_noise's default --seed
 
 
 class _Split(Enum):
@@ -59,7 +68,14 @@ class ImageNet(Dataset):
         transforms: Callable | None = None,
         transform: Callable | None = None,
         target_transform: Callable | None = None,
+        noise: str | NoiseSpec | None = None,
+        noise_seed: int | str = DEFAULT_NOISE_SEED,
     ) -> None:
+        self.noise = parse_noise_spec(noise) if noise else None
+        try:
+            self.noise_seed = int(noise_seed)
+        except ValueError:
+            raise ValueError(f"noise_seed={noise_seed!r} is not an integer; e.g. noise_seed=42") from None
         self._split = _Split.parse(split)
         self.root = Path(root)
         self._extra_root = Path(extra) if extra is not None else default_extra(self.root)
@@ -75,6 +91,19 @@ class ImageNet(Dataset):
     def get_image_path(self, index: int) -> Path:
         """Path of image ``index`` on disk."""
         return self.root / SPLIT_DIRS[self._split.name] / self._paths[index].decode("utf-8")
+
+    def get_image_rel_path(self, index: int) -> str:
+        """POSIX path of image ``index`` relative to the root (``train/<class>/<name>``), as generate_noise sees it."""
+        return posixpath.normpath(f"{SPLIT_DIRS[self._split.name]}/{self._paths[index].decode('utf-8')}")
+
+    def load_image(self, index: int) -> Image.Image:
+        """Decoded RGB image ``index``, with the load-time noise when the dataset has a ``noise`` spec."""
+        if self.noise is None:
+            return load_rgb_image(self.get_image_path(index))
+        from utils.generate_noise import image_rng
+
+        rng = image_rng(self.noise_seed, self.get_image_rel_path(index))
+        return Image.fromarray(add_noise_uint8(load_rgb_uint8(self.get_image_path(index)), self.noise, rng))
 
     def get_image_data(self, index: int) -> bytes:
         """The encoded bytes of image ``index`` (official API)."""
@@ -103,7 +132,7 @@ class ImageNet(Dataset):
         return len(self._targets)
 
     def __getitem__(self, index: int) -> tuple[Image.Image | Any, int | Any]:
-        image: Any = load_rgb_image(self.get_image_path(index))
+        image: Any = self.load_image(index)
         target: Any = self.get_target(index)
         if self.transform is not None:
             image = self.transform(image)
