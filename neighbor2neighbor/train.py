@@ -51,7 +51,7 @@ METRICS_FILE, DONE_FILE = "metrics.jsonl", "train_complete.json"
 MASK_STREAM = 1  # seed-derivation tag of the sub-sampler masks (data uses its own derivations)
 SETTINGS_STAGE = "n2n"
 # What the trained weights depend on (out_dir, workers and device do not change them).
-SETTINGS_KEYS = ("noise.spec", "data.name", "n2n.train_root", "n2n.n_feature", "n2n.init_scale", "n2n.crop_size",
+SETTINGS_KEYS = ("noise.spec", "noise.seed", "data.name", "n2n.train_root", "n2n.n_feature", "n2n.init_scale", "n2n.crop_size",
                  "n2n.batch_size", "n2n.n_epoch", "n2n.n_samples_per_epoch", "n2n.lr", "n2n.lr_gamma",
                  "n2n.lr_milestones", "n2n.lambda1", "n2n.lambda2", "n2n.increase_ratio", "n2n.val_photos",
                  "n2n.val_size", "n2n.val_seed", "n2n.amp", "n2n.seed")  # fmt: skip

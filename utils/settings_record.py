@@ -87,10 +87,13 @@ def recorded_digest(out_dir: str | os.PathLike, stage: str) -> str | None:
 
 
 def first_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
-    """The first key (in ``new``'s order, then keys only ``old`` has) whose value differs."""
+    """The first key (in ``new``'s order) recorded in ``old`` whose value differs.
+
+    Keys only one side has are not compared: a stage that starts recording another setting does not
+    make the outputs it recorded before stale."""
     new = normalise(new)
-    for key in [*new, *(k for k in old if k not in new)]:
-        if old.get(key) != new.get(key):
+    for key in new:
+        if key in old and old[key] != new[key]:
             return key
     return None
 

@@ -77,7 +77,7 @@ def pretrain_settings(cfg, method: str, train_cfg) -> dict:
     from utils.settings_record import recorded_digest
 
     paths = method_paths(cfg, method)
-    settings = {"noise.spec": cfg.noise.spec, "data.name": cfg.data.name}
+    settings = {"noise.spec": cfg.noise.spec, "noise.seed": cfg.noise.seed, "data.name": cfg.data.name}
     flat = _flatten(OmegaConf.to_container(train_cfg, resolve=True))
     settings.update({k: v for k, v in flat.items() if k not in RESUMABLE_KEYS})
     if Path(cfg.data.denoised_root) in (paths.train_root, paths.paired_root):
