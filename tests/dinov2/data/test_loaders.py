@@ -45,7 +45,7 @@ def test_parse_returns_class_and_keyword_arguments():
     ("dataset_str", "message"),
     [
         ("ImageNet22k:split=TRAIN:root=/r", "unknown dataset 'ImageNet22k'.*valid: ImageNet"),
-        ("ImageNet:split=TRAIN:root=/r:sizes=3", "unknown key 'sizes'.*valid: extra, root, split"),
+        ("ImageNet:split=TRAIN:root=/r:sizes=3", "unknown key 'sizes'.*valid: extra, noise, noise_seed, root, split"),
         ("ImageNet:split=TEST:root=/r", "unknown split 'TEST'; valid: TRAIN, VAL"),
         ("ImageNet:root=/r", "lacks split="),
         ("ImageNet:split=TRAIN", "lacks root="),
