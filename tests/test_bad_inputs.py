@@ -509,3 +509,8 @@ def test_a_resume_with_another_architecture_is_one_line_and_keeps_the_run_config
     argv = ["--config-file", run / "experiment_train.yaml", "--output-dir", run, "student.arch=vit_small",
             "optim.epochs=3"]  # fmt: skip
     check_case(finished, capsys, "dinov2.run.train.train", argv, str(run), "does not fit")
+
+
+def test_a_negative_count_in_the_training_overrides_is_refused_by_the_training_config(finished, capsys):
+    check_case(finished, capsys, "dinov2.run.pretrain",
+               ["--method", "dinov2", E, finished.exp, "pretrain.overrides.train.num_workers=-1"], "train.num_workers")  # fmt: skip

@@ -58,6 +58,10 @@ def check_values(cfg: DictConfig) -> None:
         raise ConfigError(f"config key 'train.distributed' is {cfg.train.distributed!r}; valid: ddp, fsdp")
     if cfg.train.batch_size_per_gpu < 1 or cfg.train.OFFICIAL_EPOCH_LENGTH < 1:
         raise ConfigError("config keys 'train.batch_size_per_gpu' and 'train.OFFICIAL_EPOCH_LENGTH' must be >= 1")
+    # A zero-epoch run would "finish" at once and be passed on as a trained model.
+    for key, minimum in (("optim.epochs", 1), ("train.num_workers", 0), ("optim.warmup_epochs", 0)):
+        if OmegaConf.select(cfg, key) < minimum:
+            raise ConfigError(f"config key '{key}' must be >= {minimum}, got {OmegaConf.select(cfg, key)}")
     if cfg.optim.warmup_epochs > cfg.optim.epochs:
         raise ConfigError(
             f"config key 'optim.warmup_epochs' ({cfg.optim.warmup_epochs}) exceeds 'optim.epochs' ({cfg.optim.epochs})"

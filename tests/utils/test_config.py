@@ -31,6 +31,12 @@ def test_demo_experiment_resolves_every_path_from_name_and_noise() -> None:
     assert cfg.run_dir == "outputs/runs/demo/gauss_100"  # a new noise level gets a new run folder
 
 
+def test_open_mappings_take_new_sub_keys_from_the_command_line(tmp_path: Path) -> None:
+    # demo.yaml already fills pretrain.overrides with `train` and `evaluation`: a third key still goes in.
+    cfg = load_experiment(DEMO_EXPERIMENT, ["pretrain.overrides.optim.base_lr=0.1"])
+    assert cfg.pretrain.overrides.optim.base_lr == 0.1 and cfg.pretrain.overrides.train.batch_size_per_gpu == 32
+
+
 def test_typo_in_an_override_names_the_closest_valid_key() -> None:
     with pytest.raises(ConfigError, match=r"unknown config key 'noise.sigma' .*did you mean 'noise.sigma_255'\?"):
         load_experiment(DEMO_EXPERIMENT, ["noise.sigma=50"])
