@@ -1,6 +1,6 @@
 """Data pipeline cost: per-image vs batched multi-crop augmentation (``train.augmentation``).
 
-    python bench/data_pipeline.py [--sections workers,demo,gpu] [--n-batches 3] [--batch-size 32]
+    python bench/data_pipeline.py [--sections workers,noise,demo,gpu] [--n-batches 3] [--batch-size 32]
                                   [--demo-steps 12] [--demo-warmup 3] [--out-json FILE]
 
 Sections (each prints Markdown rows and one JSON line):
@@ -12,6 +12,8 @@ Sections (each prints Markdown rows and one JSON line):
 - ``demo``: seconds per training step of ``make demo``'s pretraining (ViT-pico/8, batch 32, 32-px
   global and 2 x 16-px local crops, 28 x 28 digits, ``num_workers=0``), both paths: CPU-seconds
   and wall seconds of the data part and of the model part of a step, medians after a warm-up.
+- ``noise``: CPU-seconds per image of noise at load time (``noise=SPEC``: decode the clean JPEG + add
+  the noise) against decoding the noisy PNG that ``utils.generate_noise`` writes, on the same photos.
 - ``gpu``: images/s of the full ViT-S/16 training step, batch 128, both paths (CUDA only; skipped
   with its reason otherwise).
 """
@@ -164,6 +166,32 @@ def bench_demo(root: Path, workdir: Path, steps: int, warmup: int, threads: int)
     return result
 
 
+def _load_all(dataset) -> list:
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def bench_noise(root: Path, noisy_parent: Path, specs: list[str]) -> dict:
+    """CPU-seconds per image (one thread): clean JPEG + load-time noise vs the noisy PNG tree's file."""
+    from utils.generate_noise import generate_noise
+
+    torch.set_num_threads(1)
+    result: dict = {}
+    for spec in specs:
+        noisy = noisy_parent / spec
+        generate_noise(root, noisy, spec, seed=42, workers=1, splits=["train"])
+        build_index(noisy)
+        at_load = make_dataset(dataset_str=f"ImageNet:split=TRAIN:root={root}:noise={spec}")
+        from_png = make_dataset(dataset_str=f"ImageNet:split=TRAIN:root={noisy}")
+        n = len(at_load)
+        result[spec] = {
+            "jpeg_plus_noise": _cpu_seconds(_load_all, at_load)[0] / n,
+            "noisy_png": _cpu_seconds(_load_all, from_png)[0] / n,
+            "png_bytes": sum(p.stat().st_size for p in (noisy / "train").rglob("*.png")) / n,
+        }
+    result["jpeg_bytes"] = sum(p.stat().st_size for p in (root / "train").rglob("*.jpg")) / n
+    return result
+
+
 def bench_gpu() -> dict:
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device on this machine; run bench/gpu_suite.py on a GPU box"}
@@ -174,7 +202,7 @@ def bench_gpu() -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default="workers,demo,gpu")
+    parser.add_argument("--sections", default="workers,noise,demo,gpu")
     parser.add_argument("--n-batches", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--demo-steps", type=int, default=12)
@@ -196,6 +224,15 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"| {date} | per_image | {r['per_image_worker']:.4f} | – |")
             print(f"| {date} | batched | {r['batched_worker']:.4f} | {r['batched_main']:.4f} |")
             print(f"worker ratio per_image / batched: {r['worker_ratio']:.1f}x")
+        if "noise" in sections:
+            jpeg_root = tmp / "jpeg"
+            if not jpeg_root.exists():
+                write_jpeg_tree(jpeg_root, args.n_batches * args.batch_size)
+            r = report["noise"] = bench_noise(jpeg_root, tmp / "noisy", ["gauss_100", "shot_3"])
+            print("| date | spec | clean JPEG + noise CPU-s / image | noisy PNG decode CPU-s / image | PNG kB / JPEG kB |")
+            for spec in ("gauss_100", "shot_3"):
+                print(f"| {date} | {spec} | {r[spec]['jpeg_plus_noise']:.4f} | {r[spec]['noisy_png']:.4f} | "
+                      f"{r[spec]['png_bytes'] / 1e3:.0f} / {r['jpeg_bytes'] / 1e3:.0f} |")
         if "demo" in sections:
             r = report["demo"] = bench_demo(write_digit_tree(tmp / "digits", 256), tmp / "runs",
                                             args.demo_steps, args.demo_warmup, args.demo_threads)  # fmt: skip
