@@ -36,6 +36,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from dinov2.data import DataAugmentationDINO, MaskingGenerator, collate_data_and_cast, make_dataset  # noqa: E402
 from dinov2.data.batched_augmentations import BatchedDataAugmentationDINO, DecodedImage  # noqa: E402
@@ -118,14 +119,52 @@ def write_digit_tree(root: Path, n_images: int) -> Path:
     return root
 
 
-def bench_demo(root: Path, workdir: Path, steps: int, warmup: int, threads: int) -> dict:
-    """Seconds per training step of the demo setting, both paths: CPU-seconds (robust on a shared
-    machine) and wall seconds, split into data (loader + augmentation) and model (forward, backward,
-    clip, AdamW, EMA); medians over ``steps`` after ``warmup`` steps. The step is
-    :func:`dinov2.train.train.do_train`'s, with its own helpers."""
+def time_training_steps(cfg, device: torch.device, warmup: int, steps: int) -> dict[str, float]:
+    """Median seconds of a training step split into data (loader + augmentation) and model (forward,
+    backward, clip, AdamW, EMA), as CPU-seconds of this process and wall seconds. The step is
+    :func:`dinov2.train.train.do_train`'s, with its own helpers; CUDA work is synchronised."""
     from dinov2.train.data import build_train_data_loader
     from dinov2.train.schedules import apply_optim_scheduler, build_schedulers
     from dinov2.train.train import build_meta_arch, build_optimizer, clip_gradients_and_step, fix_random_seeds
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    fix_random_seeds(0)
+    model = build_meta_arch(cfg, device)
+    model.train()
+    optimizer = build_optimizer(cfg, model.get_params_groups())
+    schedules = build_schedulers(cfg)
+    data_iter = iter(build_train_data_loader(cfg, 0, device=device))
+    times: dict[str, list[float]] = {"data_cpu": [], "model_cpu": [], "data_wall": [], "model_wall": []}
+    for iteration in range(warmup + steps):
+        sync()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        data = next(data_iter)
+        sync()
+        cpu1, wall1 = time.process_time(), time.perf_counter()
+        sched = schedules.at(iteration)
+        apply_optim_scheduler(optimizer, sched["lr"], sched["wd"], sched["last_layer_lr"])
+        optimizer.zero_grad(set_to_none=True)
+        model.forward_backward(data, teacher_temp=sched["teacher_temp"])
+        clip_gradients_and_step(cfg, model, optimizer)
+        model.update_teacher(sched["mom"])
+        sync()
+        cpu2, wall2 = time.process_time(), time.perf_counter()
+        if iteration >= warmup:
+            for key, value in (("data_cpu", cpu1 - cpu0), ("model_cpu", cpu2 - cpu1),
+                               ("data_wall", wall1 - wall0), ("model_wall", wall2 - wall1)):  # fmt: skip
+                times[key].append(value)
+    result = {key: statistics.median(values) for key, values in times.items()}
+    result["cpu_s_per_step"] = result["data_cpu"] + result["model_cpu"]
+    result["wall_s_per_step"] = result["data_wall"] + result["model_wall"]
+    return result
+
+
+def bench_demo(root: Path, workdir: Path, steps: int, warmup: int, threads: int) -> dict:
+    """Seconds per training step of the demo setting (``make demo``'s pretraining), both paths:
+    CPU-seconds (robust on a shared machine) and wall seconds; see :func:`time_training_steps`."""
     from dinov2.utils.config import apply_scaling_rules_to_cfg, load_training_config
 
     torch.set_num_threads(threads)
@@ -135,32 +174,8 @@ def bench_demo(root: Path, workdir: Path, steps: int, warmup: int, threads: int)
                 "train.batch_size_per_gpu=32", "train.num_workers=0", f"train.augmentation={path}",
                 "train.OFFICIAL_EPOCH_LENGTH=25"]  # fmt: skip
         cfg = apply_scaling_rules_to_cfg(load_training_config(REPO / "dinov2/configs/train/vit_pico_cpu.yaml", opts))
-        fix_random_seeds(0)
-        model = build_meta_arch(cfg, torch.device("cpu"))
-        model.train()
-        optimizer = build_optimizer(cfg, model.get_params_groups())
-        schedules = build_schedulers(cfg)
-        data_iter = iter(build_train_data_loader(cfg, 0, device=torch.device("cpu")))
-        times: dict[str, list[float]] = {"data_cpu": [], "model_cpu": [], "data_wall": [], "model_wall": []}
-        for iteration in range(warmup + steps):
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            data = next(data_iter)
-            cpu1, wall1 = time.process_time(), time.perf_counter()
-            sched = schedules.at(iteration)
-            apply_optim_scheduler(optimizer, sched["lr"], sched["wd"], sched["last_layer_lr"])
-            optimizer.zero_grad(set_to_none=True)
-            model.forward_backward(data, teacher_temp=sched["teacher_temp"])
-            clip_gradients_and_step(cfg, model, optimizer)
-            model.update_teacher(sched["mom"])
-            cpu2, wall2 = time.process_time(), time.perf_counter()
-            if iteration >= warmup:
-                for key, value in (("data_cpu", cpu1 - cpu0), ("model_cpu", cpu2 - cpu1),
-                                   ("data_wall", wall1 - wall0), ("model_wall", wall2 - wall1)):  # fmt: skip
-                    times[key].append(value)
-        for key, values in times.items():
-            result[f"{path}_{key}"] = statistics.median(values)
-        result[f"{path}_cpu_s_per_step"] = result[f"{path}_data_cpu"] + result[f"{path}_model_cpu"]
-        result[f"{path}_wall_s_per_step"] = result[f"{path}_data_wall"] + result[f"{path}_model_wall"]
+        for key, value in time_training_steps(cfg, torch.device("cpu"), warmup, steps).items():
+            result[f"{path}_{key}"] = value
     result["cpu_speedup"] = result["per_image_cpu_s_per_step"] / result["batched_cpu_s_per_step"]
     result["wall_speedup"] = result["per_image_wall_s_per_step"] / result["batched_wall_s_per_step"]
     return result
@@ -192,12 +207,14 @@ def bench_noise(root: Path, noisy_parent: Path, specs: list[str]) -> dict:
     return result
 
 
-def bench_gpu() -> dict:
+def bench_gpu(workdir: Path) -> dict:
+    """Images/s of the full ViT-S/16 training step, batch 128, both paths (bench/gpu_suite.py's step)."""
     if not torch.cuda.is_available():
-        return {"skipped": "no CUDA device on this machine; run bench/gpu_suite.py on a GPU box"}
-    from bench.gpu_suite import train_step_images_per_s
+        return {"skipped": "no CUDA device on this machine (torch.cuda.is_available() is False)"}
+    from gpu_suite import train_step_figures
 
-    return {path: train_step_images_per_s("vit_small", path, batch_size=128) for path in ("per_image", "batched")}
+    return {path: train_step_figures("vit_small", path, False, workdir, batch_size=128)
+            for path in ("per_image", "batched")}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -243,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
                       f"{r[path + '_wall_s_per_step']:.3f} ({r[path + '_data_wall']:.3f} + {r[path + '_model_wall']:.3f}) |")
             print(f"speed-up per_image / batched: CPU {r['cpu_speedup']:.1f}x, wall {r['wall_speedup']:.1f}x")
         if "gpu" in sections:
-            report["gpu"] = bench_gpu()
+            report["gpu"] = bench_gpu(tmp)
             print(f"gpu: {report['gpu']}")
     print(json.dumps(report))
     if args.out_json is not None:
