@@ -33,3 +33,8 @@ run_stages() {
 
 # Stages 1-3: noisy dataset, Neighbor2Neighbor denoiser, denoised dataset.
 PREPARE="noise n2n denoise"
+
+# Reference rows of every table (DESIGN.md principle 10): the same backbone untrained, and raw pixels (small
+# images only), each evaluated on the noisy and on the denoised data.
+REFERENCES="reference evaluate:random_init:linear,knn evaluate:random_init_denoised:linear,knn \
+evaluate:pixels:linear,knn evaluate:pixels_denoised:linear,knn"

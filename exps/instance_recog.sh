@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- configs/experiments/demo.yaml
 for exp in "$@"; do
     # shellcheck disable=SC2086
-    run_stages "$exp" $PREPARE \
+    run_stages "$exp" $PREPARE reference evaluate:random_init:retrieval \
         pretrain:dinov2 pretrain:n2n_dinov2 pretrain:nc pretrain:nct \
         evaluate:dinov2:retrieval evaluate:n2n_dinov2:retrieval evaluate:nc:retrieval evaluate:nct:retrieval \
         report

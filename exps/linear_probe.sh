@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- configs/experiments/demo.yaml
 for exp in "$@"; do
     # shellcheck disable=SC2086
-    run_stages "$exp" $PREPARE \
+    run_stages "$exp" $PREPARE $REFERENCES \
         pretrain:dinov2 pretrain:n2n_dinov2 pretrain:nc \
-        evaluate:dinov2:linear,knn evaluate:n2n_dinov2:linear,knn evaluate:nc:linear,knn \
+        evaluate:dinov2:linear,knn evaluate:n2n_dinov2:linear,knn evaluate:nc:linear,knn sweep \
         report
 done

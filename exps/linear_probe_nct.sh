@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 for exp in "$@"; do
     # NCT branches off the N2N + DINOv2 run's switch-epoch checkpoint.
     # shellcheck disable=SC2086
-    run_stages "$exp" $PREPARE pretrain:n2n_dinov2 pretrain:nct evaluate:nct:linear,knn report
+    run_stages "$exp" $PREPARE $REFERENCES pretrain:n2n_dinov2 pretrain:nct evaluate:nct:linear,knn sweep report
 done

@@ -7,6 +7,7 @@ A pretraining run writes ``RUN/config.yaml`` and ``RUN/eval/training_<iteration>
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,30 +54,46 @@ def checkpoints_to_evaluate(cfg: DictConfig, run_dir: Path, eval_dir: Path) -> l
     return [(path, eval_dir / f"training_{iteration}") for iteration, path in found]
 
 
+def reference_to_evaluate(run_dir: Path, eval_dir: Path) -> list[tuple[Path, Path]]:
+    """A reference row's ``(export, evaluation folder)``: its one export (random init, or the tensor-less export
+    of raw pixels), ``[]`` when ``python -m dinov2.run.reference`` wrote none."""
+    export = newest_teacher_checkpoint(run_dir)
+    return [(export, eval_dir)] if export is not None else []
+
+
 def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> list[dict]:
     """``[{method, config_file, pretrained_weights, train_dataset_str, val_dataset_str, eval_dir, eval_root}]``.
 
     ``methods=None``: every method with a checkpoint; a named method without one is an error.
     """
-    from dinov2.run.experiment import METHODS, dataset_string, method_paths
+    from dinov2.run.experiment import METHODS, REFERENCE_METHODS, dataset_string, method_paths
 
-    out = []
+    out, n_not_applicable = [], 0
     for method in methods or METHODS:
         paths = method_paths(cfg, method)
-        pairs = checkpoints_to_evaluate(cfg, paths.run_dir, paths.eval_dir)
+        if method in REFERENCE_METHODS:  # one export (random init) or none (raw pixels), never a series
+            pairs = reference_to_evaluate(paths.run_dir, paths.eval_dir)
+        else:
+            pairs = checkpoints_to_evaluate(cfg, paths.run_dir, paths.eval_dir)
+        if not pairs and method.startswith("pixels"):  # images too large for raw pixels: the row is n/a
+            logging.getLogger(__name__).info("%s: no raw-pixel reference for this experiment; skipped", method)
+            n_not_applicable += 1
+            continue
         if not pairs:
             if methods:
                 raise FileNotFoundError(
-                    f"no {paths.run_dir}/eval/training_*/teacher_checkpoint.pth for method {method}; run its pretraining first"
+                    f"no {paths.run_dir}/eval/training_*/teacher_checkpoint.pth for method {method}; "
+                    f"run its {'reference' if method in REFERENCE_METHODS else 'pretraining'} stage first"
                 )
             continue
         out.extend({
-            "method": method, "config_file": str(paths.run_dir / "config.yaml"), "pretrained_weights": str(ckpt),
+            "method": method, "config_file": str(paths.run_dir / "config.yaml"),
+            "pretrained_weights": str(ckpt),
             "train_dataset_str": dataset_string(paths.eval_root, "TRAIN"),
             "val_dataset_str": dataset_string(paths.eval_root, "VAL"),
             "eval_dir": eval_dir, "eval_root": paths.eval_root, "noise": None,
         } for ckpt, eval_dir in pairs)
-    if not out:
+    if not out and not n_not_applicable:
         raise FileNotFoundError(
             f"no teacher_checkpoint.pth under {cfg.pretrain.runs_dir}/*/eval/; run the pretraining stage first"
         )
@@ -85,8 +102,6 @@ def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> l
 
 def skip_finished(output_dir: str | Path | None, results_name: str, overwrite: bool) -> bool:
     """True when ``output_dir/results_name`` exists and ``overwrite`` is off (a finished evaluation is kept)."""
-    import logging
-
     if output_dir and (Path(output_dir) / results_name).is_file() and not overwrite:
         logging.getLogger(__name__).info("%s exists; skipped (pass --overwrite to redo)", Path(output_dir) / results_name)
         return True

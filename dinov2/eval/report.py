@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dinov2.eval.checkpoint_series import add_checkpoint_results
+from dinov2.eval.sweep import SWEEP_NAME
 from utils.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,28 @@ log = logging.getLogger(__name__)
 RESULT_FILES = {"linear": "results_eval_linear.json", "knn": "results_eval_knn.json",
                 "retrieval": "results_eval_retrieval.json"}
 TABLE_NAME, BARS_NAME, GRID_NAME = "results.md", "accuracy.png", "noise_grid.png"
+SWEEP_PLOT_NAME = "noise_sweep.png"
+GAIN_PREFIX = "gain "
+GAIN_METRICS = ("kNN top-1", "linear top-1")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def add_gains(rows: dict[str, dict], reference_of: dict[str, str]) -> None:
+    """Add ``gain <metric>`` = row − its reference row (e.g. the same backbone untrained) for each top-1 metric.
+
+    ``reference_of`` maps a row name to its reference row's name; rows without one (or whose reference
+    lacks the metric) get no gain cell.
+    """
+    for name, ref_name in reference_of.items():
+        row, ref = rows.get(name), rows.get(ref_name)
+        if row is None or ref is None:
+            continue
+        for metric in GAIN_METRICS:
+            if _number(row.get(metric)) and _number(ref.get(metric)):
+                row[f"{GAIN_PREFIX}{metric}"] = row[metric] - ref[metric]
 
 
 def collect_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
@@ -58,14 +81,15 @@ def collect_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
     return row
 
 
-def markdown_table(rows: dict[str, dict[str, float]]) -> str:
-    """Method × metric table; a metric a method lacks is shown as ``–``."""
+def markdown_table(rows: dict[str, dict[str, float | str]]) -> str:
+    """Method × metric table; a metric a method lacks is shown as ``–``, a text value (``n/a``) as is."""
     columns: list[str] = []
     for row in rows.values():
         columns += [c for c in row if c not in columns]
     lines = ["| method | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
     for method, row in rows.items():
-        cells = [f"{row[c]:.2f}" if c in row else "–" for c in columns]
+        cells = [("–" if c not in row else f"{row[c]:+.2f}" if c.startswith(GAIN_PREFIX) and _number(row[c])
+                  else f"{row[c]:.2f}" if _number(row[c]) else str(row[c])) for c in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -88,12 +112,59 @@ def accuracy_bars(rows: dict[str, dict[str, float]], path: Path) -> None:
     width = 0.8 / max(1, len(metrics))
     x = np.arange(len(rows))
     for i, metric in enumerate(metrics):
-        values = [r.get(metric, np.nan) for r in rows.values()]
+        values = [r[metric] if _number(r.get(metric)) else np.nan for r in rows.values()]
         bars = ax.bar(x + i * width - 0.4 + width / 2, values, width, label=metric)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(x, list(rows), rotation=15)
     ax.set_ylabel("accuracy (%)")
     ax.legend(fontsize=8)
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def sweep_section(run_dirs: dict[str, Path], out: Path) -> str:
+    """Tables (kNN and linear top-1 per noise level) and ``noise_sweep.png`` from the folders' ``sweep.json``.
+
+    Returns the Markdown section ('' when no folder has a sweep); levels are columns in sweep order.
+    """
+    sweeps = {}
+    for name, d in run_dirs.items():
+        path = Path(d) / SWEEP_NAME
+        if path.is_file():
+            try:
+                sweeps[name] = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path} is not valid JSON ({e.msg}); re-run: python -m dinov2.run.sweep") from e
+    if not sweeps:
+        return ""
+    levels: list[str] = []
+    for result in sweeps.values():
+        levels += [lv for lv in result if lv not in levels]
+    section = "\n**Noise-level sweep** (clean val/train data noised on the fly; no denoiser for any row):\n"
+    metrics = [m for m in ("knn_top1", "linear_top1") if any(m in r for s in sweeps.values() for r in s.values())]
+    for metric in metrics:
+        table = {name: {lv: s[lv][metric] for lv in levels if metric in s.get(lv, {})} for name, s in sweeps.items()}
+        section += f"\n{'kNN' if metric == 'knn_top1' else 'linear'} top-1 by noise level:\n\n" + markdown_table(table)
+    _sweep_plot(sweeps, levels, metrics, out / SWEEP_PLOT_NAME)
+    return section
+
+
+def _sweep_plot(sweeps: dict[str, dict], levels: list[str], metrics: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, result in sweeps.items():
+            xs = [i for i, lv in enumerate(levels) if metric in result.get(lv, {})]
+            ax.plot(xs, [result[levels[i]][metric] for i in xs], marker="o", label=name)
+        ax.set_xticks(range(len(levels)), levels)
+        ax.set_xlabel("noise level (val and kNN/probe training data)")
+        ax.set_ylabel(f"{'kNN' if metric == 'knn_top1' else 'linear'} top-1 (%)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
     _save_figure(fig, path)
     plt.close(fig)
 
@@ -141,22 +212,29 @@ def noise_grid(folders: Sequence[str | os.PathLike], path: Path, n_images: int =
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, labels: Sequence[str] | None = None,
-                 grid_folders: Sequence[str | os.PathLike] | None = None, caption: str | None = None) -> str:
+                 grid_folders: Sequence[str | os.PathLike] | None = None, caption: str | None = None,
+                 extra_rows: dict[str, dict] | None = None) -> str:
     """Write the table and figures to ``out``; returns the Markdown table (after ``caption``, a line
-    saying what was evaluated, e.g. the noise and the dataset, when given)."""
+    saying what was evaluated, e.g. the noise and the dataset, when given).
+
+    Folders named after the pipeline's methods get its labels and, next to each trained method, its gain
+    over the random-init reference row (evaluated on the same data). ``extra_rows`` (e.g. a raw-pixel row
+    that is n/a for large images) come first."""
     try:
-        from dinov2.run.experiment import METHOD_LABELS
+        from dinov2.run.experiment import METHOD_LABELS, RANDOM_INIT_OF
     except ImportError:  # the table works without the pipeline
-        METHOD_LABELS = {}
+        METHOD_LABELS, RANDOM_INIT_OF = {}, {}
     if labels is not None and len(labels) != len(run_dirs):
         raise ValueError(f"--labels has {len(labels)} names for {len(run_dirs)} run folders; give one per folder")
     names = labels or [METHOD_LABELS.get(Path(d).name, Path(d).name) for d in run_dirs]
-    rows = {name: collect_metrics(d) for name, d in zip(names, run_dirs)}
+    rows = {**(extra_rows or {}), **{name: collect_metrics(d) for name, d in zip(names, run_dirs)}}
+    if labels is None:
+        add_gains(rows, {METHOD_LABELS[m]: METHOD_LABELS[r] for m, r in RANDOM_INIT_OF.items()})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # eval.checkpoints: all: the rows get the final export, then final vs best over exports and a plot vs epoch
     over_checkpoints = add_checkpoint_results(rows, dict(zip(names, map(Path, run_dirs))), out, collect_metrics)
-    table = markdown_table(rows) + over_checkpoints
+    table = markdown_table(rows) + over_checkpoints + sweep_section(dict(zip(names, map(Path, run_dirs))), out)
     if caption:
         table = f"{caption}\n\n{table}"
     atomic_write_text(out / TABLE_NAME, table)
@@ -166,14 +244,15 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     return table
 
 
-def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list[Path], str]:
-    from dinov2.run.experiment import METHODS
+def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list[Path], str, dict[str, dict]]:
+    from dinov2.eval.pixels import MAX_PIXEL_SIDE
+    from dinov2.run.experiment import EVALUATED, METHOD_LABELS
     from utils.config import load_experiment
     from utils.settings_record import check_settings, save_settings, select_settings
 
     cfg = load_experiment(args.experiment, args.overrides)
     eval_root = Path(cfg.run_dir) / "eval"
-    run_dirs = [eval_root / m for m in METHODS if (eval_root / m).is_dir()]
+    run_dirs = [eval_root / m for m in EVALUATED if (eval_root / m).is_dir()]  # reference rows first
     if not run_dirs:
         raise FileNotFoundError(f"no evaluation folder under {eval_root}; run the evaluation stage first")
     grid = [Path(cfg.data.clean_root) / "val", Path(cfg.data.noisy_root) / "val", Path(cfg.data.denoised_root) / "val"]
@@ -182,7 +261,10 @@ def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list
     check_settings(out, "report", settings, args.overwrite, what="the report", has_outputs=(out / TABLE_NAME).is_file())
     save_settings(out, "report", settings)
     caption = f"Noise `{cfg.noise.spec}` on `{cfg.data.name}` (`{cfg.data.clean_root}`), experiment `{cfg.name}`."
-    return run_dirs, out, [g for g in grid if g.is_dir()], caption
+    extra_rows = {}
+    if cfg.eval.crop_size > MAX_PIXEL_SIDE:  # raw pixels are only evaluated on small images
+        extra_rows[METHOD_LABELS["pixels"]] = {"linear top-1": "n/a", "kNN top-1": "n/a"}
+    return run_dirs, out, [g for g in grid if g.is_dir()], caption, extra_rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dirs = args.runs + [p for p in positional if "=" not in p]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        caption = None
+        caption, extra_rows = None, None
         if args.experiment:
-            run_dirs, out, grid, caption = _experiment_inputs(args)
+            run_dirs, out, grid, caption, extra_rows = _experiment_inputs(args)
         else:
             if not run_dirs or not args.out:
                 raise ValueError("give RUN_DIR ... --out DIR, or --experiment FILE")
             out, grid = Path(args.out), args.grid
-        table = write_report(run_dirs, args.out or out, args.labels, grid, caption)
+        table = write_report(run_dirs, args.out or out, args.labels, grid, caption, extra_rows)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

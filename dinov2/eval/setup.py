@@ -47,9 +47,13 @@ def load_model_config(config_file: str | os.PathLike | None, opts: Sequence[str]
 
 
 def build_backbone(config: DictConfig) -> torch.nn.Module:
-    """The teacher backbone of ``config`` with random weights (``build_model_from_cfg``, only_teacher)."""
+    """The teacher backbone of ``config`` with random weights (``build_model_from_cfg``, only_teacher);
+    ``student.arch: pixels`` gives the raw-pixel reference (:class:`dinov2.eval.pixels.PixelBackbone`)."""
+    from dinov2.eval.pixels import PIXELS_ARCH, PixelBackbone
     from dinov2.train.model_builder import build_model_from_cfg
 
+    if config.student.arch == PIXELS_ARCH:
+        return PixelBackbone(config.crops.global_crops_size)
     model, _ = build_model_from_cfg(config, only_teacher=True)
     return model
 

@@ -23,13 +23,14 @@ EVALUATIONS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dinov2.run.experiment import METHODS, method_paths
+    from dinov2.run.experiment import EVALUATED, method_paths
     from dinov2.run.pretrain import ensure_index
     from utils.config import ConfigError, load_experiment
 
     parser = argparse.ArgumentParser(description="Evaluate one method of an experiment (stage 5)")
     parser.add_argument("--experiment", required=True, metavar="FILE", help="experiment YAML")
-    parser.add_argument("--method", required=True, choices=METHODS, help="which model of the comparison")
+    parser.add_argument("--method", required=True, choices=EVALUATED,
+                        help="which model of the comparison, or a reference row (python -m dinov2.run.reference)")
     parser.add_argument("--overwrite", action="store_true", help="redo evaluations whose results exist")
     parser.add_argument("rest", nargs="*", metavar="EVAL|KEY=VALUE",
                         help=f"evaluations ({', '.join(EVALUATIONS)}; default all) and experiment overrides")

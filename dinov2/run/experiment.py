@@ -24,7 +24,17 @@ METHOD_LABELS = {
     "n2n_dinov2": "N2N + DINOv2",
     "nc": "DINOv2 w/ NC",
     "nct": "DINOv2 w/ NCT",
+    "random_init": "random init (untrained)",
+    "random_init_denoised": "random init, denoised data",
+    "pixels": "raw pixels",
+    "pixels_denoised": "raw pixels, denoised data",
 }
+# Reference rows of every table (python -m dinov2.run.reference): the dinov2 method's architecture and
+# seed, untrained, and raw pixels; each on the noisy data and on the denoised data (the N2N + DINOv2 row's).
+REFERENCE_METHODS = ("random_init", "random_init_denoised", "pixels", "pixels_denoised")
+EVALUATED = (*REFERENCE_METHODS, *METHODS)
+# The reference each method's "gain over random init" is measured against (its evaluation data).
+RANDOM_INIT_OF = {"n2n_dinov2": "random_init_denoised", "dinov2": "random_init", "nc": "random_init", "nct": "random_init"}
 DONE_MARKER = ".complete"
 
 
@@ -48,13 +58,15 @@ def check_method(method: str) -> str:
 
 
 def method_paths(cfg: DictConfig, method: str) -> MethodPaths:
-    check_method(method)
+    """Folders of a compared method or of a reference row (both variants of a reference share one run)."""
+    if method not in EVALUATED:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(EVALUATED)}")
     runs = Path(cfg.pretrain.runs_dir)
     noisy, denoised = Path(cfg.data.noisy_root), Path(cfg.data.denoised_root)
-    on_denoised = method == "n2n_dinov2"
+    on_denoised = method in ("n2n_dinov2", "random_init_denoised", "pixels_denoised")
     return MethodPaths(
         method=method,
-        run_dir=runs / method,
+        run_dir=runs / method.removesuffix("_denoised"),
         train_root=denoised if on_denoised else noisy,
         paired_root=denoised if method == "nct" else None,
         eval_root=denoised if on_denoised else noisy,

@@ -8,8 +8,10 @@ Steps (each is the stage CLI of the README, called with ``--experiment FILE`` an
 - ``noise``: ``python -m utils.generate_noise``;
 - ``n2n``: ``python -m neighbor2neighbor.train``;
 - ``denoise``: ``python -m neighbor2neighbor.denoise``;
+- ``reference``: ``python -m dinov2.run.reference`` (random-init export and raw-pixel config of the reference rows);
 - ``pretrain:METHOD``: ``python -m dinov2.run.pretrain --method METHOD``;
 - ``evaluate:METHOD:EVAL[,EVAL]``: ``python -m dinov2.run.evaluate --method METHOD EVAL ...``;
+- ``sweep``: ``python -m dinov2.run.sweep`` (every trained method at several noise levels);
 - ``report``: ``python -m dinov2.run.report``.
 
 Every stage skips itself when finished and resumes when interrupted, so a re-run costs only what is
@@ -31,6 +33,8 @@ SIMPLE_STAGES = {
     "noise": ("add noise", "utils.generate_noise"),
     "n2n": ("train Neighbor2Neighbor", "neighbor2neighbor.train"),
     "denoise": ("denoise", "neighbor2neighbor.denoise"),
+    "reference": ("reference rows (random init, raw pixels)", "dinov2.run.reference"),
+    "sweep": ("noise-level sweep", "dinov2.run.sweep"),
     "report": ("report", "dinov2.run.report"),
 }
 
@@ -38,7 +42,7 @@ SIMPLE_STAGES = {
 def parse_step(step: str, experiment: str, overrides: Sequence[str]) -> tuple[str, str, list[str]]:
     """``(label, module, argv)`` of one step string; ``ValueError`` naming the valid forms otherwise."""
     from dinov2.run.evaluate import EVALUATIONS
-    from dinov2.run.experiment import METHODS
+    from dinov2.run.experiment import EVALUATED, METHODS, REFERENCE_METHODS
 
     base = ["--experiment", experiment]
     kind, *rest = step.split(":")
@@ -47,14 +51,15 @@ def parse_step(step: str, experiment: str, overrides: Sequence[str]) -> tuple[st
         return label, module, [*base, *overrides]
     if kind == "pretrain" and len(rest) == 1 and rest[0] in METHODS:
         return f"pretrain {rest[0]}", "dinov2.run.pretrain", [*base, "--method", rest[0], *overrides]
-    if kind == "evaluate" and len(rest) == 2 and rest[0] in METHODS:
+    if kind == "evaluate" and len(rest) == 2 and rest[0] in EVALUATED:
         evals = rest[1].split(",")
         if all(e in EVALUATIONS for e in evals):
             label = f"evaluate {rest[0]} ({' '.join(evals)})"
             return label, "dinov2.run.evaluate", [*base, "--method", rest[0], *evals, *overrides]
     raise ValueError(
         f"unknown step {step!r}; valid: {', '.join(SIMPLE_STAGES)}, pretrain:METHOD, evaluate:METHOD:EVAL[,EVAL] "
-        f"(METHOD: {', '.join(METHODS)}; EVAL: {', '.join(EVALUATIONS)})"
+        f"(METHOD: {', '.join(METHODS)}, or for evaluate a reference row: {', '.join(REFERENCE_METHODS)}; "
+        f"EVAL: {', '.join(EVALUATIONS)})"
     )
 
 

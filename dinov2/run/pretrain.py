@@ -34,8 +34,9 @@ TRAIN_CONFIG_NAME = "experiment_train.yaml"
 LAUNCHED_ENV = ("WORLD_SIZE", "SLURM_JOB_ID")  # already one process per GPU: train in this process
 
 
-def ensure_index(root: Path) -> None:
-    """Build or refresh ``root/extra`` (the ``process_metadata.py`` index) for each split folder present."""
+def ensure_index(root: Path, extra: Path | None = None) -> None:
+    """Build or refresh ``extra`` (default ``root/extra``; the ``process_metadata.py`` index) for each split
+    folder present. A root the user owns (the clean dataset) is indexed into a folder of ours instead."""
     from dinov2.data.datasets.extra import SPLIT_DIRS, DatasetIndexError, build_index, check_fresh, default_extra
 
     if not root.is_dir():
@@ -45,9 +46,9 @@ def ensure_index(root: Path) -> None:
         raise FileNotFoundError(f"dataset root {root} has no {' or '.join(SPLIT_DIRS.values())} folder")
     try:
         for split in splits:
-            check_fresh(root, default_extra(root), split)
+            check_fresh(root, extra or default_extra(root), split)
     except DatasetIndexError:
-        build_index(root)
+        build_index(root, extra)
 
 
 def config_digest(text: str) -> str:

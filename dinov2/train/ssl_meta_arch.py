@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from dinov2.layers import DINOHead
 from dinov2.loss import DINOLoss, KoLeoLoss, iBOTPatchLoss
+from dinov2.train.collapse import teacher_diagnostics
 from dinov2.train.model_builder import build_model_from_cfg
 from dinov2.train.targets import Batch, StudentOutput, TeacherTargets, compute_teacher_targets
 from dinov2.utils.param_groups import fuse_params_groups, get_params_groups_with_decay
@@ -173,6 +174,8 @@ class SSLMetaArch(nn.Module):
             self.reshard_teacher()
             student = self.get_student_output(batch)
             losses = self.dino_ibot_losses(student, targets, batch)
+            diagnostics = teacher_diagnostics(targets.dino)  # collapse shows here first (dinov2/train/collapse.py)
+            diagnostics["dino_center_norm"] = self.dino_loss.center.norm()
             total = self.cfg.dino.loss_weight * (
                 losses.get("dino_local_crops_loss", 0.0) + losses.get("dino_global_crops_loss", 0.0)
             )
@@ -191,6 +194,7 @@ class SSLMetaArch(nn.Module):
         self.backprop_loss(total)
         losses = {k: v.detach() for k, v in losses.items()}
         losses["total_loss"] = total.detach()
+        losses.update(diagnostics)
         return losses
 
     def backprop_loss(self, loss: Tensor) -> None:

@@ -33,6 +33,7 @@ from dinov2.train.checkpointing import (
     newest_valid_checkpoint,
     restore_rng_state,
 )
+from dinov2.train.collapse import CollapseMonitor
 from dinov2.train.curriculum import keep_iterations, load_branch_checkpoint, run_curriculum
 from dinov2.train.data import build_train_data_loader
 from dinov2.train.parallel import checkpoint_state, full_state_dict, load_checkpoint_state
@@ -250,6 +251,7 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
     metrics = MetricsWriter(output_dir / METRICS_FILE, start_iter)
     data_loader = build_train_data_loader(cfg, start_iter, device=device)  # batched augmentation runs on device
     global_batch = cfg.train.batch_size_per_gpu * distributed.get_global_size()
+    collapse = CollapseMonitor(cfg.dino.head_n_prototypes, cfg.train.collapse_warning_epochs * cfg.train.OFFICIAL_EPOCH_LENGTH)
 
     losses: dict[str, float] = {}
     progress = tqdm(range(start_iter, stop_iter), initial=start_iter, total=stop_iter, desc="DINOv2",
@@ -270,7 +272,8 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         images_per_s = global_batch / (time.perf_counter() - t0)
-        metrics.write({"iteration": iteration, **losses, **sched, "images_per_s": images_per_s})
+        collapsed = collapse.update(losses, iteration)
+        metrics.write({"iteration": iteration, **losses, **sched, "images_per_s": images_per_s, "collapsed": collapsed})
         progress.set_postfix(loss=f"{losses['total_loss']:.3f}", lr=f"{sched['lr']:.2e}")
 
         done = iteration + 1
