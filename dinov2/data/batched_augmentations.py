@@ -9,7 +9,7 @@ per-image reference), but every crop of a batch is produced by a handful of batc
   grayscale p 0.2; Gaussian blur (kernel 9, sigma U(0.1, 2)) with the configured probabilities;
   solarise 128 on global crop 2; normalise.
 
-Blur and the hue shift are ``kornia`` kernels (per-sample sigma / factor, torchvision's formulas).
+The blur is ``kornia``'s (per-sample sigma, torchvision's kernel and reflect padding).
 kornia's ``ColorJitter`` itself is not used: it draws one order of the four adjustments per batch,
 where torchvision draws one per image. We apply the adjustments in four rounds (in round ``k`` each
 crop gets the ``k``-th adjustment of its own order), brightness, contrast and saturation of a round
@@ -47,7 +47,24 @@ SOLARIZE_THRESHOLD = 128 / 255  # the reference solarises uint8 pixels >= 128
 
 
 def _adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
-    return kornia.enhance.adjust_hue(x, factor * (2 * torch.pi))  # torchvision's hue factor is in turns
+    """Torchvision's ``adjust_hue`` (RGB -> HSV, hue + factor turns, -> RGB) for (N, 3, H, W), factor (N,).
+
+    The way back uses the closed form of the HSV sectors, ``c = V - V * S * clamp(min(k, 4 - k), 0, 1)``
+    with ``k = (n_c + 6 h) mod 6``, ``n = (5, 3, 1)`` for (r, g, b): a third of the operations of a
+    sector-by-sector conversion (kornia's), the same values.
+    """
+    r, g, b = x.unbind(-3)
+    maxc, minc = x.amax(-3), x.amin(-3)
+    chroma = maxc - minc  # = V * S
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
+    hue = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    hue = torch.remainder(hue / 6.0 + 1.0 + factor[:, None, None], 1.0)
+    k = torch.remainder(_HUE_OFFSETS.to(x.device) + 6.0 * hue[:, None], 6.0)
+    return maxc[:, None] - chroma[:, None] * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
+
+
+_HUE_OFFSETS = torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)
 
 
 # torchvision's grayscale weights (rgb_to_grayscale), used by its contrast and saturation adjustments.

@@ -240,3 +240,16 @@ def test_decoded_image_is_a_uint8_rgb_tensor_and_rejects_mismatched_pairs():
     assert torch.equal(pair["paired_image"], pair["image"])
     with pytest.raises(ValueError, match="same height and width"):
         decode(gray, paired_image=gray.resize((10, 10)))
+
+
+def test_hue_shift_equals_torchvision_for_any_factor_including_grey_and_pure_colours():
+    from dinov2.data.batched_augmentations import _adjust_hue
+
+    x = torch.rand(7, 3, 6, 5, generator=torch.Generator().manual_seed(3))
+    x[:, :, 0, 0] = 0.5  # grey: hue undefined, must stay grey
+    x[:, :, 0, 1] = torch.tensor([1.0, 0.0, 0.0])  # pure red, on a sector boundary
+    x[:, :, 0, 2] = torch.tensor([0.2, 0.9, 0.9])  # two equal maxima
+    factors = torch.tensor([-0.5, -0.3, -0.1, 0.0, 0.1, 0.25, 0.5])
+    out = _adjust_hue(x, factors)
+    for k in range(len(factors)):
+        torch.testing.assert_close(out[k], TF.adjust_hue(x[k], float(factors[k])), atol=1e-5, rtol=0)
