@@ -3,9 +3,9 @@
     python -m dinov2.run.multiseed --experiment configs/experiments/demo.yaml --seeds 0 1 2 [key=value ...]
 
 Seed ``s`` runs the whole pipeline (:data:`STEPS`, as ``exps/demo.sh`` without retrieval) as the
-experiment named ``<name>_seed<s>`` with ``seed=s``: the denoiser, the pretraining runs and the
-evaluations are per seed; the noisy and denoised datasets are per seed too when the denoiser changes
-(they live in ``data.*_root``, shared when equal). Finished stages skip themselves, so an interrupted
+experiment named ``<name>_seed<s>`` with ``seed=s``: the denoiser, the denoised dataset
+(``<noisy root>_n2n_seed<s>``), the pretraining runs and the evaluations are per seed; the noisy dataset
+(seeded by ``noise.seed``) is shared. Finished stages skip themselves, so an interrupted
 reproduction resumes. Then ``<output_root>/runs/<name>_seeds/<noise spec>/`` gets ``results.md``
 (mean ± std over seeds of linear and kNN top-1 on the noisy val set, with the reference rows) and
 ``accuracy_seeds.png`` (bars with error bars = std). Nothing is tuned: the table reports what the
@@ -43,7 +43,9 @@ TABLE_NAME, BARS_NAME = "results.md", "accuracy_seeds.png"
 
 
 def seed_overrides(cfg_name: str, seed: int, overrides: Sequence[str]) -> list[str]:
-    return [*overrides, f"seed={seed}", f"name={cfg_name}_seed{seed}"]
+    """The seed's experiment: its own name (run folders) and denoised tree (its own denoiser wrote it)."""
+    return [*overrides, f"seed={seed}", f"name={cfg_name}_seed{seed}",
+            f"data.denoised_root=${{data.noisy_root}}_n2n_seed{seed}"]  # fmt: skip
 
 
 def seed_rows(cfg: DictConfig) -> dict[str, dict[str, float]]:

@@ -31,5 +31,6 @@ def test_table_and_plot(tmp_path):
 
 
 def test_each_seed_is_its_own_experiment_and_runs_every_method_with_its_references():
-    assert seed_overrides("demo", 2, ["eval.batch_size=8"]) == ["eval.batch_size=8", "seed=2", "name=demo_seed2"]
+    assert seed_overrides("demo", 2, ["eval.batch_size=8"]) == [
+        "eval.batch_size=8", "seed=2", "name=demo_seed2", "data.denoised_root=${data.noisy_root}_n2n_seed2"]
     assert {"pretrain:nct", "evaluate:nct:linear,knn", "evaluate:random_init:linear,knn", "reference"} <= set(STEPS)
