@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
-from train_helpers import make_cfg
+from train_helpers import REPO, TINY_CONFIG, make_cfg
 
 from dinov2.train.data import build_train_data_loader
 from dinov2.train.train import build_meta_arch, do_train, fix_random_seeds
@@ -95,13 +100,32 @@ def _train(cfg):
     return model
 
 
-def test_batched_training_resumed_after_4_iterations_equals_8_straight_iterations(tmp_path, image_root):
-    common = ("train.augmentation=batched", "optim.epochs=1", "train.checkpoint_period_iterations=4",
-              "student.drop_path_rate=0.2")  # fmt: skip
+def test_batched_training_killed_after_4_iterations_and_resumed_equals_8_straight_iterations(tmp_path, image_root):
+    # 100-iteration schedule; the straight run stops after 8, the other process is SIGKILLed as soon as
+    # its iteration-4 checkpoint exists (never a clean exit), then the run resumes in a fresh process state.
+    common = ("train.augmentation=batched", "optim.epochs=1", "train.OFFICIAL_EPOCH_LENGTH=100",
+              "train.checkpoint_period_iterations=4", "student.drop_path_rate=0.2")  # fmt: skip
     straight = _train(make_cfg(tmp_path / "straight", image_root, *common, "train.stop_at_iteration=8"))
-    _train(make_cfg(tmp_path / "split", image_root, *common, "train.stop_at_iteration=4"))
-    # A fresh model and loader, as after a killed process: everything comes from the checkpoint.
-    resumed = _train(make_cfg(tmp_path / "split", image_root, *common, "train.stop_at_iteration=8"))
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, str(REPO / "dinov2" / "run" / "train" / "train.py"), "--config-file", str(TINY_CONFIG),
+           "--output-dir", str(killed), f"train.dataset_path=ImageNet:split=TRAIN:root={image_root}",
+           "train.batch_size_per_gpu=4", *common]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not (killed / "model_0000004.pth").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint after 10 minutes"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+    assert not (killed / "model_0000008.pth").exists(), "killed too late: the run reached iteration 8"
+
+    resumed = _train(make_cfg(killed, image_root, *common, "train.stop_at_iteration=8"))
     expected, got = straight.state_dict(), resumed.state_dict()
     assert expected.keys() == got.keys()
     for k in expected:
