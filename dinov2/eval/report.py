@@ -81,6 +81,12 @@ def collect_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
     return row
 
 
+def _cell(column: str, value: float | str) -> str:
+    if not _number(value):
+        return str(value)
+    return f"{value:+.2f}" if column.startswith(GAIN_PREFIX) else f"{value:.2f}"
+
+
 def markdown_table(rows: dict[str, dict[str, float | str]]) -> str:
     """Method × metric table; a metric a method lacks is shown as ``–``, a text value (``n/a``) as is."""
     columns: list[str] = []
@@ -88,8 +94,7 @@ def markdown_table(rows: dict[str, dict[str, float | str]]) -> str:
         columns += [c for c in row if c not in columns]
     lines = ["| method | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
     for method, row in rows.items():
-        cells = [("–" if c not in row else f"{row[c]:+.2f}" if c.startswith(GAIN_PREFIX) and _number(row[c])
-                  else f"{row[c]:.2f}" if _number(row[c]) else str(row[c])) for c in columns]
+        cells = [_cell(c, row[c]) if c in row else "–" for c in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
