@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CLEAN = "clean"
 SWEEP_NAME = "sweep.json"  # {spec: {knn_top1, knn_k, linear_top1}} in a method's evaluation folder
+SWEEP_LINEAR_SEED = 0  # head initialisation and data order of every level's linear probe (as dinov2.eval.linear's default)
 
 
 def default_sweep_specs(family: str) -> list[str]:
@@ -67,8 +68,14 @@ def sweep_level(
     best_k = max(knn, key=lambda k: knn[k]["top1"])
     result = {"knn_top1": knn[best_k]["top1"], "knn_k": int(best_k.split("=")[1])}
     if linear_epochs > 0:
-        per_head, name = probe_cached_features(train_cache, val_cache, epochs=linear_epochs, n_last_blocks_list=[1],
-                                               batch_size=linear_batch_size, device=device)  # fmt: skip
+        # The heads' initialisation draws from torch's global RNG: seed it here (in a forked scope) so a level's
+        # probe does not depend on what ran before it in the process (other levels, methods or pipeline stages,
+        # which a re-run skips) and leaves the caller's RNG as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(SWEEP_LINEAR_SEED)  # CPU only: fork_rng(devices=[]) restores only it
+            per_head, name = probe_cached_features(train_cache, val_cache, epochs=linear_epochs,
+                                                   n_last_blocks_list=[1], batch_size=linear_batch_size,
+                                                   device=device, seed=SWEEP_LINEAR_SEED)  # fmt: skip
         result["linear_top1"] = per_head[name]["top1"]
     log.info("sweep %s: %s", spec, result)
     return result
