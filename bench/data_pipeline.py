@@ -162,18 +162,18 @@ def time_training_steps(cfg, device: torch.device, warmup: int, steps: int) -> d
     return result
 
 
-def bench_demo(root: Path, workdir: Path, steps: int, warmup: int, threads: int) -> dict:
+def bench_demo(root: Path, workdir: Path, steps: int, warmup: int, threads: int, config: Path) -> dict:
     """Seconds per training step of the demo setting (``make demo``'s pretraining), both paths:
     CPU-seconds (robust on a shared machine) and wall seconds; see :func:`time_training_steps`."""
     from dinov2.utils.config import apply_scaling_rules_to_cfg, load_training_config
 
     torch.set_num_threads(threads)
-    result: dict = {"threads": threads, "steps": steps, "setting": "ViT-pico/8, batch 32, 32/2x16 px"}
+    result: dict = {"threads": threads, "steps": steps, "setting": f"{config.stem}, batch 32"}
     for path in ("per_image", "batched"):
         opts = [f"train.output_dir={workdir / path}", f"train.dataset_path=ImageNet:split=TRAIN:root={root}",
                 "train.batch_size_per_gpu=32", "train.num_workers=0", f"train.augmentation={path}",
                 "train.OFFICIAL_EPOCH_LENGTH=25"]  # fmt: skip
-        cfg = apply_scaling_rules_to_cfg(load_training_config(REPO / "dinov2/configs/train/vit_pico_cpu.yaml", opts))
+        cfg = apply_scaling_rules_to_cfg(load_training_config(config, opts))
         for key, value in time_training_steps(cfg, torch.device("cpu"), warmup, steps).items():
             result[f"{path}_{key}"] = value
     result["cpu_speedup"] = result["per_image_cpu_s_per_step"] / result["batched_cpu_s_per_step"]
@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--demo-steps", type=int, default=12)
     parser.add_argument("--demo-warmup", type=int, default=3)
     parser.add_argument("--demo-threads", type=int, default=1, help="torch threads of the demo section")
+    parser.add_argument("--demo-config", type=Path, default=REPO / "dinov2/configs/train/vit_pico_cpu.yaml",
+                        help="training preset of the demo section (batch 32, num_workers 0 are set)")
     parser.add_argument("--out-json", type=Path, default=None)
     args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
@@ -252,7 +254,8 @@ def main(argv: list[str] | None = None) -> dict:
                       f"{r[spec]['png_bytes'] / 1e3:.0f} / {r['jpeg_bytes'] / 1e3:.0f} |")
         if "demo" in sections:
             r = report["demo"] = bench_demo(write_digit_tree(tmp / "digits", 256), tmp / "runs",
-                                            args.demo_steps, args.demo_warmup, args.demo_threads)  # fmt: skip
+                                            args.demo_steps, args.demo_warmup, args.demo_threads,
+                                            args.demo_config)  # fmt: skip
             print("| date | setting | path | CPU-s / step (data + model) | wall s / step (data + model) |")
             for path in ("per_image", "batched"):
                 print(f"| {date} | {r['setting']}, {r['threads']} thread(s) | {path} | "
