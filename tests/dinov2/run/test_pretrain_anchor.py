@@ -11,6 +11,7 @@ from PIL import Image
 
 from dinov2.run.pretrain import pretrain
 from dinov2.train.curriculum import checkpoint_path
+from dinov2.train.methods import training_config_for
 from utils.config import DEMO_EXPERIMENT, load_experiment
 
 
@@ -24,18 +25,21 @@ def _tree(root: Path) -> None:
 
 
 def test_nct_refuses_to_start_until_the_anchor_checkpoint_exists(tmp_path: Path) -> None:
-    overrides = [f"output_root={tmp_path}", "nct.anchor_epoch=6"]  # demo: switch epoch 4, final epoch 6
+    demo = load_experiment(DEMO_EXPERIMENT)
+    final = int(demo.pretrain.epochs)  # anchor to the N2N + DINOv2 run's final epoch, as the paper's IN-1k configs
+    assert final > demo.pretrain.switch_epoch
+    overrides = [f"output_root={tmp_path}", f"nct.anchor_epoch={final}"]
     cfg = load_experiment(DEMO_EXPERIMENT, overrides)
     _tree(Path(cfg.data.noisy_root))
     _tree(Path(cfg.data.denoised_root))
     source = Path(cfg.pretrain.runs_dir) / "n2n_dinov2"
     source.mkdir(parents=True)
-    epoch_length = 25  # the demo's OFFICIAL_EPOCH_LENGTH
-    checkpoint_path(source, 4 * epoch_length).write_bytes(b"")  # the branch point exists, the anchor not yet
+    epoch_length = training_config_for(cfg, "nct").train.OFFICIAL_EPOCH_LENGTH
+    checkpoint_path(source, cfg.pretrain.switch_epoch * epoch_length).write_bytes(b"")  # the branch point exists
     with pytest.raises(FileNotFoundError) as exc:
         pretrain(str(DEMO_EXPERIMENT), "nct", overrides)
     message = str(exc.value)
-    assert "\n" not in message and "nct.anchor_epoch=6" in message
-    assert str(checkpoint_path(source, 6 * epoch_length)) in message and "--method n2n_dinov2" in message
+    assert "\n" not in message and f"nct.anchor_epoch={final}" in message
+    assert str(checkpoint_path(source, final * epoch_length)) in message and "--method n2n_dinov2" in message
     run_dir = Path(cfg.pretrain.runs_dir) / "nct"
     assert not run_dir.exists()  # nothing written before the anchor is there
