@@ -32,9 +32,10 @@ def test_demo_experiment_resolves_every_path_from_name_and_noise() -> None:
 
 
 def test_open_mappings_take_new_sub_keys_from_the_command_line(tmp_path: Path) -> None:
-    # demo.yaml already fills pretrain.overrides with `train` and `evaluation`: a third key still goes in.
+    # demo.yaml already fills pretrain.overrides with `train`: another key still goes in, next to it.
     cfg = load_experiment(DEMO_EXPERIMENT, ["pretrain.overrides.optim.base_lr=0.1"])
-    assert cfg.pretrain.overrides.optim.base_lr == 0.1 and cfg.pretrain.overrides.train.batch_size_per_gpu == 32
+    assert cfg.pretrain.overrides.optim.base_lr == 0.1
+    assert cfg.pretrain.overrides.train.checkpoint_period_iterations == 100
 
 
 def test_typo_in_an_override_names_the_closest_valid_key() -> None:
