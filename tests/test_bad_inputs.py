@@ -514,3 +514,13 @@ def test_a_resume_with_another_architecture_is_one_line_and_keeps_the_run_config
 def test_a_negative_count_in_the_training_overrides_is_refused_by_the_training_config(finished, capsys):
     check_case(finished, capsys, "dinov2.run.pretrain",
                ["--method", "dinov2", E, finished.exp, "pretrain.overrides.train.num_workers=-1"], "train.num_workers")  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated", "foreign"])
+def test_training_from_a_file_that_is_not_a_checkpoint_is_one_line(finished, capsys, nan_files, tmp_path, kind):
+    pico = REPO / "dinov2" / "configs" / "train" / "vit_pico_cpu.yaml"
+    noisy = finished.noisy
+    argv = ["--config-file", pico, "--output-dir", tmp_path / "run", f"MODEL.WEIGHTS={nan_files[kind]}",
+            f"train.dataset_path=ImageNet:split=TRAIN:root={noisy}:extra={noisy}/extra", "train.num_workers=0"]  # fmt: skip
+    line = check_case(finished, capsys, "dinov2.run.train.train", argv, str(nan_files[kind]), "not a PyTorch checkpoint")
+    assert "weights_only" not in line

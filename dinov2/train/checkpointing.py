@@ -75,7 +75,16 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
 
 
 def load_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """``torch.load(weights_only=True)`` on CPU; an unreadable file is a one-line ``ValueError`` naming it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch's message may advise weights_only=False (runs code from the file): not repeated
+        raise ValueError(
+            f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch checkpoint ({type(e).__name__}); "
+            "pass a model_<iteration>.pth of a training run"
+        ) from None
 
 
 def newest_valid_checkpoint(output_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
