@@ -13,6 +13,13 @@ from .transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, GaussianBlu
 logger = logging.getLogger("dinov2")
 
 
+def check_probabilities(**probabilities: float) -> None:
+    """``ValueError`` naming the first argument that is not a probability (the crops.* config keys)."""
+    for name, p in probabilities.items():
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name}={p} is not a probability; use a value in [0, 1]")
+
+
 class DataAugmentationDINO:
     """Two global crops for teacher and student, ``local_crops_number`` local crops for the student.
 
@@ -55,14 +62,10 @@ class DataAugmentationDINO:
         mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
         std: Sequence[float] = IMAGENET_DEFAULT_STD,
     ):
-        for name, p in [
-            ("global_crops_1_blur_p", global_crops_1_blur_p),
-            ("global_crops_2_blur_p", global_crops_2_blur_p),
-            ("local_crops_blur_p", local_crops_blur_p),
-            ("global_crops_2_solarize_p", global_crops_2_solarize_p),
-        ]:
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name}={p} is not a probability; use a value in [0, 1]")
+        check_probabilities(
+            global_crops_1_blur_p=global_crops_1_blur_p, global_crops_2_blur_p=global_crops_2_blur_p,
+            local_crops_blur_p=local_crops_blur_p, global_crops_2_solarize_p=global_crops_2_solarize_p,
+        )
         self.global_crops_scale = tuple(global_crops_scale)
         self.local_crops_scale = tuple(local_crops_scale)
         self.local_crops_number = local_crops_number

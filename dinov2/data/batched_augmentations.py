@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .augmentations import check_probabilities
 from .batched_crop import RaggedImages, resized_crop, sample_resized_crop_boxes
 from .transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, ToRGBImage
 
@@ -227,14 +228,10 @@ class BatchedDataAugmentationDINO:
         mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
         std: Sequence[float] = IMAGENET_DEFAULT_STD,
     ):
-        for name, p in [
-            ("global_crops_1_blur_p", global_crops_1_blur_p),
-            ("global_crops_2_blur_p", global_crops_2_blur_p),
-            ("local_crops_blur_p", local_crops_blur_p),
-            ("global_crops_2_solarize_p", global_crops_2_solarize_p),
-        ]:
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name}={p} is not a probability; use a value in [0, 1]")
+        check_probabilities(
+            global_crops_1_blur_p=global_crops_1_blur_p, global_crops_2_blur_p=global_crops_2_blur_p,
+            local_crops_blur_p=local_crops_blur_p, global_crops_2_solarize_p=global_crops_2_solarize_p,
+        )
         self.global_crops_scale = tuple(global_crops_scale)
         self.local_crops_scale = tuple(local_crops_scale)
         self.local_crops_number = local_crops_number
