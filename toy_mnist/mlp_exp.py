@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from toy_mnist.data import Digits, load_digits
-from toy_mnist.train import ToyConfig, config_dict, epoch_scale, run_seed, step_matched
+from toy_mnist.train import ToyConfig, config_dict, epoch_scale, epoch_scale_arg, run_seed, step_matched
 from utils.atomic import atomic_write_text
 
 log = logging.getLogger("toy_mnist.mlp_exp")
@@ -121,6 +121,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--epoch-scale",
         default="auto",
+        type=epoch_scale_arg,
         help="multiply every *-epochs option and --switch-epoch by this; auto: 60000 / training digits, "
         "the paper's number of Adam steps (15 on MNIST-5k, 1 on full MNIST); 1: epochs as given",
     )
@@ -132,12 +133,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if args.epoch_scale != "auto":
-        try:
-            if float(args.epoch_scale) <= 0:
-                raise ValueError
-        except ValueError:
-            parser.error(f"--epoch-scale must be 'auto' or a number > 0, got {args.epoch_scale!r}")
     return args
 
 

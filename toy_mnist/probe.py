@@ -21,7 +21,7 @@ import torch
 
 from toy_mnist.data import load_digits
 from toy_mnist.objective import Encoder
-from toy_mnist.train import ToyConfig, config_dict, epoch_scale, generator, linear_probe, step_matched
+from toy_mnist.train import ToyConfig, config_dict, epoch_scale, epoch_scale_arg, generator, linear_probe, step_matched
 from utils.atomic import atomic_write_text
 
 log = logging.getLogger("toy_mnist.probe")
@@ -61,7 +61,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clean", action="store_true", help="train and test the probe on clean digits")
     parser.add_argument("--seed", type=int, default=0, help="the table's seed whose probe draws to use")
     parser.add_argument("--mnist-root", default=None, help="full MNIST in torchvision layout (default: MNIST-5k)")
-    parser.add_argument("--epoch-scale", default="auto", help="as toy_mnist.mlp_exp (auto: 60000 / training digits)")
+    parser.add_argument("--epoch-scale", default="auto", type=epoch_scale_arg, help="as toy_mnist.mlp_exp (auto: 60000 / training digits)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result to this JSON file")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch (0: torch's default)")
     defaults = ToyConfig()
@@ -70,12 +70,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe-lr", type=float, default=defaults.probe_lr)
     parser.add_argument("--noise-std", type=float, default=defaults.noise_std)
     args = parser.parse_args(argv)
-    if args.epoch_scale != "auto":
-        try:
-            if float(args.epoch_scale) <= 0:
-                raise ValueError
-        except ValueError:
-            parser.error(f"--epoch-scale must be 'auto' or a number > 0, got {args.epoch_scale!r}")
     return args
 
 

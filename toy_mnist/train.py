@@ -13,6 +13,7 @@ the number of Adam steps matches. All randomness of a seed comes from CPU genera
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from collections.abc import Callable
@@ -63,6 +64,18 @@ class ToyConfig:
 def epoch_scale(n_train: int) -> float:
     """The factor that makes epochs over ``n_train`` digits as many steps as the paper's over 60,000."""
     return PAPER_N_TRAIN / n_train
+
+
+def epoch_scale_arg(text: str) -> str:
+    """argparse type of ``--epoch-scale``: ``auto`` or a number > 0 (kept as text, read by the caller)."""
+    if text != "auto":
+        try:
+            ok = float(text) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be 'auto' or a number > 0, got {text!r}")
+    return text
 
 
 def step_matched(cfg: ToyConfig, scale: float) -> ToyConfig:

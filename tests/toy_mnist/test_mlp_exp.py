@@ -73,5 +73,5 @@ def test_epoch_scale_must_be_auto_or_positive(tmp_path: Path, capsys: pytest.Cap
     for bad in ("0", "-1", "fast"):
         with pytest.raises(SystemExit) as exc:
             main(["--epoch-scale", bad, "--out", str(tmp_path / "o")])
-        assert exc.value.code == 2 and "--epoch-scale must be 'auto' or a number > 0" in capsys.readouterr().err
+        assert exc.value.code == 2 and "argument --epoch-scale: must be 'auto' or a number > 0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
