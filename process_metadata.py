@@ -31,16 +31,28 @@ def has_images(root: str | os.PathLike) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python process_metadata.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("roots", nargs="+", metavar="ROOT", help="dataset root(s): ROOT/train/<class>/*, ROOT/val/...")
-    p.add_argument("--extra", metavar="DIR", help="index folder (default ROOT/extra; one ROOT only)")
+    p = argparse.ArgumentParser(
+        prog="python process_metadata.py", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "roots",
+        nargs="+",
+        metavar="ROOT",
+        help="dataset root(s): ROOT/train/<class>/*, ROOT/val/...",
+    )
+    p.add_argument(
+        "--extra", metavar="DIR", help="index folder (default ROOT/extra; one ROOT only)"
+    )
     args = p.parse_args(argv)
     if args.extra is not None and len(args.roots) > 1:
         p.error("--extra takes a single ROOT")
     for root in args.roots:
         present = [d for d in SPLIT_DIRS.values() if (Path(root) / d).is_dir()]
         if present and not has_images(root):  # checked before anything is written
-            print(f"error: {root} has no image files under {' or '.join(present)}/; nothing to index", file=sys.stderr)
+            print(
+                f"error: {root} has no image files under {' or '.join(present)}/; nothing to index",
+                file=sys.stderr,
+            )
             return 1
         try:
             counts = build_index(root, args.extra)

@@ -44,10 +44,24 @@ from dinov2.data.collate import collate_decoded_and_mask  # noqa: E402
 from dinov2.data.datasets import build_index  # noqa: E402
 from dinov2.train.data import BatchedAugmentationLoader  # noqa: E402
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "immunohistochemistry", "cat")
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "retina",
+    "immunohistochemistry",
+    "cat",
+)
 JPEG_SIZE = (500, 375)  # width, height: a typical ImageNet photo
-CROPS = dict(global_crops_scale=(0.32, 1.0), local_crops_scale=(0.05, 0.32), local_crops_number=8,
-             global_crops_size=224, local_crops_size=96)  # fmt: skip
+CROPS = dict(
+    global_crops_scale=(0.32, 1.0),
+    local_crops_scale=(0.05, 0.32),
+    local_crops_number=8,
+    global_crops_size=224,
+    local_crops_size=96,
+)
 PATCH = 16
 
 
@@ -82,27 +96,42 @@ def bench_workers(root: Path, n_batches: int, batch_size: int) -> dict:
     """CPU-seconds per image: worker side and main-process side of both paths (one thread)."""
     torch.set_num_threads(1)
     grid = CROPS["global_crops_size"] // PATCH
-    masks = dict(mask_ratio_tuple=(0.1, 0.5), mask_probability=0.5, n_tokens=grid * grid,
-                 mask_generator=MaskingGenerator((grid, grid), max_num_patches=0.5 * grid * grid))  # fmt: skip
+    masks = dict(
+        mask_ratio_tuple=(0.1, 0.5),
+        mask_probability=0.5,
+        n_tokens=grid * grid,
+        mask_generator=MaskingGenerator((grid, grid), max_num_patches=0.5 * grid * grid),
+    )
     dataset_str = f"ImageNet:split=TRAIN:root={root}"
     per_image = make_dataset(dataset_str=dataset_str, transform=DataAugmentationDINO(**CROPS))
     decoded = make_dataset(dataset_str=dataset_str, transform=DecodedImage())
     plain = make_dataset(dataset_str=dataset_str)
-    main = BatchedAugmentationLoader([], BatchedDataAugmentationDINO(**CROPS), 0, 0, torch.device("cpu"))
+    main = BatchedAugmentationLoader(
+        [], BatchedDataAugmentationDINO(**CROPS), 0, 0, torch.device("cpu")
+    )
     n_images = n_batches * batch_size
     totals = dict(decode=0.0, per_image_worker=0.0, batched_worker=0.0, batched_main=0.0)
     for b in range(n_batches):
         indices = [(b * batch_size + k) % len(plain) for k in range(batch_size)]
         totals["decode"] += _cpu_seconds(lambda ids: [plain[i] for i in ids], indices)[0]
         totals["per_image_worker"] += _cpu_seconds(
-            lambda ids: collate_data_and_cast([per_image[i] for i in ids], dtype=torch.float32, **masks), indices
+            lambda ids: collate_data_and_cast(
+                [per_image[i] for i in ids], dtype=torch.float32, **masks
+            ),
+            indices,
         )[0]
-        seconds, batch = _cpu_seconds(lambda ids: collate_decoded_and_mask([decoded[i] for i in ids], **masks), indices)
+        seconds, batch = _cpu_seconds(
+            lambda ids: collate_decoded_and_mask([decoded[i] for i in ids], **masks), indices
+        )
         totals["batched_worker"] += seconds
-        totals["batched_main"] += _cpu_seconds(main.augment, {**batch, "first_position": b * batch_size})[0]
+        totals["batched_main"] += _cpu_seconds(
+            main.augment, {**batch, "first_position": b * batch_size}
+        )[0]
     result = {k: v / n_images for k, v in totals.items()}
     result["worker_ratio"] = result["per_image_worker"] / result["batched_worker"]
-    result.update(n_images=n_images, batch_size=batch_size, crops="2x224 + 8x96", jpeg="500x375 q90")
+    result.update(
+        n_images=n_images, batch_size=batch_size, crops="2x224 + 8x96", jpeg="500x375 q90"
+    )
     return result
 
 
@@ -125,7 +154,12 @@ def time_training_steps(cfg, device: torch.device, warmup: int, steps: int) -> d
     :func:`dinov2.train.train.do_train`'s, with its own helpers; CUDA work is synchronised."""
     from dinov2.train.data import build_train_data_loader
     from dinov2.train.schedules import apply_optim_scheduler, build_schedulers
-    from dinov2.train.train import build_meta_arch, build_optimizer, clip_gradients_and_step, fix_random_seeds
+    from dinov2.train.train import (
+        build_meta_arch,
+        build_optimizer,
+        clip_gradients_and_step,
+        fix_random_seeds,
+    )
 
     def sync() -> None:
         if device.type == "cuda":
@@ -137,7 +171,12 @@ def time_training_steps(cfg, device: torch.device, warmup: int, steps: int) -> d
     optimizer = build_optimizer(cfg, model.get_params_groups())
     schedules = build_schedulers(cfg)
     data_iter = iter(build_train_data_loader(cfg, 0, device=device))
-    times: dict[str, list[float]] = {"data_cpu": [], "model_cpu": [], "data_wall": [], "model_wall": []}
+    times: dict[str, list[float]] = {
+        "data_cpu": [],
+        "model_cpu": [],
+        "data_wall": [],
+        "model_wall": [],
+    }
     for iteration in range(warmup + steps):
         sync()
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -153,8 +192,12 @@ def time_training_steps(cfg, device: torch.device, warmup: int, steps: int) -> d
         sync()
         cpu2, wall2 = time.process_time(), time.perf_counter()
         if iteration >= warmup:
-            for key, value in (("data_cpu", cpu1 - cpu0), ("model_cpu", cpu2 - cpu1),
-                               ("data_wall", wall1 - wall0), ("model_wall", wall2 - wall1)):  # fmt: skip
+            for key, value in (
+                ("data_cpu", cpu1 - cpu0),
+                ("model_cpu", cpu2 - cpu1),
+                ("data_wall", wall1 - wall0),
+                ("model_wall", wall2 - wall1),
+            ):
                 times[key].append(value)
     result = {key: statistics.median(values) for key, values in times.items()}
     result["cpu_s_per_step"] = result["data_cpu"] + result["model_cpu"]
@@ -162,7 +205,9 @@ def time_training_steps(cfg, device: torch.device, warmup: int, steps: int) -> d
     return result
 
 
-def bench_demo(root: Path, workdir: Path, steps: int, warmup: int, threads: int, config: Path) -> dict:
+def bench_demo(
+    root: Path, workdir: Path, steps: int, warmup: int, threads: int, config: Path
+) -> dict:
     """Seconds per training step of the demo setting (``make demo``'s pretraining), both paths:
     CPU-seconds (robust on a shared machine) and wall seconds; see :func:`time_training_steps`."""
     from dinov2.utils.config import apply_scaling_rules_to_cfg, load_training_config
@@ -170,9 +215,14 @@ def bench_demo(root: Path, workdir: Path, steps: int, warmup: int, threads: int,
     torch.set_num_threads(threads)
     result: dict = {"threads": threads, "steps": steps, "setting": f"{config.stem}, batch 32"}
     for path in ("per_image", "batched"):
-        opts = [f"train.output_dir={workdir / path}", f"train.dataset_path=ImageNet:split=TRAIN:root={root}",
-                "train.batch_size_per_gpu=32", "train.num_workers=0", f"train.augmentation={path}",
-                "train.OFFICIAL_EPOCH_LENGTH=25"]  # fmt: skip
+        opts = [
+            f"train.output_dir={workdir / path}",
+            f"train.dataset_path=ImageNet:split=TRAIN:root={root}",
+            "train.batch_size_per_gpu=32",
+            "train.num_workers=0",
+            f"train.augmentation={path}",
+            "train.OFFICIAL_EPOCH_LENGTH=25",
+        ]
         cfg = apply_scaling_rules_to_cfg(load_training_config(config, opts))
         for key, value in time_training_steps(cfg, torch.device("cpu"), warmup, steps).items():
             result[f"{path}_{key}"] = value
@@ -213,30 +263,45 @@ def bench_gpu(workdir: Path) -> dict:
         return {"skipped": "no CUDA device on this machine (torch.cuda.is_available() is False)"}
     from gpu_suite import train_step_figures
 
-    return {path: train_step_figures("vit_small", path, False, workdir, batch_size=128)
-            for path in ("per_image", "batched")}  # fmt: skip
+    return {
+        path: train_step_figures("vit_small", path, False, workdir, batch_size=128)
+        for path in ("per_image", "batched")
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sections", default="workers,noise,demo,gpu")
     parser.add_argument("--n-batches", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--demo-steps", type=int, default=12)
     parser.add_argument("--demo-warmup", type=int, default=3)
-    parser.add_argument("--demo-threads", type=int, default=1, help="torch threads of the demo section")
-    parser.add_argument("--demo-config", type=Path, default=REPO / "dinov2/configs/train/vit_pico_cpu.yaml",
-                        help="training preset of the demo section (batch 32, num_workers 0 are set)")
+    parser.add_argument(
+        "--demo-threads", type=int, default=1, help="torch threads of the demo section"
+    )
+    parser.add_argument(
+        "--demo-config",
+        type=Path,
+        default=REPO / "dinov2/configs/train/vit_pico_cpu.yaml",
+        help="training preset of the demo section (batch 32, num_workers 0 are set)",
+    )
     parser.add_argument("--out-json", type=Path, default=None)
     args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    report: dict = {"date": date, "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads"}
+    report: dict = {
+        "date": date,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+    }
     with tempfile.TemporaryDirectory(prefix="data_pipeline_") as tmp:
         tmp = Path(tmp)
         if "workers" in sections:
             r = report["workers"] = bench_workers(
-                write_jpeg_tree(tmp / "jpeg", args.n_batches * args.batch_size), args.n_batches, args.batch_size
+                write_jpeg_tree(tmp / "jpeg", args.n_batches * args.batch_size),
+                args.n_batches,
+                args.batch_size,
             )
             print("| date | path | worker CPU-s / image | main-process CPU-s / image |")
             print(f"| {date} | decode only | {r['decode']:.4f} | – |")
@@ -248,20 +313,35 @@ def main(argv: list[str] | None = None) -> dict:
             if not jpeg_root.exists():
                 write_jpeg_tree(jpeg_root, args.n_batches * args.batch_size)
             r = report["noise"] = bench_noise(jpeg_root, tmp / "noisy", ["gauss_100", "shot_3"])
-            print("| date | spec | clean JPEG + noise CPU-s / image | noisy PNG decode CPU-s / image | PNG kB / JPEG kB |")
+            print(
+                "| date | spec | clean JPEG + noise CPU-s / image | noisy PNG decode CPU-s / image | PNG kB / JPEG kB |"
+            )
             for spec in ("gauss_100", "shot_3"):
-                print(f"| {date} | {spec} | {r[spec]['jpeg_plus_noise']:.4f} | {r[spec]['noisy_png']:.4f} | "
-                      f"{r[spec]['png_bytes'] / 1e3:.0f} / {r['jpeg_bytes'] / 1e3:.0f} |")
+                print(
+                    f"| {date} | {spec} | {r[spec]['jpeg_plus_noise']:.4f} | {r[spec]['noisy_png']:.4f} | "
+                    f"{r[spec]['png_bytes'] / 1e3:.0f} / {r['jpeg_bytes'] / 1e3:.0f} |"
+                )
         if "demo" in sections:
-            r = report["demo"] = bench_demo(write_digit_tree(tmp / "digits", 256), tmp / "runs",
-                                            args.demo_steps, args.demo_warmup, args.demo_threads,
-                                            args.demo_config)  # fmt: skip
-            print("| date | setting | path | CPU-s / step (data + model) | wall s / step (data + model) |")
+            r = report["demo"] = bench_demo(
+                write_digit_tree(tmp / "digits", 256),
+                tmp / "runs",
+                args.demo_steps,
+                args.demo_warmup,
+                args.demo_threads,
+                args.demo_config,
+            )
+            print(
+                "| date | setting | path | CPU-s / step (data + model) | wall s / step (data + model) |"
+            )
             for path in ("per_image", "batched"):
-                print(f"| {date} | {r['setting']}, {r['threads']} thread(s) | {path} | "
-                      f"{r[path + '_cpu_s_per_step']:.3f} ({r[path + '_data_cpu']:.3f} + {r[path + '_model_cpu']:.3f}) | "
-                      f"{r[path + '_wall_s_per_step']:.3f} ({r[path + '_data_wall']:.3f} + {r[path + '_model_wall']:.3f}) |")
-            print(f"speed-up per_image / batched: CPU {r['cpu_speedup']:.1f}x, wall {r['wall_speedup']:.1f}x")
+                print(
+                    f"| {date} | {r['setting']}, {r['threads']} thread(s) | {path} | "
+                    f"{r[path + '_cpu_s_per_step']:.3f} ({r[path + '_data_cpu']:.3f} + {r[path + '_model_cpu']:.3f}) | "
+                    f"{r[path + '_wall_s_per_step']:.3f} ({r[path + '_data_wall']:.3f} + {r[path + '_model_wall']:.3f}) |"
+                )
+            print(
+                f"speed-up per_image / batched: CPU {r['cpu_speedup']:.1f}x, wall {r['wall_speedup']:.1f}x"
+            )
         if "gpu" in sections:
             report["gpu"] = bench_gpu(tmp)
             print(f"gpu: {report['gpu']}")

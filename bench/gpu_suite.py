@@ -74,9 +74,15 @@ def peak_flops(device: torch.device) -> float | None:
 
 
 def run_cuda_tests(_: Path) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", *CUDA_TESTS], cwd=REPO,
-                          capture_output=True, text=True)  # fmt: skip
-    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr.strip()[-200:]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", *CUDA_TESTS],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    summary = (
+        proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr.strip()[-200:]
+    )
     return {"exit status": proc.returncode, "pytest": summary}
 
 
@@ -87,12 +93,17 @@ def check_bf16_sdpa_flash(_: Path) -> dict[str, Any]:
 
     device = torch.device("cuda")
     torch.manual_seed(0)
-    model = vit_small(patch_size=16, img_size=224, init_values=1e-5, block_chunks=0).to(device).eval()
+    model = (
+        vit_small(patch_size=16, img_size=224, init_values=1e-5, block_chunks=0).to(device).eval()
+    )
     x = torch.randn(8, 3, 224, 224, device=device)
     with torch.no_grad():
         with sdpa_kernel([SDPBackend.MATH]):
             reference = model(x)
-        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]), torch.autocast("cuda", dtype=torch.bfloat16):
+        with (
+            sdpa_kernel([SDPBackend.FLASH_ATTENTION]),
+            torch.autocast("cuda", dtype=torch.bfloat16),
+        ):
             flash = model(x)
     diff = (flash.float() - reference).abs().max().item()
     cosine = torch.nn.functional.cosine_similarity(flash.float(), reference, dim=-1).min().item()
@@ -104,10 +115,20 @@ def check_bf16_sdpa_flash(_: Path) -> dict[str, Any]:
 
 
 def train_step_figures(
-    arch: str, augmentation: str, compile_model: bool, workdir: Path, batch_size: int = 128,
-    device: torch.device | None = None, patch_size: int = 16, global_size: int = 224, local_size: int = 96,
-    warmup: int = 5, steps: int = 10, n_images: int = 256, extra_opts: Sequence[str] = (),
-) -> dict[str, Any]:  # fmt: skip
+    arch: str,
+    augmentation: str,
+    compile_model: bool,
+    workdir: Path,
+    batch_size: int = 128,
+    device: torch.device | None = None,
+    patch_size: int = 16,
+    global_size: int = 224,
+    local_size: int = 96,
+    warmup: int = 5,
+    steps: int = 10,
+    n_images: int = 256,
+    extra_opts: Sequence[str] = (),
+) -> dict[str, Any]:
     """Images/s, data/model wall time, peak memory and MFU of full training steps (see the module doc)."""
     from data_pipeline import time_training_steps, write_jpeg_tree
     from torch.utils.flop_counter import FlopCounterMode
@@ -119,12 +140,24 @@ def train_step_figures(
     root = workdir / "jpeg"
     if not root.exists():
         write_jpeg_tree(root, n_images)
-    opts = [f"train.output_dir={workdir / 'run'}", f"train.dataset_path=ImageNet:split=TRAIN:root={root}",
-            f"student.arch={arch}", f"student.patch_size={patch_size}", f"train.batch_size_per_gpu={batch_size}",
-            f"train.augmentation={augmentation}", f"train.compile={compile_model}", "student.drop_path_rate=0.1",
-            f"crops.global_crops_size={global_size}", f"crops.local_crops_size={local_size}",
-            f"train.num_workers={min(16, os.cpu_count() or 1)}", f"train.device={device.type}", *extra_opts]  # fmt: skip
-    cfg = apply_scaling_rules_to_cfg(load_training_config(REPO / "dinov2/configs/ssl_default_config.yaml", opts))
+    opts = [
+        f"train.output_dir={workdir / 'run'}",
+        f"train.dataset_path=ImageNet:split=TRAIN:root={root}",
+        f"student.arch={arch}",
+        f"student.patch_size={patch_size}",
+        f"train.batch_size_per_gpu={batch_size}",
+        f"train.augmentation={augmentation}",
+        f"train.compile={compile_model}",
+        "student.drop_path_rate=0.1",
+        f"crops.global_crops_size={global_size}",
+        f"crops.local_crops_size={local_size}",
+        f"train.num_workers={min(16, os.cpu_count() or 1)}",
+        f"train.device={device.type}",
+        *extra_opts,
+    ]
+    cfg = apply_scaling_rules_to_cfg(
+        load_training_config(REPO / "dinov2/configs/ssl_default_config.yaml", opts)
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = time_training_steps(cfg, device, warmup, steps)
@@ -183,10 +216,21 @@ def run_linear_probe(workdir: Path) -> dict[str, Any]:
     for mode, fast in (("fast", True), ("protocol", False)):
         torch.manual_seed(0)
         model = build_model_for_eval(load_model_config(CONFIG), None).cuda()
-        train, val = eval_datasets(fmt.format("TRAIN"), fmt.format("VAL"), 32, 32, train_augment=not fast)
+        train, val = eval_datasets(
+            fmt.format("TRAIN"), fmt.format("VAL"), 32, 32, train_augment=not fast
+        )
         start = time.perf_counter()
-        out = probe(model, train, val, fast=fast, epochs=1, batch_size=256, epoch_length=len(train) // 256,
-                    num_workers=min(8, os.cpu_count() or 1), device="cuda")  # fmt: skip
+        out = probe(
+            model,
+            train,
+            val,
+            fast=fast,
+            epochs=1,
+            batch_size=256,
+            epoch_length=len(train) // 256,
+            num_workers=min(8, os.cpu_count() or 1),
+            device="cuda",
+        )
         result[f"{mode} wall s"] = round(time.perf_counter() - start, 2)
         result[f"{mode} top-1"] = round(float(out["top1"]), 2)
     return result
@@ -194,18 +238,39 @@ def run_linear_probe(workdir: Path) -> dict[str, Any]:
 
 def all_steps() -> list[Step]:
     steps = [
-        Step("cuda_tests", "CUDA-only tests (bf16 SDPA, bf16 autocast, NCT anchor in bf16)", run_cuda_tests),
         Step(
-            "bf16_sdpa_flash", "ViT-S/16 bf16 forward through the flash SDPA kernel vs fp32 math", check_bf16_sdpa_flash
+            "cuda_tests",
+            "CUDA-only tests (bf16 SDPA, bf16 autocast, NCT anchor in bf16)",
+            run_cuda_tests,
+        ),
+        Step(
+            "bf16_sdpa_flash",
+            "ViT-S/16 bf16 forward through the flash SDPA kernel vs fp32 math",
+            check_bf16_sdpa_flash,
         ),
     ]
     for arch, batch, augmentation, compiled in TRAIN_SETTINGS:
         name = f"train_{arch}_{augmentation}" + ("_compile" if compiled else "")
         what = f"DINOv2 {arch}/16 batch {batch}, {augmentation} augmentation, compile {'on' if compiled else 'off'}"
-        steps.append(Step(name, what, lambda w, a=arch, b=batch, g=augmentation, c=compiled:
-                          train_step_figures(a, g, c, w, batch_size=b)))  # fmt: skip
-    steps.append(Step("n2n_bf16", "Neighbor2Neighbor training and denoising throughput, bf16", run_n2n))
-    steps.append(Step("linear_probe", "linear probe, fast and protocol mode, 1 epoch of MNIST-5k", run_linear_probe))
+        steps.append(
+            Step(
+                name,
+                what,
+                lambda w, a=arch, b=batch, g=augmentation, c=compiled: train_step_figures(
+                    a, g, c, w, batch_size=b
+                ),
+            )
+        )
+    steps.append(
+        Step("n2n_bf16", "Neighbor2Neighbor training and denoising throughput, bf16", run_n2n)
+    )
+    steps.append(
+        Step(
+            "linear_probe",
+            "linear probe, fast and protocol mode, 1 epoch of MNIST-5k",
+            run_linear_probe,
+        )
+    )
     return steps
 
 
@@ -221,17 +286,23 @@ def _markdown(header: dict[str, str], records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_suite(out: Path, dry_run: bool, only: list[str] | None, budget_s: float) -> list[dict[str, Any]]:
+def run_suite(
+    out: Path, dry_run: bool, only: list[str] | None, budget_s: float
+) -> list[dict[str, Any]]:
     from utils.atomic import atomic_write_text
 
     steps = all_steps()
     unknown = sorted(set(only or []) - {s.name for s in steps})
     if unknown:
-        raise ValueError(f"unknown step {unknown[0]!r} in --only; valid: {', '.join(s.name for s in steps)}")
+        raise ValueError(
+            f"unknown step {unknown[0]!r} in --only; valid: {', '.join(s.name for s in steps)}"
+        )
     cuda = torch.cuda.is_available()
     header = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "device": torch.cuda.get_device_name(0) if cuda else f"no CUDA device ({platform.machine()} CPU)",
+        "device": torch.cuda.get_device_name(0)
+        if cuda
+        else f"no CUDA device ({platform.machine()} CPU)",
         "torch": torch.__version__,
         "mode": "dry run (nothing executed)" if dry_run else f"run, budget {budget_s:.0f} s",
     }
@@ -254,8 +325,13 @@ def run_suite(out: Path, dry_run: bool, only: list[str] | None, budget_s: float)
                     record["figures"] = step.run(Path(tmp) / step.name)
                     record["status"] = f"ran in {time.perf_counter() - step_start:.0f} s"
                 except Exception as e:  # one failing step must not hide the others' figures
-                    record["status"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            print(f"{step.name}: {record['status']} {json.dumps(record.get('figures', {}))}", flush=True)
+                    record["status"] = (
+                        f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                    )
+            print(
+                f"{step.name}: {record['status']} {json.dumps(record.get('figures', {}))}",
+                flush=True,
+            )
             records.append(record)
     atomic_write_text(out, _markdown(header, records))
     print(f"results: {out}")
@@ -266,12 +342,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results Markdown file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing results file")
-    parser.add_argument("--dry-run", action="store_true", help="list the steps, run none, write the file")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the steps, run none, write the file"
+    )
     parser.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps")
-    parser.add_argument("--budget-s", type=float, default=480.0, help="start no step after this many seconds")
+    parser.add_argument(
+        "--budget-s", type=float, default=480.0, help="start no step after this many seconds"
+    )
     args = parser.parse_args(argv)
     if args.out.exists() and not args.overwrite:
-        print(f"error: {args.out} exists; pass --overwrite to replace it or --out another file", file=sys.stderr)
+        print(
+            f"error: {args.out} exists; pass --overwrite to replace it or --out another file",
+            file=sys.stderr,
+        )
         return 2
     try:
         records = run_suite(args.out, args.dry_run, args.only, args.budget_s)

@@ -43,20 +43,39 @@ def run_mode(fast: bool, dataset_fmt: str, args: argparse.Namespace) -> dict:
 
     torch.manual_seed(0)  # the same random backbone in both modes
     model = build_model_for_eval(load_model_config(CONFIG), None)
-    train, val = eval_datasets(dataset_fmt.format("TRAIN"), dataset_fmt.format("VAL"), args.size, args.size,
-                               train_augment=not fast)
+    train, val = eval_datasets(
+        dataset_fmt.format("TRAIN"),
+        dataset_fmt.format("VAL"),
+        args.size,
+        args.size,
+        train_augment=not fast,
+    )
     start = time.perf_counter()
-    results = run_linear_probe(model, train, val, fast=fast, epochs=args.epochs, batch_size=args.batch_size,
-                               epoch_length=len(train) // args.batch_size, num_workers=args.workers)
-    return {"wall_s": time.perf_counter() - start, "top1": results["top1"], "top5": results["top5"],
-            "best": results["best_classifier"]["name"]}
+    results = run_linear_probe(
+        model,
+        train,
+        val,
+        fast=fast,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        epoch_length=len(train) // args.batch_size,
+        num_workers=args.workers,
+    )
+    return {
+        "wall_s": time.perf_counter() - start,
+        "top1": results["top1"],
+        "top5": results["top5"],
+        "best": results["best_classifier"]["name"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--size", type=int, default=32, help="Resize and crop size of the 28x28 digits")
+    parser.add_argument(
+        "--size", type=int, default=32, help="Resize and crop size of the 28x28 digits"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader processes")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON record here")
@@ -69,8 +88,11 @@ def main() -> None:
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), CPU",
-        "epochs": args.epochs, "batch_size": args.batch_size, "size": args.size,
-        "fast": fast, "protocol": protocol,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "size": args.size,
+        "fast": fast,
+        "protocol": protocol,
         "speedup": protocol["wall_s"] / fast["wall_s"],
         "top1_diff": fast["top1"] - protocol["top1"],
     }

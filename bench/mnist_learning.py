@@ -50,7 +50,9 @@ def _tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.inference_mode()
-def knn_top1(model: torch.nn.Module, train: tuple, val: tuple, ks: list[int], temperature: float) -> float:
+def knn_top1(
+    model: torch.nn.Module, train: tuple, val: tuple, ks: list[int], temperature: float
+) -> float:
     def feats(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([model(x[i : i + 500]) for i in range(0, len(x), 500)])
 
@@ -66,16 +68,25 @@ def loss_figure(run_dir: Path, curve: list[dict], log_k: float, path: Path) -> N
 
     records = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
     its = [r["iteration"] for r in records]
-    dino = [r.get("dino_local_crops_loss", 0.0) + r.get("dino_global_crops_loss", 0.0) for r in records]
+    dino = [
+        r.get("dino_local_crops_loss", 0.0) + r.get("dino_global_crops_loss", 0.0) for r in records
+    ]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
     a.plot(its, dino, lw=0.8, label="DINO cross-entropy")
     a.plot(its, [r["teacher_entropy"] for r in records], lw=0.8, label="teacher entropy (per crop)")
-    a.plot(its, [r["teacher_marginal_entropy"] for r in records], lw=0.8, label="teacher entropy (batch mean)")
+    a.plot(
+        its,
+        [r["teacher_marginal_entropy"] for r in records],
+        lw=0.8,
+        label="teacher entropy (batch mean)",
+    )
     a.axhline(log_k, color="k", ls="--", lw=0.8, label="log K (uniform collapse)")
     a.set_xlabel("iteration")
     a.set_ylabel("nats")
     a.legend(fontsize=7)
-    b.plot([c["iteration"] for c in curve], [c["knn_top1"] for c in curve], marker="o", label="teacher")
+    b.plot(
+        [c["iteration"] for c in curve], [c["knn_top1"] for c in curve], marker="o", label="teacher"
+    )
     b.set_xlabel("iteration")
     b.set_ylabel("kNN top-1 on val digits (%)")
     b.grid(alpha=0.3)
@@ -86,11 +97,17 @@ def loss_figure(run_dir: Path, curve: list[dict], log_k: float, path: Path) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", default=str(REPO / "configs" / "experiments" / "mnist_clean.yaml"))
+    parser.add_argument(
+        "--experiment", default=str(REPO / "configs" / "experiments" / "mnist_clean.yaml")
+    )
     parser.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "mnist_learning"))
-    parser.add_argument("--eval-every", type=int, default=250, help="iterations between teacher exports")
+    parser.add_argument(
+        "--eval-every", type=int, default=250, help="iterations between teacher exports"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    parser.add_argument("opts", nargs="*", metavar="KEY=VALUE", help="training-config overrides (official keys)")
+    parser.add_argument(
+        "opts", nargs="*", metavar="KEY=VALUE", help="training-config overrides (official keys)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -106,27 +123,63 @@ def main() -> None:
     config_file.write_text(OmegaConf.to_yaml(train_cfg, resolve=True))
     dataset = f"ImageNet:split=TRAIN:root={root}:extra={root / 'extra'}"
     t0 = time.perf_counter()
-    train_main(["--config-file", str(config_file), "--output-dir", str(run_dir / "run"),
-                f"train.dataset_path={dataset}", f"evaluation.eval_period_iterations={args.eval_every}", *args.opts])
+    train_main(
+        [
+            "--config-file",
+            str(config_file),
+            "--output-dir",
+            str(run_dir / "run"),
+            f"train.dataset_path={dataset}",
+            f"evaluation.eval_period_iterations={args.eval_every}",
+            *args.opts,
+        ]
+    )
     train_s = time.perf_counter() - t0
 
-    transform = make_classification_eval_transform(resize_size=cfg.eval.resize_size, crop_size=cfg.eval.crop_size)
+    transform = make_classification_eval_transform(
+        resize_size=cfg.eval.resize_size, crop_size=cfg.eval.crop_size
+    )
     train = _tensors(ImageDataset(load_dataset(dataset), transform))
     val = _tensors(ImageDataset(load_dataset(dataset.replace("TRAIN", "VAL")), transform))
     ks, temperature = list(cfg.eval.knn.nb_knn), cfg.eval.knn.temperature
     model_cfg = OmegaConf.load(run_dir / "run" / "config.yaml")
-    curve = [{"iteration": 0, "knn_top1": knn_top1(build_model_for_eval(model_cfg, None), train, val, ks, temperature)}]
+    curve = [
+        {
+            "iteration": 0,
+            "knn_top1": knn_top1(
+                build_model_for_eval(model_cfg, None), train, val, ks, temperature
+            ),
+        }
+    ]
     for iteration, path in teacher_checkpoints(run_dir / "run"):
-        curve.append({"iteration": iteration + 1,
-                      "knn_top1": knn_top1(build_model_for_eval(model_cfg, path), train, val, ks, temperature)})
+        curve.append(
+            {
+                "iteration": iteration + 1,
+                "knn_top1": knn_top1(
+                    build_model_for_eval(model_cfg, path), train, val, ks, temperature
+                ),
+            }
+        )
     pixels = knn_top1(PixelBackbone(cfg.eval.crop_size), train, val, ks, temperature)
-    (run_dir / "curve.json").write_text(json.dumps({"curve": curve, "raw_pixels": pixels, "train_s": train_s}) + "\n")
-    loss_figure(run_dir / "run", curve, math.log(train_cfg.dino.head_n_prototypes), run_dir / "curve.png")
+    (run_dir / "curve.json").write_text(
+        json.dumps({"curve": curve, "raw_pixels": pixels, "train_s": train_s}) + "\n"
+    )
+    loss_figure(
+        run_dir / "run", curve, math.log(train_cfg.dino.head_n_prototypes), run_dir / "curve.png"
+    )
 
     print(f"trained {curve[-1]['iteration']} iterations in {train_s:.0f} s ({run_dir})\n")
-    print("| iteration | " + " | ".join(str(c["iteration"]) for c in curve) + f" | {RAW_PIXELS_KNN_REFERENCE} |")
+    print(
+        "| iteration | "
+        + " | ".join(str(c["iteration"]) for c in curve)
+        + f" | {RAW_PIXELS_KNN_REFERENCE} |"
+    )
     print("| --- |" + " ---: |" * (len(curve) + 1))
-    print("| kNN top-1 (%) | " + " | ".join(f"{c['knn_top1']:.1f}" for c in curve) + f" | {pixels:.1f} |")
+    print(
+        "| kNN top-1 (%) | "
+        + " | ".join(f"{c['knn_top1']:.1f}" for c in curve)
+        + f" | {pixels:.1f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -61,14 +61,27 @@ def classical(noisy: np.ndarray) -> dict[str, np.ndarray]:
     sigma = estimate_sigma_haar(x)
     outs = {
         "tv_chambolle": denoise_tv_chambolle(x, weight=sigma, channel_axis=-1),
-        "nl_means": denoise_nl_means(x, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5,
-                                     patch_distance=6, channel_axis=-1),  # fmt: skip
+        "nl_means": denoise_nl_means(
+            x,
+            h=0.8 * sigma,
+            sigma=sigma,
+            fast_mode=True,
+            patch_size=5,
+            patch_distance=6,
+            channel_axis=-1,
+        ),
     }
     if importlib.util.find_spec("pywt") is not None:
         from skimage.restoration import denoise_wavelet
 
-        outs["wavelet"] = denoise_wavelet(x, channel_axis=-1, convert2ycbcr=True, method="BayesShrink",
-                                          mode="soft", rescale_sigma=True)  # fmt: skip
+        outs["wavelet"] = denoise_wavelet(
+            x,
+            channel_axis=-1,
+            convert2ycbcr=True,
+            method="BayesShrink",
+            mode="soft",
+            rescale_sigma=True,
+        )
     return {k: np.clip(v * 255.0 + 0.5, 0, 255).astype(np.uint8) for k, v in outs.items()}
 
 
@@ -90,7 +103,9 @@ def seconds_per_step(n_feature: int, crop: int, batch: int, init_scale: float) -
     return float(np.min(times[1:]))
 
 
-def run_n2n(spec: str, noisy: dict[str, np.ndarray], work: Path, budget_s: float, args) -> tuple[dict, float, int]:
+def run_n2n(
+    spec: str, noisy: dict[str, np.ndarray], work: Path, budget_s: float, args
+) -> tuple[dict, float, int]:
     """Train on the noisy photos within ``budget_s``; returns denoised photos, training seconds, steps."""
     root = work / spec / "train" / "photos"
     root.mkdir(parents=True, exist_ok=True)
@@ -101,33 +116,56 @@ def run_n2n(spec: str, noisy: dict[str, np.ndarray], work: Path, budget_s: float
     n_steps = max(N_EPOCH, int(0.85 * budget_s / step_s))
     per_epoch = max(1, n_steps // N_EPOCH) * args.batch_size
     overrides = {
-        "noise.spec": spec, "n2n.train_root": root.parent, "n2n.out_dir": work / spec / "run",
-        "n2n.n_feature": args.n_feature, "n2n.crop_size": args.crop_size, "n2n.batch_size": args.batch_size,
-        "n2n.n_epoch": N_EPOCH, "n2n.n_samples_per_epoch": per_epoch, "n2n.val_photos": "[astronaut]",
-        "n2n.val_size": 128, "n2n.workers": 0, "n2n.device": "cpu", "n2n.lr": args.lr,
+        "noise.spec": spec,
+        "n2n.train_root": root.parent,
+        "n2n.out_dir": work / spec / "run",
+        "n2n.n_feature": args.n_feature,
+        "n2n.crop_size": args.crop_size,
+        "n2n.batch_size": args.batch_size,
+        "n2n.n_epoch": N_EPOCH,
+        "n2n.n_samples_per_epoch": per_epoch,
+        "n2n.val_photos": "[astronaut]",
+        "n2n.val_size": 128,
+        "n2n.workers": 0,
+        "n2n.device": "cpu",
+        "n2n.lr": args.lr,
         "n2n.init_scale": args.init_scale,
-    }  # fmt: skip
+    }
     cfg = load_experiment(DEMO_EXPERIMENT, [f"{k}={v}" for k, v in overrides.items()])
-    logging.info("%s: %.2f s/step measured → %d steps of batch %d", spec, step_s, n_steps, args.batch_size)
+    logging.info(
+        "%s: %.2f s/step measured → %d steps of batch %d", spec, step_s, n_steps, args.batch_size
+    )
     t0 = time.perf_counter()
     train(cfg)
     train_s = time.perf_counter() - t0
     den = Denoiser(load_unet(work / spec / "run" / "model_last.pth"), device="cpu")
-    return {name: den.denoise_image(image) for name, image in noisy.items()}, train_s, N_EPOCH * per_epoch // args.batch_size
+    return (
+        {name: den.denoise_image(image) for name, image in noisy.items()},
+        train_s,
+        N_EPOCH * per_epoch // args.batch_size,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS))
     parser.add_argument("--specs", nargs="+", default=list(SPECS))
-    parser.add_argument("--budget-s", type=float, default=540.0, help="N2N training wall time, all specs together")
+    parser.add_argument(
+        "--budget-s", type=float, default=540.0, help="N2N training wall time, all specs together"
+    )
     parser.add_argument("--n-feature", type=int, default=48)
     parser.add_argument("--crop-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam lr (reference 3e-4)")
-    parser.add_argument("--init-scale", type=float, default=1.0, help="n2n.init_scale (reference 0.1)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch intra-op threads (default: all cores; 1 is steadier on a shared CPU)")
+    parser.add_argument(
+        "--init-scale", type=float, default=1.0, help="n2n.init_scale (reference 0.1)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch intra-op threads (default: all cores; 1 is steadier on a shared CPU)",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/n2n_quality"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -139,16 +177,24 @@ def main() -> None:
     rows: dict[str, dict[str, tuple[float, float]]] = {}
     info = {}
     for s_idx, spec in enumerate(args.specs):
-        noisy = {n: add_noise_uint8(im, spec, np.random.default_rng(derived_seed(7, s_idx, i)))
-                 for i, (n, im) in enumerate(clean.items())}  # fmt: skip
+        noisy = {
+            n: add_noise_uint8(im, spec, np.random.default_rng(derived_seed(7, s_idx, i)))
+            for i, (n, im) in enumerate(clean.items())
+        }
         outputs: dict[str, dict[str, np.ndarray]] = {"noisy": noisy}
         t0 = time.perf_counter()
         for name, image in noisy.items():
             for method, out in classical(image).items():
                 outputs.setdefault(method, {})[name] = out
         classical_s = time.perf_counter() - t0
-        outputs["n2n"], train_s, n_steps = run_n2n(spec, noisy, work, args.budget_s / len(args.specs), args)
-        info[spec] = {"n2n_train_s": round(train_s, 1), "n2n_steps": n_steps, "classical_s": round(classical_s, 1)}
+        outputs["n2n"], train_s, n_steps = run_n2n(
+            spec, noisy, work, args.budget_s / len(args.specs), args
+        )
+        info[spec] = {
+            "n2n_train_s": round(train_s, 1),
+            "n2n_steps": n_steps,
+            "classical_s": round(classical_s, 1),
+        }
         for method, images in outputs.items():
             psnrs = [psnr_255(images[n], clean[n]) for n in clean]
             ssims = [ssim(images[n], clean[n]) for n in clean]
@@ -163,12 +209,18 @@ def print_table(rows: dict, info: dict, args) -> None:
     print("| method | " + " | ".join(f"{s} PSNR / SSIM" for s in specs) + " |")
     print("|---|" + "---|" * len(specs))
     for method, by_spec in rows.items():
-        print(f"| {method} | " + " | ".join(f"{by_spec[s][0]:.2f} / {by_spec[s][1]:.3f}" for s in specs) + " |")
+        print(
+            f"| {method} | "
+            + " | ".join(f"{by_spec[s][0]:.2f} / {by_spec[s][1]:.3f}" for s in specs)
+            + " |"
+        )
     gain = rows["n2n"][specs[0]][0] - rows["noisy"][specs[0]][0]
     print(f"\nN2N gain over noisy at {specs[0]}: {gain:+.2f} dB")
     total = sum(v["n2n_train_s"] for v in info.values())
-    print(f"N2N training: {total:.0f} s in all ({info}); n_feature {args.n_feature}, crops {args.crop_size}, "
-          f"batch {args.batch_size}, lr {args.lr}, init_scale {args.init_scale}, {args.threads} thread(s)")  # fmt: skip
+    print(
+        f"N2N training: {total:.0f} s in all ({info}); n_feature {args.n_feature}, crops {args.crop_size}, "
+        f"batch {args.batch_size}, lr {args.lr}, init_scale {args.init_scale}, {args.threads} thread(s)"
+    )
 
 
 if __name__ == "__main__":

@@ -68,9 +68,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     amp = device.type == "cuda"
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {platform.processor() or ''}"
-    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {name.strip()}, {args.threads} thread(s), "
-          f"torch {torch.__version__}, {'bf16 autocast' if amp else 'fp32'}")  # fmt: skip
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU {platform.processor() or ''}"
+    )
+    print(
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {name.strip()}, {args.threads} thread(s), "
+        f"torch {torch.__version__}, {'bf16 autocast' if amp else 'fp32'}"
+    )
     print("| measurement | value |\n|---|---|")
     for crop in args.crops:
         its = train_its(device, crop, args.batch_size, args.iters, amp)

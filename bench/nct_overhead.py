@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> dict:
     from dinov2.utils.config import apply_scaling_rules_to_cfg, load_training_config
 
     device = torch.device(
-        "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else args.device.replace("auto", "cpu")
     )
     config = REPO / "dinov2" / "configs" / "train" / "vits16_in100.yaml"
     opts = [f"train.batch_size_per_gpu={args.batch_size}", f"train.device={device.type}"]
@@ -85,7 +87,9 @@ def run(args: argparse.Namespace) -> dict:
     nc, nct = statistics.median(times["nc"]), statistics.median(times["nct"])
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {platform.machine()}",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU {platform.machine()}",
         "threads": torch.get_num_threads(),
         "setting": f"ViT-S/16, 2x224 + 8x96, batch {args.batch_size}, 65536 prototypes",
         "nc_s_per_step": round(nc, 3),
@@ -100,7 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = p.parse_args(argv)
     if args.threads:

@@ -44,11 +44,15 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "reti
 def make_jpegs(root: Path, n_images: int) -> None:
     """``n_images`` 500×375 JPEGs (quality 90) cut from the photos bundled with scikit-image."""
     rng = np.random.default_rng(0)
-    photos = [np.asarray(Image.fromarray(getattr(skimage.data, name)()).convert("RGB")) for name in PHOTOS]
+    photos = [
+        np.asarray(Image.fromarray(getattr(skimage.data, name)()).convert("RGB")) for name in PHOTOS
+    ]
     for i in range(n_images):
         photo = photos[i % len(photos)]
         scale = max(WIDTH / photo.shape[1], HEIGHT / photo.shape[0]) * rng.uniform(1.0, 1.5)
-        big = Image.fromarray(photo).resize((int(photo.shape[1] * scale) + 1, int(photo.shape[0] * scale) + 1))
+        big = Image.fromarray(photo).resize(
+            (int(photo.shape[1] * scale) + 1, int(photo.shape[0] * scale) + 1)
+        )
         left = int(rng.integers(0, big.width - WIDTH + 1))
         top = int(rng.integers(0, big.height - HEIGHT + 1))
         folder = root / "train" / f"c{i % 10}"
@@ -59,7 +63,9 @@ def make_jpegs(root: Path, n_images: int) -> None:
 def baseline_noise(x: np.ndarray, spec: NoiseSpec, rng: np.random.Generator) -> np.ndarray:
     """float64 version of the noise model on ``x`` in [0, 1] (same draws as utils.noise)."""
     if spec.family == "gauss":
-        y = x + rng.standard_normal(x.shape, dtype=np.float32).astype(np.float64) * (spec.level / 255.0)
+        y = x + rng.standard_normal(x.shape, dtype=np.float32).astype(np.float64) * (
+            spec.level / 255.0
+        )
     elif spec.family == "shot":
         y = rng.poisson(x * spec.level) / spec.level
     else:
@@ -94,7 +100,10 @@ def compare_trees(a: Path, b: Path) -> tuple[float, int, int, int]:
 
 def cpu_seconds() -> float:
     """CPU time (user + system) of this process and of its finished, reaped children (the workers)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
@@ -118,15 +127,22 @@ def main() -> None:
         same, max_diff, size_base, size_ours = compare_trees(tmp / "baseline", tmp / "ours")
     result = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "n_images": args.n, "noise": spec.tag, "workers": args.workers, "cpus": os.cpu_count(),
+        "n_images": args.n,
+        "noise": spec.tag,
+        "workers": args.workers,
+        "cpus": os.cpu_count(),
         "load_avg_1min": round(os.getloadavg()[0], 2),
-        "baseline_img_s": round(args.n / t_base, 1), "ours_img_s": round(args.n / t_ours, 1),
+        "baseline_img_s": round(args.n / t_base, 1),
+        "ours_img_s": round(args.n / t_ours, 1),
         "speedup": round(t_base / t_ours, 2),
         "cpu_ms_per_img_baseline": round(1000 * c_base / args.n, 1),
         "cpu_ms_per_img_ours": round(1000 * c_ours / args.n, 1),
-        "cpu_ratio": round(c_base / c_ours, 2), "identical_fraction": same, "max_abs_diff": max_diff,
-        "png_mb_baseline": round(size_base / 2**20, 1), "png_mb_ours": round(size_ours / 2**20, 1),
-    }  # fmt: skip
+        "cpu_ratio": round(c_base / c_ours, 2),
+        "identical_fraction": same,
+        "max_abs_diff": max_diff,
+        "png_mb_baseline": round(size_base / 2**20, 1),
+        "png_mb_ours": round(size_ours / 2**20, 1),
+    }
     print(
         f"| {result['date']} | {spec.tag} | {args.n} | {args.workers} | {result['baseline_img_s']} | "
         f"{result['ours_img_s']} | **{result['speedup']}×** | {result['cpu_ratio']}× | {same:.6f} | {max_diff} | "

@@ -37,19 +37,36 @@ from tqdm import tqdm
 
 import dinov2.models as dinov2_models
 
-DIMS = {"vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6), "vit_base": (768, 12, 12), "vit_large": (1024, 24, 16)}
+DIMS = {
+    "vit_tiny": (192, 12, 3),
+    "vit_small": (384, 12, 6),
+    "vit_base": (768, 12, 12),
+    "vit_large": (1024, 24, 16),
+}
 
 
-def build_models(arch: str, patch_size: int, img_size: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
+def build_models(
+    arch: str, patch_size: int, img_size: int, device: torch.device
+) -> tuple[nn.Module, nn.Module]:
     """Our backbone and timm's ViT with identical dimensions (both in train mode)."""
     from timm.models.vision_transformer import VisionTransformer
 
     embed_dim, depth, num_heads = DIMS[arch]
-    ours = getattr(dinov2_models, arch)(patch_size=patch_size, img_size=img_size, init_values=1e-5, block_chunks=0)
+    ours = getattr(dinov2_models, arch)(
+        patch_size=patch_size, img_size=img_size, init_values=1e-5, block_chunks=0
+    )
     ref = VisionTransformer(
-        img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-        mlp_ratio=4.0, qkv_bias=True, init_values=1e-5, num_classes=0,
-        norm_layer=partial(nn.LayerNorm, eps=1e-6), act_layer=nn.GELU,
+        img_size=img_size,
+        patch_size=patch_size,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        init_values=1e-5,
+        num_classes=0,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        act_layer=nn.GELU,
     )
     return ours.to(device).train(), ref.to(device).train()
 
@@ -64,7 +81,9 @@ def timm_loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return tokens[:, 0].float().mean() + tokens[:, 1:].float().mean()
 
 
-def timed_step(model: nn.Module, loss_fn: Callable, x: torch.Tensor, autocast) -> tuple[float, float]:
+def timed_step(
+    model: nn.Module, loss_fn: Callable, x: torch.Tensor, autocast
+) -> tuple[float, float]:
     """Wall and process-CPU seconds of one forward + backward (gradients cleared before timing)."""
     model.zero_grad(set_to_none=True)
     if x.device.type == "cuda":
@@ -107,7 +126,9 @@ def bench_backbone(args: argparse.Namespace, device: torch.device) -> dict:
         "timm_img_s": round(ips["timm"], 2),
         "ratio": round(ips["ours"] / ips["timm"], 3),
         # CPU seconds per step depend less on other jobs sharing the machine than wall time does.
-        "cpu_time_ratio": round(statistics.median(cpu_times["timm"]) / statistics.median(cpu_times["ours"]), 3),
+        "cpu_time_ratio": round(
+            statistics.median(cpu_times["timm"]) / statistics.median(cpu_times["ours"]), 3
+        ),
         "ours_times_s": [round(t, 4) for t in times["ours"]],
         "timm_times_s": [round(t, 4) for t in times["timm"]],
         "dtype": "bf16-autocast" if use_bf16 else "fp32",
@@ -126,7 +147,10 @@ def _train_step_batch(cfg, batch_size: int) -> dict:
     samples = [
         (
             {
-                "global_crops": [torch.randn(3, c.global_crops_size, c.global_crops_size, generator=g) for _ in range(2)],
+                "global_crops": [
+                    torch.randn(3, c.global_crops_size, c.global_crops_size, generator=g)
+                    for _ in range(2)
+                ],
                 "local_crops": [
                     torch.randn(3, c.local_crops_size, c.local_crops_size, generator=g)
                     for _ in range(c.local_crops_number)
@@ -153,15 +177,23 @@ def bench_train_step(args: argparse.Namespace, device: torch.device) -> dict | N
     from dinov2.train.train import build_meta_arch, build_optimizer, clip_gradients_and_step
     from dinov2.utils.config import apply_scaling_rules_to_cfg, load_training_config
 
-    cfg = load_training_config(args.train_config, [
-        f"student.arch={args.arch}", f"student.patch_size={args.patch_size}",
-        f"train.batch_size_per_gpu={args.batch_size}", f"train.device={device.type}", f"train.compile={args.compile}",
-    ])  # fmt: skip
+    cfg = load_training_config(
+        args.train_config,
+        [
+            f"student.arch={args.arch}",
+            f"student.patch_size={args.patch_size}",
+            f"train.batch_size_per_gpu={args.batch_size}",
+            f"train.device={device.type}",
+            f"train.compile={args.compile}",
+        ],
+    )
     apply_scaling_rules_to_cfg(cfg)
     torch.manual_seed(0)
     model = build_meta_arch(cfg, device).train()
     optimizer = build_optimizer(cfg, model.get_params_groups())
-    sched = build_schedulers(cfg).at(cfg.optim.warmup_epochs * cfg.train.OFFICIAL_EPOCH_LENGTH)  # lr at its peak
+    sched = build_schedulers(cfg).at(
+        cfg.optim.warmup_epochs * cfg.train.OFFICIAL_EPOCH_LENGTH
+    )  # lr at its peak
     batch = _train_step_batch(cfg, args.batch_size)
     times, cpu_times = [], []
     if device.type == "cuda":
@@ -205,10 +237,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--compile", action="store_true", help="torch.compile both models")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
-    p.add_argument("--train-step", action="store_true", help="also time a full DINOv2 training step")
-    p.add_argument("--train-config", default="dinov2/configs/train/vits16_in100.yaml",
-                   help="training config of the full-step measurement")  # fmt: skip
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads (0: torch default)"
+    )
+    p.add_argument(
+        "--train-step", action="store_true", help="also time a full DINOv2 training step"
+    )
+    p.add_argument(
+        "--train-config",
+        default="dinov2/configs/train/vits16_in100.yaml",
+        help="training config of the full-step measurement",
+    )
     p.add_argument("--skip-backbone", action="store_true", help="only the full training step")
     return p.parse_args(argv)
 
@@ -217,14 +256,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
     backbone = None if args.skip_backbone else bench_backbone(args, device)
     train_step = bench_train_step(args, device)
     record = {
         **vars(args),
         "bench": "train_throughput",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu {platform.machine()}",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu {platform.machine()}",
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "backbone": backbone,

@@ -54,7 +54,11 @@ def torch_load(path: str | os.PathLike) -> Any:
     except Exception as e:  # pickle/zip errors of a corrupt or foreign file
         # torch's own message ends in advice to load with weights_only=False, which would run code
         # from the file: only say what the file is not.
-        kind = "truncated or corrupt" if isinstance(e, RuntimeError | EOFError) else "not a PyTorch checkpoint"
+        kind = (
+            "truncated or corrupt"
+            if isinstance(e, RuntimeError | EOFError)
+            else "not a PyTorch checkpoint"
+        )
         raise CheckpointError(
             f"cannot read checkpoint {path}: {kind} ({type(e).__name__}); pass a model_best.pth or published weights"
         ) from None
@@ -81,10 +85,14 @@ def load_unet(path: str | os.PathLike) -> UNet:
     path = Path(path)
     obj = torch_load(path)
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} is not a Neighbor2Neighbor UNet checkpoint (holds a {type(obj).__name__})")
+        raise CheckpointError(
+            f"{path} is not a Neighbor2Neighbor UNet checkpoint (holds a {type(obj).__name__})"
+        )
     state = obj.get("model", obj)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} is not a Neighbor2Neighbor UNet checkpoint (no tensor state_dict)")
+        raise CheckpointError(
+            f"{path} is not a Neighbor2Neighbor UNet checkpoint (no tensor state_dict)"
+        )
     state = with_zero_deconv_biases({k.removeprefix("module."): v for k, v in state.items()})
     arch = obj.get("arch") or _arch_from_weights(state, path)
     model = UNet(**arch)
@@ -97,9 +105,14 @@ def load_unet(path: str | os.PathLike) -> UNet:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
+        first = next(
+            (ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln),
+            str(e).splitlines()[0],
+        )
         raise CheckpointError(f"{path} does not match the UNet {arch}: {first[:200]}") from None
-    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    bad = next(
+        (k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None
+    )
     if bad is not None:
         raise CheckpointError(
             f"{path} has non-finite weights (first: {bad}), the run that wrote it diverged; retrain with a lower n2n.lr"
@@ -107,6 +120,8 @@ def load_unet(path: str | os.PathLike) -> UNet:
     return model.eval()
 
 
-def _key_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+def _key_mismatch(
+    model: torch.nn.Module, state: dict[str, torch.Tensor]
+) -> tuple[list[str], list[str]]:
     expected = set(model.state_dict())
     return sorted(expected - set(state)), sorted(set(state) - expected)

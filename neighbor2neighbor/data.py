@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 def derived_seed(*parts: int) -> int:
     """A 63-bit seed from integers (numpy's SeedSequence mixing: nearby inputs give unrelated seeds)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+    return int(
+        np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0]
+        >> np.uint64(1)
+    )
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:
@@ -54,7 +57,11 @@ def pad_to_at_least(image: np.ndarray, size: int) -> np.ndarray:
     pad_h, pad_w = max(0, size - image.shape[0]), max(0, size - image.shape[1])
     if pad_h == 0 and pad_w == 0:
         return image
-    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect" if min(image.shape[:2]) > 1 else "edge")
+    return np.pad(
+        image,
+        ((0, pad_h), (0, pad_w), (0, 0)),
+        mode="reflect" if min(image.shape[:2]) > 1 else "edge",
+    )
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,13 @@ class TrainingSelection:
         if not self.active:
             return {}
         side_range = list(self.side_range) if self.side_range else None
-        return {"n2n.training_images": {"side_range": side_range, "images_per_class": self.images_per_class,
-                                        "subset_seed": self.subset_seed}}  # fmt: skip
+        return {
+            "n2n.training_images": {
+                "side_range": side_range,
+                "images_per_class": self.images_per_class,
+                "subset_seed": self.subset_seed,
+            }
+        }
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -107,7 +119,10 @@ def select_images(files: Sequence[Path], root: Path, selection: TrainingSelectio
     kept = list(files)
     if selection.side_range is not None:
         low, high = selection.side_range
-        sizes = (image_size(f) for f in tqdm(kept, desc="image sizes", unit="img", leave=False, mininterval=5))
+        sizes = (
+            image_size(f)
+            for f in tqdm(kept, desc="image sizes", unit="img", leave=False, mininterval=5)
+        )
         kept = [f for f, (w, h) in zip(kept, sizes) if low <= w <= high and low <= h <= high]
     if selection.images_per_class > 0:
         by_class: dict[str, list[Path]] = {}
@@ -116,7 +131,9 @@ def select_images(files: Sequence[Path], root: Path, selection: TrainingSelectio
         kept = []
         for name in sorted(by_class):
             members = by_class[name]
-            rng = np.random.default_rng(derived_seed(selection.subset_seed, zlib.crc32(name.encode())))
+            rng = np.random.default_rng(
+                derived_seed(selection.subset_seed, zlib.crc32(name.encode()))
+            )
             n = min(selection.images_per_class, len(members))
             kept.extend(members[i] for i in sorted(rng.choice(len(members), size=n, replace=False)))
     return kept
@@ -129,7 +146,11 @@ class NoisyCropDataset(Dataset):
     """
 
     def __init__(
-        self, root: str | os.PathLike, crop_size: int = 256, seed: int = 0, selection: TrainingSelection | None = None
+        self,
+        root: str | os.PathLike,
+        crop_size: int = 256,
+        seed: int = 0,
+        selection: TrainingSelection | None = None,
     ) -> None:
         self.root = Path(root)
         self.files = list_images(root)
@@ -145,7 +166,13 @@ class NoisyCropDataset(Dataset):
                     f"n2n.size_filter: none of the {n_found} images below {self.root} has both sides within "
                     f"{low}-{high} px (n2n.min_side/n2n.max_side); set n2n.size_filter: off to train on every image"
                 )
-            log.info("training on %d of %d images below %s (%s)", len(self.files), n_found, self.root, selection)
+            log.info(
+                "training on %d of %d images below %s (%s)",
+                len(self.files),
+                n_found,
+                self.root,
+                selection,
+            )
         self.crop_size, self.seed, self.epoch = crop_size, seed, 0
         log.info("%d training images below %s", len(self.files), self.root)
 
@@ -202,7 +229,9 @@ def clean_photo(name: str) -> np.ndarray:
     """A colour photo bundled with scikit-image (``skimage.data.<name>``) as uint8 (H, W, 3)."""
     loader = getattr(skimage.data, name, None)
     if loader is None:
-        raise ValueError(f"n2n.val_photos: skimage.data has no photo {name!r} (e.g. astronaut, coffee, chelsea, rocket)")
+        raise ValueError(
+            f"n2n.val_photos: skimage.data has no photo {name!r} (e.g. astronaut, coffee, chelsea, rocket)"
+        )
     image = np.asarray(loader())
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"n2n.val_photos: skimage.data.{name} is not an 8-bit RGB photo")
@@ -231,7 +260,12 @@ REFERENCE_CROP = 256  # the reference's training crop; `size_filter: auto` is on
 
 
 def training_selection(
-    size_filter: str, min_side: int, max_side: int, crop_size: int, images_per_class: int = 0, subset_seed: int = 42
+    size_filter: str,
+    min_side: int,
+    max_side: int,
+    crop_size: int,
+    images_per_class: int = 0,
+    subset_seed: int = 42,
 ) -> TrainingSelection:
     """The :class:`TrainingSelection` of the ``n2n.*`` keys (``size_filter``: auto | on | off).
 
@@ -239,12 +273,16 @@ def training_selection(
     experiments (the demo's 28-pixel digits, cropped to 64 after padding) keep every image.
     """
     if size_filter not in SIZE_FILTER_MODES:
-        raise ValueError(f"config key 'n2n.size_filter' must be one of {SIZE_FILTER_MODES}, got {size_filter!r}")
+        raise ValueError(
+            f"config key 'n2n.size_filter' must be one of {SIZE_FILTER_MODES}, got {size_filter!r}"
+        )
     if not 0 < min_side <= max_side:
         raise ValueError(
             f"config keys 'n2n.min_side'/'n2n.max_side' must satisfy 0 < min_side <= max_side, got {min_side}/{max_side}"
         )
     if images_per_class < 0:
-        raise ValueError(f"config key 'n2n.images_per_class' must be >= 0 (0 = every image), got {images_per_class}")
+        raise ValueError(
+            f"config key 'n2n.images_per_class' must be >= 0 (0 = every image), got {images_per_class}"
+        )
     on = size_filter == "on" or (size_filter == "auto" and crop_size == REFERENCE_CROP)
     return TrainingSelection((min_side, max_side) if on else None, images_per_class, subset_seed)

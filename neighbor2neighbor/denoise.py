@@ -41,9 +41,13 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"config key '{key}' is {name!r}; valid: auto, cpu, cuda, cuda:N") from None
+        raise ValueError(
+            f"config key '{key}' is {name!r}; valid: auto, cpu, cuda, cuda:N"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"config key '{key}' is {name!r} but this machine has no CUDA device; use {key}=cpu or auto")
+        raise ValueError(
+            f"config key '{key}' is {name!r} but this machine has no CUDA device; use {key}=cpu or auto"
+        )
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"config key '{key}' is {name!r}; valid: auto, cpu, cuda, cuda:N")
     return device
@@ -84,7 +88,9 @@ def denoise_tensor(model: UNet, x: torch.Tensor, amp: bool = False) -> torch.Ten
     single = x.dim() == 3
     batch = x[None] if single else x
     if batch.dim() != 4 or batch.shape[1] not in (1, 3, 4):
-        raise ValueError(f"denoise_tensor expects (C, H, W) or (N, C, H, W) with C in 1, 3, 4; got {tuple(x.shape)}")
+        raise ValueError(
+            f"denoise_tensor expects (C, H, W) or (N, C, H, W) with C in 1, 3, 4; got {tuple(x.shape)}"
+        )
     device = next(model.parameters()).device
     rgb = batch[:, :3] if batch.shape[1] != 1 else batch.expand(-1, 3, -1, -1)
     h, w = rgb.shape[-2:]
@@ -109,12 +115,16 @@ class Denoiser:
     """A UNet on a device, with the batching/padding rules of :func:`denoise_tensor`."""
 
     def __init__(self, model: UNet, device: str | torch.device = "auto", amp: bool = False) -> None:
-        self.device = resolve_device(device, "denoise.device") if isinstance(device, str) else device
+        self.device = (
+            resolve_device(device, "denoise.device") if isinstance(device, str) else device
+        )
         self.model = model.to(self.device).eval()
         self.amp = amp
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "auto", amp: bool = False) -> Denoiser:
+    def from_checkpoint(
+        cls, path: str | os.PathLike, device: str | torch.device = "auto", amp: bool = False
+    ) -> Denoiser:
         """Load our model file, a training state or published Neighbor2Neighbor weights."""
         return cls(load_unet(path), device=device, amp=amp)
 
@@ -124,7 +134,9 @@ class Denoiser:
     def denoise_image(self, image: np.ndarray | Image.Image) -> np.ndarray:
         """uint8 (H, W), (H, W, 3) or (H, W, 4) array or PIL image → uint8 array of the same shape."""
         if isinstance(image, Image.Image) and image.mode not in ("L", "RGB", "RGBA"):
-            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")  # palette, LA, CMYK, ...
+            image = image.convert(
+                "RGBA" if "A" in image.getbands() else "RGB"
+            )  # palette, LA, CMYK, ...
         arr = np.asarray(image)
         if arr.dtype != np.uint8:
             raise TypeError(f"denoise_image expects uint8 pixels, got {arr.dtype}")
@@ -143,20 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
         description="Denoise every image of a tree with a Neighbor2Neighbor UNet (8-bit PNG, same relative paths).",
     )
     add_experiment_args(parser)
-    parser.add_argument("--src", help="tree of noisy images (whole tree; default: denoise.src / denoise.splits)")
+    parser.add_argument(
+        "--src", help="tree of noisy images (whole tree; default: denoise.src / denoise.splits)"
+    )
     parser.add_argument("--dst", help="output tree (default: denoise.dst)")
-    parser.add_argument("--checkpoint", help="model file or published weights (default: denoise.checkpoint)")
-    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: denoise.batch_size)")
+    parser.add_argument(
+        "--checkpoint", help="model file or published weights (default: denoise.checkpoint)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help="images per forward pass (default: denoise.batch_size)"
+    )
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: denoise.device)")
-    parser.add_argument("--overwrite", action="store_true", help="re-denoise and replace existing outputs")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="re-denoise and replace existing outputs"
+    )
     return parser
 
 
 def flag_overrides(args: argparse.Namespace) -> list[str]:
     """Explicit flags as config overrides (applied after the positional ones, so they win)."""
-    flags = {"src": "denoise.src", "dst": "denoise.dst", "checkpoint": "denoise.checkpoint",
-             "batch_size": "denoise.batch_size", "device": "denoise.device"}  # fmt: skip
-    return [f"{key}={getattr(args, name)}" for name, key in flags.items() if getattr(args, name) is not None]
+    flags = {
+        "src": "denoise.src",
+        "dst": "denoise.dst",
+        "checkpoint": "denoise.checkpoint",
+        "batch_size": "denoise.batch_size",
+        "device": "denoise.device",
+    }
+    return [
+        f"{key}={getattr(args, name)}"
+        for name, key in flags.items()
+        if getattr(args, name) is not None
+    ]
 
 
 def denoise_settings(cfg) -> dict:
@@ -166,37 +195,80 @@ def denoise_settings(cfg) -> dict:
     from utils.settings_record import recorded_digest, select_settings
 
     d = cfg.denoise
-    settings = select_settings(cfg, ("noise.spec", "data.name", "denoise.src", "denoise.splits", "denoise.checkpoint",
-                                     "denoise.amp"))  # fmt: skip
+    settings = select_settings(
+        cfg,
+        (
+            "noise.spec",
+            "data.name",
+            "denoise.src",
+            "denoise.splits",
+            "denoise.checkpoint",
+            "denoise.amp",
+        ),
+    )
     settings["checkpoint settings"] = recorded_digest(Path(d.checkpoint).parent, "n2n")
     return settings
 
 
 def main(argv: list[str] | None = None) -> int:
     from neighbor2neighbor.denoise_tree import denoise_tree
-    from utils.config import DEMO_EXPERIMENT, ConfigError, error_line, load_experiment, save_resolved
+    from utils.config import (
+        DEMO_EXPERIMENT,
+        ConfigError,
+        error_line,
+        load_experiment,
+        save_resolved,
+    )
     from utils.image_io import ImageDecodeError
     from utils.settings_record import check_settings, save_settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_experiment(args.experiment or DEMO_EXPERIMENT, [*args.overrides, *flag_overrides(args)])
-        if args.src is not None:  # an explicit --src means its whole tree (set after loading: the strict
-            cfg = OmegaConf.create(OmegaConf.to_container(cfg))  # checker types ${data.splits} as a string)
+        cfg = load_experiment(
+            args.experiment or DEMO_EXPERIMENT, [*args.overrides, *flag_overrides(args)]
+        )
+        if (
+            args.src is not None
+        ):  # an explicit --src means its whole tree (set after loading: the strict
+            cfg = OmegaConf.create(
+                OmegaConf.to_container(cfg)
+            )  # checker types ${data.splits} as a string)
             cfg.denoise.splits = []
         d = cfg.denoise
         settings = denoise_settings(cfg)
         new_place = "--dst" if args.dst is not None else "data.denoised_root"
-        has_outputs = os.path.isdir(d.dst) and any(not n.startswith(".settings.") for n in os.listdir(d.dst))
-        check_settings(d.dst, "denoise", settings, args.overwrite, new_place=new_place, what="the denoised tree",
-                       has_outputs=has_outputs)  # fmt: skip
+        has_outputs = os.path.isdir(d.dst) and any(
+            not n.startswith(".settings.") for n in os.listdir(d.dst)
+        )
+        check_settings(
+            d.dst,
+            "denoise",
+            settings,
+            args.overwrite,
+            new_place=new_place,
+            what="the denoised tree",
+            has_outputs=has_outputs,
+        )
         denoiser = Denoiser.from_checkpoint(d.checkpoint, device=d.device, amp=d.amp)
-        summary = denoise_tree(denoiser, d.src, d.dst, splits=list(d.splits), batch_size=d.batch_size,
-                               overwrite=args.overwrite,
-                               before_writing=lambda: save_settings(d.dst, "denoise", settings))  # fmt: skip
+        summary = denoise_tree(
+            denoiser,
+            d.src,
+            d.dst,
+            splits=list(d.splits),
+            batch_size=d.batch_size,
+            overwrite=args.overwrite,
+            before_writing=lambda: save_settings(d.dst, "denoise", settings),
+        )
         save_resolved(cfg, d.dst, name="denoise_config.yaml")
-    except (ConfigError, CheckpointError, ImageDecodeError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (
+        ConfigError,
+        CheckpointError,
+        ImageDecodeError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+    ) as e:
         print(f"error: {error_line(e)}", file=sys.stderr)
         return 1
     print(summary.line())

@@ -48,8 +48,10 @@ class DenoiseSummary:
         if self.skipped_complete:
             return f"denoise: already complete ({self.n_images} images); use --overwrite to redo"
         rate = self.n_written / self.seconds if self.seconds > 0 else 0.0
-        return (f"denoise: {self.n_written} images written, {self.n_images - self.n_written} already there, "
-                f"{self.seconds:.1f} s, {rate:.2f} images/s")  # fmt: skip
+        return (
+            f"denoise: {self.n_written} images written, {self.n_images - self.n_written} already there, "
+            f"{self.seconds:.1f} s, {rate:.2f} images/s"
+        )
 
 
 def plan_outputs(src: Path, dst: Path, splits: Sequence[str]) -> list[tuple[Path, Path]]:
@@ -57,13 +59,17 @@ def plan_outputs(src: Path, dst: Path, splits: Sequence[str]) -> list[tuple[Path
     roots = [src / s for s in splits] if splits else [src]
     missing = [str(r) for r in roots if not r.is_dir()]
     if missing:
-        raise FileNotFoundError(f"source folder not found: {missing[0]} (denoise.src / denoise.splits)")
+        raise FileNotFoundError(
+            f"source folder not found: {missing[0]} (denoise.src / denoise.splits)"
+        )
     pairs, seen = [], {}
     for root in roots:
         for path in list_images(root):
             out = (dst / path.relative_to(src)).with_suffix(".png")
             if out in seen:
-                raise ValueError(f"{path} and {seen[out]} would both be written to {out}; rename one")
+                raise ValueError(
+                    f"{path} and {seen[out]} would both be written to {out}; rename one"
+                )
             seen[out] = path
             pairs.append((path, out))
     return pairs
@@ -74,7 +80,9 @@ def _padded_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as img:  # reads the header only
             w, h = img.size
     except Exception as e:
-        raise ImageDecodeError(f"cannot decode image {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+        raise ImageDecodeError(
+            f"cannot decode image {path}: {str(e).splitlines()[0] if str(e) else e}"
+        ) from None
     return -(-h // MULTIPLE) * MULTIPLE, -(-w // MULTIPLE) * MULTIPLE
 
 
@@ -83,13 +91,22 @@ def plan_batches(pairs: list[tuple[Path, Path]], batch_size: int) -> list[list[t
     groups: dict[tuple[int, int], list[tuple[Path, Path]]] = defaultdict(list)
     for pair in pairs:
         groups[_padded_size(pair[0])].append(pair)
-    return [group[i : i + batch_size] for _, group in sorted(groups.items()) for i in range(0, len(group), batch_size)]
+    return [
+        group[i : i + batch_size]
+        for _, group in sorted(groups.items())
+        for i in range(0, len(group), batch_size)
+    ]
 
 
 def _denoise_batch(denoiser: Denoiser, sources: list[Path]) -> list[np.ndarray]:
     """Decode, reflect-pad each image to the group's padded size, denoise as one batch, crop back."""
     images = [load_rgb_uint8(p) for p in sources]
-    batch = torch.cat([reflect_pad_to_multiple(torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float()) for im in images])
+    batch = torch.cat(
+        [
+            reflect_pad_to_multiple(torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float())
+            for im in images
+        ]
+    )
     out = to_uint8(denoiser(batch.div_(255.0)))
     return [out[i, : im.shape[0], : im.shape[1]] for i, im in enumerate(images)]
 
@@ -109,11 +126,17 @@ def denoise_tree(
     src, dst = Path(src), Path(dst)
     src_r, dst_r = src.resolve(), dst.resolve()  # symlinks resolved: a link into src is src
     if src_r == dst_r:
-        raise ValueError(f"denoise.dst must differ from denoise.src ({src}): outputs would replace the inputs")
+        raise ValueError(
+            f"denoise.dst must differ from denoise.src ({src}): outputs would replace the inputs"
+        )
     if src_r in dst_r.parents:
-        raise ValueError(f"denoise.dst {dst} is inside denoise.src {src}: outputs would become inputs; choose another dst")
+        raise ValueError(
+            f"denoise.dst {dst} is inside denoise.src {src}: outputs would become inputs; choose another dst"
+        )
     if dst_r in src_r.parents:
-        raise ValueError(f"denoise.src {src} is inside denoise.dst {dst}: the inputs would be overwritten; choose another dst")
+        raise ValueError(
+            f"denoise.src {src} is inside denoise.dst {dst}: the inputs would be overwritten; choose another dst"
+        )
     marker = dst / MARKER
     if marker.is_file() and not overwrite:
         n_images = json.loads(marker.read_text()).get("n_images", 0)

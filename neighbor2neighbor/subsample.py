@@ -15,7 +15,9 @@ import torch
 NEIGHBOUR_PAIRS = torch.tensor([[0, 1], [0, 2], [1, 3], [2, 3], [1, 0], [2, 0], [3, 1], [3, 2]])
 
 
-def generate_mask_pair(img: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_mask_pair(
+    img: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random cell masks for the two sub-images of ``img`` (N, C, H, W).
 
     Returns ``(mask1, mask2)``, boolean (N, H // 2, W // 2, 4) on ``img.device``: exactly one True per
@@ -25,7 +27,9 @@ def generate_mask_pair(img: torch.Tensor, generator: torch.Generator | None = No
     """
     n, _, h, w = img.shape
     gen_device = generator.device if generator is not None else torch.device("cpu")
-    choice = torch.randint(0, len(NEIGHBOUR_PAIRS), (n, h // 2, w // 2), generator=generator, device=gen_device)
+    choice = torch.randint(
+        0, len(NEIGHBOUR_PAIRS), (n, h // 2, w // 2), generator=generator, device=gen_device
+    )
     pairs = NEIGHBOUR_PAIRS.to(gen_device)[choice]  # (N, H/2, W/2, 2)
     cells = torch.arange(4, device=gen_device)
     mask1 = pairs[..., 0:1] == cells

@@ -28,7 +28,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from neighbor2neighbor.checkpoint import CheckpointError, atomic_torch_save, save_model, torch_load, unet_arch
+from neighbor2neighbor.checkpoint import (
+    CheckpointError,
+    atomic_torch_save,
+    save_model,
+    torch_load,
+    unet_arch,
+)
 from neighbor2neighbor.data import (
     EpochSampler,
     NoisyCropDataset,
@@ -36,7 +42,13 @@ from neighbor2neighbor.data import (
     noisy_photos,
     training_selection,
 )
-from neighbor2neighbor.denoise import MULTIPLE, autocast_for, denoise_tensor, resolve_device, to_uint8
+from neighbor2neighbor.denoise import (
+    MULTIPLE,
+    autocast_for,
+    denoise_tensor,
+    resolve_device,
+    to_uint8,
+)
 from neighbor2neighbor.loss import N2NLoss, gamma_schedule, n2n_loss
 from neighbor2neighbor.metrics import psnr_255, ssim
 from neighbor2neighbor.subsample import generate_mask_pair
@@ -51,10 +63,29 @@ METRICS_FILE, DONE_FILE = "metrics.jsonl", "train_complete.json"
 MASK_STREAM = 1  # seed-derivation tag of the sub-sampler masks (data uses its own derivations)
 SETTINGS_STAGE = "n2n"
 # What the trained weights depend on (out_dir, workers and device do not change them).
-SETTINGS_KEYS = ("noise.spec", "noise.seed", "data.name", "n2n.train_root", "n2n.n_feature", "n2n.init_scale", "n2n.crop_size",
-                 "n2n.batch_size", "n2n.n_epoch", "n2n.n_samples_per_epoch", "n2n.lr", "n2n.lr_gamma",
-                 "n2n.lr_milestones", "n2n.lambda1", "n2n.lambda2", "n2n.increase_ratio", "n2n.val_photos",
-                 "n2n.val_size", "n2n.val_seed", "n2n.amp", "n2n.seed")  # fmt: skip
+SETTINGS_KEYS = (
+    "noise.spec",
+    "noise.seed",
+    "data.name",
+    "n2n.train_root",
+    "n2n.n_feature",
+    "n2n.init_scale",
+    "n2n.crop_size",
+    "n2n.batch_size",
+    "n2n.n_epoch",
+    "n2n.n_samples_per_epoch",
+    "n2n.lr",
+    "n2n.lr_gamma",
+    "n2n.lr_milestones",
+    "n2n.lambda1",
+    "n2n.lambda2",
+    "n2n.increase_ratio",
+    "n2n.val_photos",
+    "n2n.val_size",
+    "n2n.val_seed",
+    "n2n.amp",
+    "n2n.seed",
+)
 OWN_FILES = (STATE_FILE, BEST_FILE, LAST_FILE, METRICS_FILE, DONE_FILE, "config.yaml")
 
 
@@ -72,9 +103,15 @@ def lr_milestones(n_epoch: int, fractions: list[float]) -> list[int]:
 
 
 def train_step(
-    model: UNet, optimizer: torch.optim.Optimizer, noisy: torch.Tensor, generator: torch.Generator,
-    gamma: float, lambda1: float = 1.0, lambda2: float = 1.0, amp: bool = False,
-) -> N2NLoss:  # fmt: skip
+    model: UNet,
+    optimizer: torch.optim.Optimizer,
+    noisy: torch.Tensor,
+    generator: torch.Generator,
+    gamma: float,
+    lambda1: float = 1.0,
+    lambda2: float = 1.0,
+    amp: bool = False,
+) -> N2NLoss:
     """One optimizer step on a batch ``noisy`` (N, 3, S, S) already on the model's device."""
     mask1, mask2 = generate_mask_pair(noisy, generator)
     optimizer.zero_grad(set_to_none=True)
@@ -89,7 +126,9 @@ def train_step(
 
 
 @torch.no_grad()
-def validate(model: UNet, photos: list[tuple[str, np.ndarray, np.ndarray]], amp: bool = False) -> dict[str, float]:
+def validate(
+    model: UNet, photos: list[tuple[str, np.ndarray, np.ndarray]], amp: bool = False
+) -> dict[str, float]:
     """Mean PSNR (0–255) and SSIM of the denoised ``(name, clean, noisy)`` photos against the clean ones."""
     model.eval()
     psnrs, ssims = [], []
@@ -102,7 +141,12 @@ def validate(model: UNet, photos: list[tuple[str, np.ndarray, np.ndarray]], amp:
 
 
 def train_one_epoch(
-    model: UNet, optimizer: torch.optim.Optimizer, loader: DataLoader, epoch: int, c: DictConfig, device: torch.device
+    model: UNet,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    epoch: int,
+    c: DictConfig,
+    device: torch.device,
 ) -> dict[str, float]:
     """Train over one epoch of ``loader``; returns the mean losses and the number of steps."""
     model.train()
@@ -114,7 +158,9 @@ def train_one_epoch(
         for step, noisy in enumerate(bar):
             noisy = noisy.to(device, non_blocking=True)
             try:
-                losses = train_step(model, optimizer, noisy, generator, gamma, c.lambda1, c.lambda2, c.amp)
+                losses = train_step(
+                    model, optimizer, noisy, generator, gamma, c.lambda1, c.lambda2, c.amp
+                )
             except NonFiniteLossError as e:
                 raise NonFiniteLossError(
                     f"{e} at epoch {epoch} step {step}; stopped, the last good checkpoint in {c.out_dir} is intact: "
@@ -124,10 +170,18 @@ def train_one_epoch(
             n_steps += 1
             bar.set_postfix(loss=f"{totals[0] / n_steps:.5f}")
     mean = totals / max(n_steps, 1)
-    return {"gamma": gamma, "loss": mean[0], "loss_rec": mean[1], "loss_reg": mean[2], "n_steps": n_steps}
+    return {
+        "gamma": gamma,
+        "loss": mean[0],
+        "loss_rec": mean[1],
+        "loss_reg": mean[2],
+        "n_steps": n_steps,
+    }
 
 
-def _resume(out: Path, model: UNet, optimizer, scheduler, device: torch.device) -> tuple[int, float]:
+def _resume(
+    out: Path, model: UNet, optimizer, scheduler, device: torch.device
+) -> tuple[int, float]:
     """Restore the training state if ``checkpoint.pth`` exists; returns (last finished epoch, best PSNR)."""
     path = out / STATE_FILE
     if not path.is_file():
@@ -142,7 +196,9 @@ def _resume(out: Path, model: UNet, optimizer, scheduler, device: torch.device) 
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     except (KeyError, RuntimeError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else repr(e)
-        raise CheckpointError(f"cannot resume from {path} (another config?): {reason[:200]}") from None
+        raise CheckpointError(
+            f"cannot resume from {path} (another config?): {reason[:200]}"
+        ) from None
     epoch = int(state["epoch"])
     _truncate_metrics(out / METRICS_FILE, epoch)
     log.info("resumed from %s after epoch %d", path, epoch)
@@ -152,11 +208,17 @@ def _resume(out: Path, model: UNet, optimizer, scheduler, device: torch.device) 
 def _truncate_metrics(path: Path, last_epoch: int) -> None:
     """Drop metric lines of epochs after the checkpoint (written before an interruption, redone now)."""
     if path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= last_epoch]
+        lines = [
+            ln
+            for ln in path.read_text().splitlines()
+            if ln.strip() and json.loads(ln)["epoch"] <= last_epoch
+        ]
         atomic_write_text(path, "".join(ln + "\n" for ln in lines))
 
 
-def _save_state(out: Path, model, optimizer, scheduler, epoch: int, best_psnr: float, device) -> None:
+def _save_state(
+    out: Path, model, optimizer, scheduler, epoch: int, best_psnr: float, device
+) -> None:
     rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -178,18 +240,28 @@ def clear_outputs(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def train(cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool = False) -> dict[str, Any]:
+def train(
+    cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool = False
+) -> dict[str, Any]:
     """Run (or resume, or skip if finished) the training of ``cfg.n2n``; returns the last metrics line.
 
     ``stop_after_epoch`` ends this process after that epoch, as an interruption would (tests, budgets).
     ``overwrite`` starts afresh whatever the folder holds (the stage's own files are replaced).
     """
     c, out = cfg.n2n, Path(cfg.n2n.out_dir)
-    selection = training_selection(c.size_filter, c.min_side, c.max_side, c.crop_size, c.images_per_class,
-                                   c.subset_seed)  # fmt: skip
+    selection = training_selection(
+        c.size_filter, c.min_side, c.max_side, c.crop_size, c.images_per_class, c.subset_seed
+    )
     settings = {key: OmegaConf.select(cfg, key) for key in SETTINGS_KEYS} | selection.settings()
     has_outputs = (out / STATE_FILE).is_file() or (out / DONE_FILE).is_file()
-    check_settings(out, SETTINGS_STAGE, settings, overwrite, what="the Neighbor2Neighbor run", has_outputs=has_outputs)
+    check_settings(
+        out,
+        SETTINGS_STAGE,
+        settings,
+        overwrite,
+        what="the Neighbor2Neighbor run",
+        has_outputs=has_outputs,
+    )
     if overwrite:
         clear_outputs(out)
     if (out / DONE_FILE).is_file():
@@ -201,16 +273,25 @@ def train(cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool 
             f"sub-images go through five 2x pools), got {c.crop_size}"
         )
     if c.init_scale <= 0:
-        raise ValueError(f"config key 'n2n.init_scale' must be > 0 (reference 0.1, short runs 1.0), got {c.init_scale}")
+        raise ValueError(
+            f"config key 'n2n.init_scale' must be > 0 (reference 0.1, short runs 1.0), got {c.init_scale}"
+        )
     device = resolve_device(c.device, "n2n.device")
     torch.manual_seed(c.seed)  # the reference init draws from the global generator
     model = UNet(in_nc=3, out_nc=3, n_feature=c.n_feature, init_scale=c.init_scale).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, lr_milestones(c.n_epoch, list(c.lr_milestones)), c.lr_gamma)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, lr_milestones(c.n_epoch, list(c.lr_milestones)), c.lr_gamma
+    )
     dataset = NoisyCropDataset(c.train_root, c.crop_size, c.seed, selection)
     sampler = EpochSampler(len(dataset), c.n_samples_per_epoch, c.seed)
-    loader = DataLoader(dataset, batch_size=c.batch_size, sampler=sampler, num_workers=c.workers,
-                        pin_memory=device.type == "cuda")  # fmt: skip
+    loader = DataLoader(
+        dataset,
+        batch_size=c.batch_size,
+        sampler=sampler,
+        num_workers=c.workers,
+        pin_memory=device.type == "cuda",
+    )
     photos = noisy_photos(list(c.val_photos), cfg.noise.spec, c.val_seed, c.val_size)
     noisy_psnr = float(np.mean([psnr_255(noisy, clean) for _, clean, noisy in photos]))
     start_epoch, best_psnr = _resume(out, model, optimizer, scheduler, device)
@@ -232,12 +313,25 @@ def train(cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool 
             save_model(model, out / BEST_FILE, epoch=epoch, val_psnr=metrics["val_psnr"])
         save_model(model, out / LAST_FILE, epoch=epoch, val_psnr=metrics["val_psnr"])
         _save_state(out, model, optimizer, scheduler, epoch, best_psnr, device)
-        last = {"epoch": epoch, "lr": lr, **stats, "train_s": round(train_s, 3), **metrics,
-                "val_noisy_psnr": noisy_psnr, "best_psnr": best_psnr}  # fmt: skip
+        last = {
+            "epoch": epoch,
+            "lr": lr,
+            **stats,
+            "train_s": round(train_s, 3),
+            **metrics,
+            "val_noisy_psnr": noisy_psnr,
+            "best_psnr": best_psnr,
+        }
         with open(out / METRICS_FILE, "a") as f:
             f.write(json.dumps(last) + "\n")
-        log.info("epoch %d: loss %.5f, val PSNR %.2f dB (noisy %.2f), SSIM %.4f",
-                 epoch, stats["loss"], metrics["val_psnr"], noisy_psnr, metrics["val_ssim"])  # fmt: skip
+        log.info(
+            "epoch %d: loss %.5f, val PSNR %.2f dB (noisy %.2f), SSIM %.4f",
+            epoch,
+            stats["loss"],
+            metrics["val_psnr"],
+            noisy_psnr,
+            metrics["val_ssim"],
+        )
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < c.n_epoch:
             return last
     atomic_write_text(out / DONE_FILE, json.dumps(last) + "\n")
@@ -245,11 +339,21 @@ def train(cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool 
 
 
 FLAG_KEYS = {
-    "data": "n2n.train_root", "out_dir": "n2n.out_dir", "noise": "noise.spec", "epochs": "n2n.n_epoch",
-    "batch_size": "n2n.batch_size", "crop_size": "n2n.crop_size", "n_feature": "n2n.n_feature",
-    "n_samples_per_epoch": "n2n.n_samples_per_epoch", "lr": "n2n.lr", "val_size": "n2n.val_size",
-    "workers": "n2n.workers", "device": "n2n.device", "seed": "n2n.seed", "init_scale": "n2n.init_scale",
-}  # fmt: skip
+    "data": "n2n.train_root",
+    "out_dir": "n2n.out_dir",
+    "noise": "noise.spec",
+    "epochs": "n2n.n_epoch",
+    "batch_size": "n2n.batch_size",
+    "crop_size": "n2n.crop_size",
+    "n_feature": "n2n.n_feature",
+    "n_samples_per_epoch": "n2n.n_samples_per_epoch",
+    "lr": "n2n.lr",
+    "val_size": "n2n.val_size",
+    "workers": "n2n.workers",
+    "device": "n2n.device",
+    "seed": "n2n.seed",
+    "init_scale": "n2n.init_scale",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,12 +364,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train Neighbor2Neighbor on a noisy image tree (keys: configs/defaults.yaml, section n2n).",
     )
     add_experiment_args(parser)
-    parser.add_argument("--overwrite", action="store_true",
-                        help="train afresh, replacing the run's checkpoints, even if it is finished or of other settings")
-    types = {"epochs": int, "batch_size": int, "crop_size": int, "n_feature": int, "n_samples_per_epoch": int,
-             "lr": float, "val_size": int, "workers": int, "seed": int, "init_scale": float}  # fmt: skip
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train afresh, replacing the run's checkpoints, even if it is finished or of other settings",
+    )
+    types = {
+        "epochs": int,
+        "batch_size": int,
+        "crop_size": int,
+        "n_feature": int,
+        "n_samples_per_epoch": int,
+        "lr": float,
+        "val_size": int,
+        "workers": int,
+        "seed": int,
+        "init_scale": float,
+    }
     for name, key in FLAG_KEYS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=types.get(name, str), help=f"sets {key}")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=types.get(name, str), help=f"sets {key}"
+        )
     return parser
 
 
@@ -274,15 +393,21 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    flags = [f"{key}={getattr(args, name)}" for name, key in FLAG_KEYS.items() if getattr(args, name) is not None]
+    flags = [
+        f"{key}={getattr(args, name)}"
+        for name, key in FLAG_KEYS.items()
+        if getattr(args, name) is not None
+    ]
     try:
         cfg = load_experiment(args.experiment or DEMO_EXPERIMENT, [*args.overrides, *flags])
         last = train(cfg, overwrite=args.overwrite)
     except (ConfigError, CheckpointError, FileNotFoundError, ValueError, NonFiniteLossError) as e:
         print(f"error: {error_line(e)}", file=sys.stderr)
         return 1
-    print(f"n2n: {OmegaConf.select(cfg, 'n2n.out_dir')}: epoch {last.get('epoch')}, "
-          f"val PSNR {last.get('val_psnr', float('nan')):.2f} dB, SSIM {last.get('val_ssim', float('nan')):.4f}")  # fmt: skip
+    print(
+        f"n2n: {OmegaConf.select(cfg, 'n2n.out_dir')}: epoch {last.get('epoch')}, "
+        f"val PSNR {last.get('val_psnr', float('nan')):.2f} dB, SSIM {last.get('val_ssim', float('nan')):.4f}"
+    )
     return 0
 
 

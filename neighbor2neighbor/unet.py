@@ -48,7 +48,9 @@ class UpsampleCat(nn.Module):
 
     def __init__(self, in_nc: int, out_nc: int, init_scale: float = INIT_SCALE) -> None:
         super().__init__()
-        self.deconv = nn.ConvTranspose2d(in_nc, out_nc, kernel_size=2, stride=2, padding=0, bias=True)
+        self.deconv = nn.ConvTranspose2d(
+            in_nc, out_nc, kernel_size=2, stride=2, padding=0, bias=True
+        )
         init_scaled_kaiming_(self.deconv, init_scale)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -64,11 +66,15 @@ def with_zero_deconv_biases(state: dict[str, torch.Tensor]) -> dict[str, torch.T
     missing = [
         k.replace(".weight", ".bias")
         for k in state
-        if k.startswith("up") and k.endswith(".deconv.weight") and k.replace(".weight", ".bias") not in state
+        if k.startswith("up")
+        and k.endswith(".deconv.weight")
+        and k.replace(".weight", ".bias") not in state
     ]
     if not missing:
         return state
-    log.warning("checkpoint without deconv biases (written before they were added): using zero biases")
+    log.warning(
+        "checkpoint without deconv biases (written before they were added): using zero biases"
+    )
     out = dict(state)
     for key in missing:  # ConvTranspose2d weight: (in, out, kH, kW); bias: (out,)
         weight = state[key.replace(".bias", ".weight")]
@@ -96,9 +102,14 @@ class UNet(nn.Module):
     """
 
     def __init__(
-        self, in_nc: int = 3, out_nc: int = 3, n_feature: int = 48, blindspot: bool = False, zero_last: bool = False,
+        self,
+        in_nc: int = 3,
+        out_nc: int = 3,
+        n_feature: int = 48,
+        blindspot: bool = False,
+        zero_last: bool = False,
         init_scale: float = INIT_SCALE,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.in_nc, self.out_nc, self.n_feature = in_nc, out_nc, n_feature
         self.blindspot, self.zero_last = blindspot, zero_last
@@ -135,7 +146,9 @@ class UNet(nn.Module):
 
         self.dec_conv1a = nn.Conv2d(nf * 2 + in_nc, HEAD_WIDTH, 3, 1, 1)
         self.dec_conv1b = nn.Conv2d(HEAD_WIDTH, HEAD_WIDTH, 3, 1, 1)
-        nin_width = HEAD_WIDTH * 4 if blindspot else HEAD_WIDTH  # four rotations stacked on channels
+        nin_width = (
+            HEAD_WIDTH * 4 if blindspot else HEAD_WIDTH
+        )  # four rotations stacked on channels
         self.nin_a = nn.Conv2d(nin_width, nin_width, 1, 1, 0)
         self.nin_b = nn.Conv2d(nin_width, HEAD_WIDTH, 1, 1, 0)
         self.nin_c = nn.Conv2d(HEAD_WIDTH, out_nc, 1, 1, 0)
@@ -168,18 +181,22 @@ class UNet(nn.Module):
         x = self._pool(self.pool1, x)
         skips.append(x)
         for conv, pool in [
-            (self.enc_conv2, self.pool2), (self.enc_conv3, self.pool3),
-            (self.enc_conv4, self.pool4), (self.enc_conv5, self.pool5),
-        ]:  # fmt: skip
+            (self.enc_conv2, self.pool2),
+            (self.enc_conv3, self.pool3),
+            (self.enc_conv4, self.pool4),
+            (self.enc_conv5, self.pool5),
+        ]:
             x = self._pool(pool, act(self._conv(conv, x)))
             skips.append(x)
         x = act(self._conv(self.enc_conv6, x))
         skips.pop()  # the deepest pooled map is not a skip: enc_conv6 consumed it
 
         for up, conv_a, conv_b in [
-            (self.up5, self.dec_conv5a, self.dec_conv5b), (self.up4, self.dec_conv4a, self.dec_conv4b),
-            (self.up3, self.dec_conv3a, self.dec_conv3b), (self.up2, self.dec_conv2a, self.dec_conv2b),
-        ]:  # fmt: skip
+            (self.up5, self.dec_conv5a, self.dec_conv5b),
+            (self.up4, self.dec_conv4a, self.dec_conv4b),
+            (self.up3, self.dec_conv3a, self.dec_conv3b),
+            (self.up2, self.dec_conv2a, self.dec_conv2b),
+        ]:
             x = up(x, skips.pop())
             x = act(self._conv(conv_b, act(self._conv(conv_a, x))))
         x = self.up1(x, skips.pop())

@@ -47,8 +47,18 @@ denoise: {{device: cpu}}
 eval: {{resize_size: 32, crop_size: 32, batch_size: 8, num_workers: 0,
         linear: {{epochs: 1, batch_size: 4}}, knn: {{nb_knn: [1, 3]}}, retrieval: {{mini_size: 32}}}}
 """
-STEPS = ["noise", "n2n", "denoise", "pretrain:dinov2", "pretrain:n2n_dinov2", "pretrain:nc", "evaluate:dinov2:linear,knn",
-         "evaluate:n2n_dinov2:linear,knn", "evaluate:nc:linear,knn", "report"]  # what exps/linear_probe.sh runs
+STEPS = [
+    "noise",
+    "n2n",
+    "denoise",
+    "pretrain:dinov2",
+    "pretrain:n2n_dinov2",
+    "pretrain:nc",
+    "evaluate:dinov2:linear,knn",
+    "evaluate:n2n_dinov2:linear,knn",
+    "evaluate:nc:linear,knn",
+    "report",
+]  # what exps/linear_probe.sh runs
 
 
 def _tree(root: Path) -> None:
@@ -89,13 +99,18 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Finished:
     torch.set_num_threads(1)
     assert run_steps(str(exp), STEPS, log=lambda m: None) == 0
     run = out / "runs" / "tiny" / "gauss_50"
-    return Finished(root, exp, clean, out, run, out / "data" / "toy_gauss_50", out / "data" / "toy_gauss_50_n2n")
+    return Finished(
+        root, exp, clean, out, run, out / "data" / "toy_gauss_50", out / "data" / "toy_gauss_50_n2n"
+    )
 
 
 def snapshot(root: Path) -> dict[str, str]:
     """sha256 of every file below ``root`` (the user's files, byte for byte)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def run_main(module: str, argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
@@ -109,7 +124,9 @@ def run_main(module: str, argv: list[str], capsys: pytest.CaptureFixture) -> tup
 
 
 def run_process(args: list[str], cwd: Path = REPO) -> tuple[int, str]:
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=ONE_THREAD, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=ONE_THREAD, capture_output=True, text=True, timeout=300
+    )
     return proc.returncode, proc.stderr
 
 
@@ -135,26 +152,87 @@ E = "--experiment"
 
 # ---------------------------------------------------------------------------- 1: stale results
 STALE = [
-    ("n2n_epochs", "neighbor2neighbor.train", ["n2n.n_epoch=2"], ["n2n.n_epoch", "name", "--overwrite"]),
-    ("n2n_width", "neighbor2neighbor.train", ["n2n.n_feature=16"], ["n2n.n_feature", "--overwrite"]),
+    (
+        "n2n_epochs",
+        "neighbor2neighbor.train",
+        ["n2n.n_epoch=2"],
+        ["n2n.n_epoch", "name", "--overwrite"],
+    ),
+    (
+        "n2n_width",
+        "neighbor2neighbor.train",
+        ["n2n.n_feature=16"],
+        ["n2n.n_feature", "--overwrite"],
+    ),
     ("n2n_seed", "neighbor2neighbor.train", ["seed=3"], ["n2n.seed", "--overwrite"]),
-    ("denoise_splits", "neighbor2neighbor.denoise", ["denoise.splits=[train]"], ["denoise.splits", "data.denoised_root"]),
-    ("noise_seed", "utils.generate_noise", ["noise.seed=7"], ["noise.seed", "data.noisy_root", "--overwrite"]),
-    ("pretrain_seed", "dinov2.run.pretrain", ["--method", "dinov2", "seed=3"], ["train.seed", "name", "--overwrite"]),
-    ("pretrain_arch", "dinov2.run.pretrain", ["--method", "dinov2", "pretrain.overrides.student.arch=vit_small"],
-     ["student.arch", "--overwrite"]),
-    ("pretrain_lr", "dinov2.run.pretrain", ["--method", "n2n_dinov2", "pretrain.overrides.optim.base_lr=0.5"],
-     ["optim.base_lr", "--overwrite"]),
-    ("linear_epochs", "dinov2.run.eval.linear", ["--method", "dinov2", "eval.linear.epochs=2"], ["--epochs", "--overwrite"]),
-    ("knn_temperature", "dinov2.eval.knn", ["--method", "dinov2", "eval.knn.temperature=0.5"], ["--temperature"]),
-    ("knn_k", "dinov2.run.evaluate", ["--method", "dinov2", "knn", "eval.knn.nb_knn=[2]"], ["--nb-knn"]),
-    ("report_clean_root", "dinov2.run.report", ["data.clean_root=/elsewhere"], ["data.clean_root", "--overwrite"]),
-]  # fmt: skip
+    (
+        "denoise_splits",
+        "neighbor2neighbor.denoise",
+        ["denoise.splits=[train]"],
+        ["denoise.splits", "data.denoised_root"],
+    ),
+    (
+        "noise_seed",
+        "utils.generate_noise",
+        ["noise.seed=7"],
+        ["noise.seed", "data.noisy_root", "--overwrite"],
+    ),
+    (
+        "pretrain_seed",
+        "dinov2.run.pretrain",
+        ["--method", "dinov2", "seed=3"],
+        ["train.seed", "name", "--overwrite"],
+    ),
+    (
+        "pretrain_arch",
+        "dinov2.run.pretrain",
+        ["--method", "dinov2", "pretrain.overrides.student.arch=vit_small"],
+        ["student.arch", "--overwrite"],
+    ),
+    (
+        "pretrain_lr",
+        "dinov2.run.pretrain",
+        ["--method", "n2n_dinov2", "pretrain.overrides.optim.base_lr=0.5"],
+        ["optim.base_lr", "--overwrite"],
+    ),
+    (
+        "linear_epochs",
+        "dinov2.run.eval.linear",
+        ["--method", "dinov2", "eval.linear.epochs=2"],
+        ["--epochs", "--overwrite"],
+    ),
+    (
+        "knn_temperature",
+        "dinov2.eval.knn",
+        ["--method", "dinov2", "eval.knn.temperature=0.5"],
+        ["--temperature"],
+    ),
+    (
+        "knn_k",
+        "dinov2.run.evaluate",
+        ["--method", "dinov2", "knn", "eval.knn.nb_knn=[2]"],
+        ["--nb-knn"],
+    ),
+    (
+        "report_clean_root",
+        "dinov2.run.report",
+        ["data.clean_root=/elsewhere"],
+        ["data.clean_root", "--overwrite"],
+    ),
+]
 
 
-@pytest.mark.parametrize("module, overrides, names", [c[1:] for c in STALE], ids=[c[0] for c in STALE])
-def test_a_rerun_with_changed_settings_is_refused_naming_the_key(finished, capsys, module, overrides, names):
-    argv = [*overrides[:2], E, finished.exp, *overrides[2:]] if overrides[0] == "--method" else [E, finished.exp, *overrides]
+@pytest.mark.parametrize(
+    "module, overrides, names", [c[1:] for c in STALE], ids=[c[0] for c in STALE]
+)
+def test_a_rerun_with_changed_settings_is_refused_naming_the_key(
+    finished, capsys, module, overrides, names
+):
+    argv = (
+        [*overrides[:2], E, finished.exp, *overrides[2:]]
+        if overrides[0] == "--method"
+        else [E, finished.exp, *overrides]
+    )
     check_case(finished, capsys, module, argv, *names)
 
 
@@ -163,10 +241,19 @@ def test_a_new_noise_level_runs_into_a_new_folder_and_the_report_names_it(finish
 
     before = snapshot(finished.root)
     new = load_experiment(finished.exp, ["noise.sigma_255=100"])
-    assert Path(new.run_dir) == finished.run.parent / "gauss_100" and Path(new.data.noisy_root) != finished.noisy
-    rc, err = run_main("utils.generate_noise", [E, finished.exp, "noise.sigma_255=100", "data.splits=[val]"], capsys)
+    assert (
+        Path(new.run_dir) == finished.run.parent / "gauss_100"
+        and Path(new.data.noisy_root) != finished.noisy
+    )
+    rc, err = run_main(
+        "utils.generate_noise",
+        [E, finished.exp, "noise.sigma_255=100", "data.splits=[val]"],
+        capsys,
+    )
     assert rc == 0, err
-    assert {k: v for k, v in snapshot(finished.root).items() if k in before} == before  # old results untouched
+    assert {
+        k: v for k, v in snapshot(finished.root).items() if k in before
+    } == before  # old results untouched
     report = (finished.run / "report" / "results.md").read_text()
     assert report.startswith("Noise `gauss_50` on `toy`")
     shutil.rmtree(new.data.noisy_root)
@@ -176,8 +263,13 @@ def test_overwrite_redoes_a_stage_with_the_new_settings(finished, capsys, tmp_pa
     out = tmp_path / "n2n"
     base = [E, finished.exp, f"n2n.out_dir={out}"]
     assert run_main("neighbor2neighbor.train", base, capsys)[0] == 0
-    assert_refused(*run_main("neighbor2neighbor.train", [*base, "n2n.n_feature=4"], capsys), "n2n.n_feature")
-    assert run_main("neighbor2neighbor.train", [*base, "n2n.n_feature=4", "--overwrite"], capsys)[0] == 0
+    assert_refused(
+        *run_main("neighbor2neighbor.train", [*base, "n2n.n_feature=4"], capsys), "n2n.n_feature"
+    )
+    assert (
+        run_main("neighbor2neighbor.train", [*base, "n2n.n_feature=4", "--overwrite"], capsys)[0]
+        == 0
+    )
     assert torch.load(out / "model_best.pth", weights_only=True)["arch"]["n_feature"] == 4
 
 
@@ -186,94 +278,179 @@ def test_overwrite_redoes_a_stage_with_the_new_settings(finished, capsys, tmp_pa
 def nan_files(finished: Finished, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("nan")
     unet = torch.load(finished.run / "n2n" / "model_best.pth", weights_only=True)
-    unet["model"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in unet["model"].items()}
+    unet["model"] = {
+        k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+        for k, v in unet["model"].items()
+    }
     torch.save(unet, folder / "nan_unet.pth")
-    teacher = next((finished.run / "pretrain" / "dinov2" / "eval").glob("training_*/teacher_checkpoint.pth"))
+    teacher = next(
+        (finished.run / "pretrain" / "dinov2" / "eval").glob("training_*/teacher_checkpoint.pth")
+    )
     state = torch.load(teacher, weights_only=True)
-    state["teacher"] = {k: v.float().fill_(float("nan")) if v.is_floating_point() else v for k, v in state["teacher"].items()}
+    state["teacher"] = {
+        k: v.float().fill_(float("nan")) if v.is_floating_point() else v
+        for k, v in state["teacher"].items()
+    }
     torch.save(state, folder / "nan_teacher.pth")
     (folder / "text.pth").write_text("this is not a checkpoint\n")
-    torch.save(argparse.Namespace(model={"w": torch.zeros(1)}), folder / "foreign.pth")  # a pickle of a foreign class
+    torch.save(
+        argparse.Namespace(model={"w": torch.zeros(1)}), folder / "foreign.pth"
+    )  # a pickle of a foreign class
     data = teacher.read_bytes()
     (folder / "truncated.pth").write_bytes(data[: len(data) // 2])
-    return {"unet": folder / "nan_unet.pth", "teacher": folder / "nan_teacher.pth", "text": folder / "text.pth",
-            "truncated": folder / "truncated.pth", "foreign": folder / "foreign.pth"}  # fmt: skip
+    return {
+        "unet": folder / "nan_unet.pth",
+        "teacher": folder / "nan_teacher.pth",
+        "text": folder / "text.pth",
+        "truncated": folder / "truncated.pth",
+        "foreign": folder / "foreign.pth",
+    }
 
 
 def test_n2n_stops_on_a_non_finite_loss_without_a_marker(finished, capsys, tmp_path):
     out = tmp_path / "n2n"
-    argv = [E, finished.exp, f"n2n.out_dir={out}", "n2n.lr=1e8", "n2n.n_epoch=3", "n2n.n_samples_per_epoch=8"]
-    line = check_case(finished, capsys, "neighbor2neighbor.train", argv, "non-finite loss", "n2n.lr")
+    argv = [
+        E,
+        finished.exp,
+        f"n2n.out_dir={out}",
+        "n2n.lr=1e8",
+        "n2n.n_epoch=3",
+        "n2n.n_samples_per_epoch=8",
+    ]
+    line = check_case(
+        finished, capsys, "neighbor2neighbor.train", argv, "non-finite loss", "n2n.lr"
+    )
     assert "epoch" in line
     assert not (out / "train_complete.json").exists()
     for path in out.glob("model_*.pth"):  # any checkpoint left is from a finished, finite epoch
-        assert all(torch.isfinite(v).all() for v in torch.load(path, weights_only=True)["model"].values())
+        assert all(
+            torch.isfinite(v).all() for v in torch.load(path, weights_only=True)["model"].values()
+        )
 
 
-def test_denoise_refuses_a_checkpoint_with_non_finite_weights(finished, capsys, nan_files, tmp_path):
+def test_denoise_refuses_a_checkpoint_with_non_finite_weights(
+    finished, capsys, nan_files, tmp_path
+):
     dst = tmp_path / "den"
     argv = [E, finished.exp, "--checkpoint", nan_files["unet"], "--dst", dst]
-    check_case(finished, capsys, "neighbor2neighbor.denoise", argv, str(nan_files["unet"]), "non-finite")
+    check_case(
+        finished, capsys, "neighbor2neighbor.denoise", argv, str(nan_files["unet"]), "non-finite"
+    )
     assert not dst.exists()
 
 
-@pytest.mark.parametrize("module", ["dinov2.run.eval.linear", "dinov2.eval.knn", "dinov2.eval.retrieval.run"])
-def test_evaluations_refuse_non_finite_weights(finished, mini_root, capsys, nan_files, tmp_path, module):
+@pytest.mark.parametrize(
+    "module", ["dinov2.run.eval.linear", "dinov2.eval.knn", "dinov2.eval.retrieval.run"]
+)
+def test_evaluations_refuse_non_finite_weights(
+    finished, mini_root, capsys, nan_files, tmp_path, module
+):
     pico = REPO / "dinov2" / "configs" / "train" / "vit_pico_cpu.yaml"
     noisy = finished.noisy
-    argv = ["--config-file", pico, "--pretrained-weights", nan_files["teacher"], "--output-dir", tmp_path / "ev"]
+    argv = [
+        "--config-file",
+        pico,
+        "--pretrained-weights",
+        nan_files["teacher"],
+        "--output-dir",
+        tmp_path / "ev",
+    ]
     if module == "dinov2.eval.retrieval.run":
         argv += ["--data-root", mini_root, "--datasets", "mini"]
     else:
-        argv += ["--train-dataset", f"ImageNet:split=TRAIN:root={noisy}:extra={noisy}/extra",
-                 "--val-dataset", f"ImageNet:split=VAL:root={noisy}:extra={noisy}/extra"]  # fmt: skip
+        argv += [
+            "--train-dataset",
+            f"ImageNet:split=TRAIN:root={noisy}:extra={noisy}/extra",
+            "--val-dataset",
+            f"ImageNet:split=VAL:root={noisy}:extra={noisy}/extra",
+        ]
     check_case(finished, capsys, module, argv, str(nan_files["teacher"]), "non-finite weights")
     assert not (tmp_path / "ev").exists() or not any((tmp_path / "ev").glob("results_*"))
 
 
 @pytest.mark.parametrize("kind", ["text", "truncated", "foreign"])
-def test_a_file_that_is_not_a_checkpoint_says_so_without_suggesting_unsafe_loading(finished, capsys, nan_files, kind,
-                                                                                   tmp_path):  # fmt: skip
-    line = check_case(finished, capsys, "neighbor2neighbor.denoise",
-                      [E, finished.exp, "--checkpoint", nan_files[kind], "--dst", tmp_path / "den"],
-                      str(nan_files[kind]))  # fmt: skip
+def test_a_file_that_is_not_a_checkpoint_says_so_without_suggesting_unsafe_loading(
+    finished, capsys, nan_files, kind, tmp_path
+):
+    line = check_case(
+        finished,
+        capsys,
+        "neighbor2neighbor.denoise",
+        [E, finished.exp, "--checkpoint", nan_files[kind], "--dst", tmp_path / "den"],
+        str(nan_files[kind]),
+    )
     assert "weights_only" not in line
     pico = REPO / "dinov2" / "configs" / "train" / "vit_pico_cpu.yaml"
     noisy = finished.noisy
-    argv = ["--config-file", pico, "--pretrained-weights", nan_files[kind], "--train-dataset",
-            f"ImageNet:split=TRAIN:root={noisy}:extra={noisy}/extra", "--val-dataset",
-            f"ImageNet:split=VAL:root={noisy}:extra={noisy}/extra"]  # fmt: skip
-    assert "weights_only" not in check_case(finished, capsys, "dinov2.eval.knn", argv, str(nan_files[kind]))
+    argv = [
+        "--config-file",
+        pico,
+        "--pretrained-weights",
+        nan_files[kind],
+        "--train-dataset",
+        f"ImageNet:split=TRAIN:root={noisy}:extra={noisy}/extra",
+        "--val-dataset",
+        f"ImageNet:split=VAL:root={noisy}:extra={noisy}/extra",
+    ]
+    assert "weights_only" not in check_case(
+        finished, capsys, "dinov2.eval.knn", argv, str(nan_files[kind])
+    )
 
 
 # ---------------------------------------------------------------------------- 4: zero or negative counts
 ZERO = [
-    ("neighbor2neighbor.train", "n2n.n_epoch=0"), ("neighbor2neighbor.train", "n2n.batch_size=0"),
-    ("neighbor2neighbor.train", "n2n.workers=-1"), ("neighbor2neighbor.denoise", "denoise.batch_size=0"),
-    ("utils.generate_noise", "noise.workers=-2"), ("dinov2.run.eval.linear", "eval.batch_size=-1"),
-    ("dinov2.eval.knn", "eval.knn.nb_knn=[0]"), ("dinov2.run.pretrain", "pretrain.epochs=0"),
+    ("neighbor2neighbor.train", "n2n.n_epoch=0"),
+    ("neighbor2neighbor.train", "n2n.batch_size=0"),
+    ("neighbor2neighbor.train", "n2n.workers=-1"),
+    ("neighbor2neighbor.denoise", "denoise.batch_size=0"),
+    ("utils.generate_noise", "noise.workers=-2"),
+    ("dinov2.run.eval.linear", "eval.batch_size=-1"),
+    ("dinov2.eval.knn", "eval.knn.nb_knn=[0]"),
+    ("dinov2.run.pretrain", "pretrain.epochs=0"),
     ("dinov2.run.pretrain", "pretrain.curriculum_epochs=-3"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("module, override", ZERO, ids=[o.split("=")[0] for _, o in ZERO])
-def test_zero_or_negative_counts_are_config_errors_before_any_work(finished, capsys, module, override):
+def test_zero_or_negative_counts_are_config_errors_before_any_work(
+    finished, capsys, module, override
+):
     method = ["--method", "dinov2"] if module == "dinov2.run.pretrain" else []
-    check_case(finished, capsys, module, [*method, E, finished.exp, override], override.split("=")[0])
+    check_case(
+        finished, capsys, module, [*method, E, finished.exp, override], override.split("=")[0]
+    )
 
 
 # ---------------------------------------------------------------------------- 6: denoise into its own source
-def test_denoise_refuses_dst_inside_src_src_inside_dst_and_links_into_src(finished, capsys, tmp_path):
+def test_denoise_refuses_dst_inside_src_src_inside_dst_and_links_into_src(
+    finished, capsys, tmp_path
+):
     noisy = finished.noisy
     ckpt = finished.run / "n2n" / "model_best.pth"
-    check_case(finished, capsys, "neighbor2neighbor.denoise",
-               ["--src", noisy, "--dst", noisy / "den", "--checkpoint", ckpt], "inside", str(noisy))  # fmt: skip
-    check_case(finished, capsys, "neighbor2neighbor.denoise",
-               ["--src", noisy / "train", "--dst", noisy, "--checkpoint", ckpt, "--overwrite"], "inside")  # fmt: skip
+    check_case(
+        finished,
+        capsys,
+        "neighbor2neighbor.denoise",
+        ["--src", noisy, "--dst", noisy / "den", "--checkpoint", ckpt],
+        "inside",
+        str(noisy),
+    )
+    check_case(
+        finished,
+        capsys,
+        "neighbor2neighbor.denoise",
+        ["--src", noisy / "train", "--dst", noisy, "--checkpoint", ckpt, "--overwrite"],
+        "inside",
+    )
     link = tmp_path / "link"
     link.symlink_to(noisy / "val")
-    check_case(finished, capsys, "neighbor2neighbor.denoise",
-               ["--src", noisy, "--dst", link / "den", "--checkpoint", ckpt], "inside")  # fmt: skip
+    check_case(
+        finished,
+        capsys,
+        "neighbor2neighbor.denoise",
+        ["--src", noisy, "--dst", link / "den", "--checkpoint", ckpt],
+        "inside",
+    )
     assert not (noisy / "den").exists() and not (noisy / "val" / "den").exists()
 
 
@@ -298,16 +475,33 @@ def mini_root(tmp_path_factory) -> Path:
     return root
 
 
-def _gnd_case(mini_root: Path, finished: Finished, tmp_path: Path, content: bytes | None,
-              obj: object = None) -> tuple[Path, list]:  # fmt: skip
+def _gnd_case(
+    mini_root: Path, finished: Finished, tmp_path: Path, content: bytes | None, obj: object = None
+) -> tuple[Path, list]:
     root = tmp_path / "retrieval"
     shutil.copytree(mini_root, root)
     pkl = root / "mini" / "gnd_mini.pkl"
     pkl.write_bytes(content if content is not None else pickle.dumps(obj))
     pico = REPO / "dinov2" / "configs" / "train" / "vit_pico_cpu.yaml"
-    teacher = next((finished.run / "pretrain" / "dinov2" / "eval").glob("training_*/teacher_checkpoint.pth"))
-    argv = ["--config-file", pico, "--pretrained-weights", teacher, "--data-root", root, "--datasets", "mini",
-            "--output-dir", tmp_path / "ev", "--resize-size", 32, "--crop-size", 32]  # fmt: skip
+    teacher = next(
+        (finished.run / "pretrain" / "dinov2" / "eval").glob("training_*/teacher_checkpoint.pth")
+    )
+    argv = [
+        "--config-file",
+        pico,
+        "--pretrained-weights",
+        teacher,
+        "--data-root",
+        root,
+        "--datasets",
+        "mini",
+        "--output-dir",
+        tmp_path / "ev",
+        "--resize-size",
+        32,
+        "--crop-size",
+        32,
+    ]
     return pkl, argv
 
 
@@ -316,12 +510,30 @@ def _mini_gnd(mini_root: Path) -> dict:
         return pickle.load(f)  # our own file, written by the mini-set builder
 
 
-def test_a_malicious_gnd_pickle_is_refused_without_running_its_code(finished, mini_root, capsys, tmp_path):
+def test_a_malicious_gnd_pickle_is_refused_without_running_its_code(
+    finished, mini_root, capsys, tmp_path
+):
     marker = tmp_path / "pwned"
-    pkl, argv = _gnd_case(mini_root, finished, tmp_path, None, {"imlist": ["a"], "qimlist": ["a"], "gnd": [_Exploit(marker)]})
-    check_case(finished, capsys, "dinov2.eval.retrieval.run", argv, str(pkl), "posix.system" if os.name != "nt" else "")
+    pkl, argv = _gnd_case(
+        mini_root,
+        finished,
+        tmp_path,
+        None,
+        {"imlist": ["a"], "qimlist": ["a"], "gnd": [_Exploit(marker)]},
+    )
+    check_case(
+        finished,
+        capsys,
+        "dinov2.eval.retrieval.run",
+        argv,
+        str(pkl),
+        "posix.system" if os.name != "nt" else "",
+    )
     assert not marker.exists()
-    assert pickle.loads(pickle.dumps(_Exploit(tmp_path / "control"))) == 0 and (tmp_path / "control").exists()
+    assert (
+        pickle.loads(pickle.dumps(_Exploit(tmp_path / "control"))) == 0
+        and (tmp_path / "control").exists()
+    )
 
 
 def _bad_gnds(gnd: dict) -> dict[str, tuple[object, str]]:
@@ -335,8 +547,12 @@ def _bad_gnds(gnd: dict) -> dict[str, tuple[object, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["a list", "no hard list", "empty imlist", "fewer entries than qimlist", "text"])
-def test_a_gnd_file_of_the_wrong_shape_is_one_line_naming_it(finished, mini_root, capsys, tmp_path, case):
+@pytest.mark.parametrize(
+    "case", ["a list", "no hard list", "empty imlist", "fewer entries than qimlist", "text"]
+)
+def test_a_gnd_file_of_the_wrong_shape_is_one_line_naming_it(
+    finished, mini_root, capsys, tmp_path, case
+):
     if case == "text":
         pkl, argv = _gnd_case(mini_root, finished, tmp_path, b"imlist: a b c\n")
         expected = "not a pickle"
@@ -370,22 +586,43 @@ def _tree_with_corrupt_image(finished: Finished, tmp_path: Path) -> Path:
     return root
 
 
-def test_a_corrupt_image_with_loader_workers_names_the_file_in_n2n_training(finished, capsys, tmp_path):
+def test_a_corrupt_image_with_loader_workers_names_the_file_in_n2n_training(
+    finished, capsys, tmp_path
+):
     root = _tree_with_corrupt_image(finished, tmp_path)
-    argv = [E, finished.exp, f"n2n.train_root={root}/train", f"n2n.out_dir={tmp_path / 'n2n'}", "n2n.workers=1",
-            "n2n.n_samples_per_epoch=16"]  # fmt: skip
-    check_case(finished, capsys, "neighbor2neighbor.train", argv, str(root / "train" / "class0" / "0.png"))
+    argv = [
+        E,
+        finished.exp,
+        f"n2n.train_root={root}/train",
+        f"n2n.out_dir={tmp_path / 'n2n'}",
+        "n2n.workers=1",
+        "n2n.n_samples_per_epoch=16",
+    ]
+    check_case(
+        finished, capsys, "neighbor2neighbor.train", argv, str(root / "train" / "class0" / "0.png")
+    )
 
 
-def test_a_corrupt_image_with_loader_workers_names_the_file_in_dinov2_training(finished, capsys, tmp_path):
+def test_a_corrupt_image_with_loader_workers_names_the_file_in_dinov2_training(
+    finished, capsys, tmp_path
+):
     from dinov2.data.datasets.extra import build_index
 
     root = _tree_with_corrupt_image(finished, tmp_path)
     build_index(root)
     pico = REPO / "dinov2" / "configs" / "train" / "vit_pico_cpu.yaml"
-    argv = ["--config-file", pico, "--output-dir", tmp_path / "run",
-            f"train.dataset_path=ImageNet:split=TRAIN:root={root}:extra={root}/extra", "train.num_workers=1",
-            "train.batch_size_per_gpu=8", "train.OFFICIAL_EPOCH_LENGTH=2", "optim.epochs=1", "optim.warmup_epochs=0"]  # fmt: skip
+    argv = [
+        "--config-file",
+        pico,
+        "--output-dir",
+        tmp_path / "run",
+        f"train.dataset_path=ImageNet:split=TRAIN:root={root}:extra={root}/extra",
+        "train.num_workers=1",
+        "train.batch_size_per_gpu=8",
+        "train.OFFICIAL_EPOCH_LENGTH=2",
+        "optim.epochs=1",
+        "optim.warmup_epochs=0",
+    ]
     check_case(finished, capsys, "dinov2.run.train.train", argv, "0.png")
 
 
@@ -397,8 +634,14 @@ def test_a_stale_dataset_index_in_training_is_one_line(finished, capsys, tmp_pat
     build_index(root)
     shutil.copy(root / "train" / "class0" / "0.png", root / "train" / "class0" / "new.png")
     pico = REPO / "dinov2" / "configs" / "train" / "vit_pico_cpu.yaml"
-    argv = ["--config-file", pico, "--output-dir", tmp_path / "run", "train.num_workers=0",
-            f"train.dataset_path=ImageNet:split=TRAIN:root={root}:extra={root}/extra"]  # fmt: skip
+    argv = [
+        "--config-file",
+        pico,
+        "--output-dir",
+        tmp_path / "run",
+        "train.num_workers=0",
+        f"train.dataset_path=ImageNet:split=TRAIN:root={root}:extra={root}/extra",
+    ]
     check_case(finished, capsys, "dinov2.run.train.train", argv, "process_metadata")
 
 
@@ -407,15 +650,29 @@ DEVICES = [
     ("neighbor2neighbor.denoise", "denoise.device=tpu", "denoise.device"),
 ]
 if not torch.cuda.is_available():
-    DEVICES += [("neighbor2neighbor.train", "n2n.device=cuda", "no CUDA"),
-                ("neighbor2neighbor.denoise", "denoise.device=cuda:0", "no CUDA")]  # fmt: skip
+    DEVICES += [
+        ("neighbor2neighbor.train", "n2n.device=cuda", "no CUDA"),
+        ("neighbor2neighbor.denoise", "denoise.device=cuda:0", "no CUDA"),
+    ]
 
 
 @pytest.mark.parametrize("module, override, expected", DEVICES, ids=[o for _, o, _ in DEVICES])
-def test_an_unavailable_or_unknown_device_is_one_line_naming_the_key(finished, capsys, tmp_path, module, override,
-                                                                     expected):  # fmt: skip
-    elsewhere = [f"n2n.out_dir={tmp_path / 'n2n'}"] if module == "neighbor2neighbor.train" else ["--dst", tmp_path / "den"]
-    check_case(finished, capsys, module, [E, finished.exp, override, *elsewhere], override.split("=")[0], expected)
+def test_an_unavailable_or_unknown_device_is_one_line_naming_the_key(
+    finished, capsys, tmp_path, module, override, expected
+):
+    elsewhere = (
+        [f"n2n.out_dir={tmp_path / 'n2n'}"]
+        if module == "neighbor2neighbor.train"
+        else ["--dst", tmp_path / "den"]
+    )
+    check_case(
+        finished,
+        capsys,
+        module,
+        [E, finished.exp, override, *elsewhere],
+        override.split("=")[0],
+        expected,
+    )
 
 
 def test_an_unknown_training_device_is_one_line(finished, capsys, tmp_path):
@@ -447,30 +704,61 @@ def test_bad_noise_settings_name_the_key(finished, capsys, override, key):
 def test_noise_spec_and_family_in_one_layer_are_refused_and_a_later_layer_wins(finished, capsys):
     from utils.config import load_experiment
 
-    check_case(finished, capsys, "utils.generate_noise", [E, finished.exp, "noise.spec=shot_3", "noise.sigma_255=10"],
-               "noise.spec", "noise.sigma_255")  # fmt: skip
-    assert load_experiment(finished.exp, ["noise.spec=shot_3"]).noise.spec == "shot_3"  # command line over the file
-    assert load_experiment(finished.exp, ["noise.sigma_255=12.5"]).noise.spec == "gauss_12.5"  # one rule: numbers
+    check_case(
+        finished,
+        capsys,
+        "utils.generate_noise",
+        [E, finished.exp, "noise.spec=shot_3", "noise.sigma_255=10"],
+        "noise.spec",
+        "noise.sigma_255",
+    )
+    assert (
+        load_experiment(finished.exp, ["noise.spec=shot_3"]).noise.spec == "shot_3"
+    )  # command line over the file
+    assert (
+        load_experiment(finished.exp, ["noise.sigma_255=12.5"]).noise.spec == "gauss_12.5"
+    )  # one rule: numbers
 
 
 def test_a_changed_switch_epoch_suggests_the_fix_that_works(finished, capsys, tmp_path):
-    later = ["pretrain.epochs=4", "pretrain.switch_epoch=3"]  # iteration 6: never kept by the finished run
-    line = check_case(finished, capsys, "dinov2.run.pretrain", ["--method", "nc", E, finished.exp, *later],
-                      "pretrain.switch_epoch", "--method n2n_dinov2 --overwrite")  # fmt: skip
+    later = [
+        "pretrain.epochs=4",
+        "pretrain.switch_epoch=3",
+    ]  # iteration 6: never kept by the finished run
+    line = check_case(
+        finished,
+        capsys,
+        "dinov2.run.pretrain",
+        ["--method", "nc", E, finished.exp, *later],
+        "pretrain.switch_epoch",
+        "--method n2n_dinov2 --overwrite",
+    )
     assert "model_0000006.pth" in line
     # ... and the fix works, on a copy of the user's tree (the finished runs above stay as they are)
     copy = tmp_path / "user"
     shutil.copytree(finished.root, copy, symlinks=True)
     exp = copy / "tiny.yaml"
     exp.write_text(finished.exp.read_text().replace(str(finished.root), str(copy)))
-    assert run_main("dinov2.run.pretrain", ["--method", "n2n_dinov2", E, exp, *later, "--overwrite"], capsys)[0] == 0
-    rc, err = run_main("dinov2.run.pretrain", ["--method", "nc", E, exp, *later, "--overwrite"], capsys)
+    assert (
+        run_main(
+            "dinov2.run.pretrain", ["--method", "n2n_dinov2", E, exp, *later, "--overwrite"], capsys
+        )[0]
+        == 0
+    )
+    rc, err = run_main(
+        "dinov2.run.pretrain", ["--method", "nc", E, exp, *later, "--overwrite"], capsys
+    )
     assert rc == 0, err[-2000:]
 
 
 def test_a_typo_inside_an_open_mapping_is_refused_by_the_stage_that_reads_it(finished, capsys):
-    check_case(finished, capsys, "dinov2.run.pretrain",
-               ["--method", "dinov2", E, finished.exp, "pretrain.overrides.optim.base_lrr=0.1"], "optim.base_lrr")  # fmt: skip
+    check_case(
+        finished,
+        capsys,
+        "dinov2.run.pretrain",
+        ["--method", "dinov2", E, finished.exp, "pretrain.overrides.optim.base_lrr=0.1"],
+        "optim.base_lrr",
+    )
 
 
 def test_process_metadata_refuses_a_dataset_without_images(finished, capsys, tmp_path):
@@ -483,22 +771,36 @@ def test_an_experiment_path_relative_to_the_caller_works_from_the_scripts(finish
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     shutil.copy(finished.exp, elsewhere / "mine.yaml")
-    rc, err = run_process(["sh", REPO / "exps" / "linear_probe_nct.sh", "no_such.yaml"], cwd=elsewhere)
+    rc, err = run_process(
+        ["sh", REPO / "exps" / "linear_probe_nct.sh", "no_such.yaml"], cwd=elsewhere
+    )
     assert rc != 0 and "no_such.yaml" in err and "Traceback" not in err
     before = snapshot(finished.root)
     env_py = {**ONE_THREAD, "PY": sys.executable}
-    proc = subprocess.run(["sh", str(REPO / "exps" / "linear_probe.sh"), "mine.yaml"], cwd=elsewhere, env=env_py,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        ["sh", str(REPO / "exps" / "linear_probe.sh"), "mine.yaml"],
+        cwd=elsewhere,
+        env=env_py,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "finished run" in proc.stdout  # found the experiment and skipped the finished stages
-    after = snapshot(finished.root)  # every finished output kept byte for byte (the report is redrawn)
-    assert {k: after.get(k) for k in before if "/report/" not in k} == {k: v for k, v in before.items() if "/report/" not in k}
+    after = snapshot(
+        finished.root
+    )  # every finished output kept byte for byte (the report is redrawn)
+    assert {k: after.get(k) for k in before if "/report/" not in k} == {
+        k: v for k, v in before.items() if "/report/" not in k
+    }
 
 
 def test_every_case_above_runs_as_a_real_process_too(finished):
     """One refusal through ``python -m``: the exit status and the single line are the process's own."""
     before = snapshot(finished.root)
-    rc, err = run_process([sys.executable, "-m", "neighbor2neighbor.train", E, finished.exp, "n2n.n_epoch=2"])
+    rc, err = run_process(
+        [sys.executable, "-m", "neighbor2neighbor.train", E, finished.exp, "n2n.n_epoch=2"]
+    )
     assert_refused(rc, err, "n2n.n_epoch", "--overwrite")
     assert snapshot(finished.root) == before
 
@@ -506,21 +808,50 @@ def test_every_case_above_runs_as_a_real_process_too(finished):
 def test_a_resume_with_another_architecture_is_one_line_and_keeps_the_run_config(finished, capsys):
     """Item 5 through the official training CLI: the finished run's config files are not rewritten."""
     run = finished.run / "pretrain" / "dinov2"
-    argv = ["--config-file", run / "experiment_train.yaml", "--output-dir", run, "student.arch=vit_small",
-            "optim.epochs=3"]  # fmt: skip
+    argv = [
+        "--config-file",
+        run / "experiment_train.yaml",
+        "--output-dir",
+        run,
+        "student.arch=vit_small",
+        "optim.epochs=3",
+    ]
     check_case(finished, capsys, "dinov2.run.train.train", argv, str(run), "does not fit")
 
 
-def test_a_negative_count_in_the_training_overrides_is_refused_by_the_training_config(finished, capsys):
-    check_case(finished, capsys, "dinov2.run.pretrain",
-               ["--method", "dinov2", E, finished.exp, "pretrain.overrides.train.num_workers=-1"], "train.num_workers")  # fmt: skip
+def test_a_negative_count_in_the_training_overrides_is_refused_by_the_training_config(
+    finished, capsys
+):
+    check_case(
+        finished,
+        capsys,
+        "dinov2.run.pretrain",
+        ["--method", "dinov2", E, finished.exp, "pretrain.overrides.train.num_workers=-1"],
+        "train.num_workers",
+    )
 
 
 @pytest.mark.parametrize("kind", ["text", "truncated", "foreign"])
-def test_training_from_a_file_that_is_not_a_checkpoint_is_one_line(finished, capsys, nan_files, tmp_path, kind):
+def test_training_from_a_file_that_is_not_a_checkpoint_is_one_line(
+    finished, capsys, nan_files, tmp_path, kind
+):
     pico = REPO / "dinov2" / "configs" / "train" / "vit_pico_cpu.yaml"
     noisy = finished.noisy
-    argv = ["--config-file", pico, "--output-dir", tmp_path / "run", f"MODEL.WEIGHTS={nan_files[kind]}",
-            f"train.dataset_path=ImageNet:split=TRAIN:root={noisy}:extra={noisy}/extra", "train.num_workers=0"]  # fmt: skip
-    line = check_case(finished, capsys, "dinov2.run.train.train", argv, str(nan_files[kind]), "not a PyTorch checkpoint")
+    argv = [
+        "--config-file",
+        pico,
+        "--output-dir",
+        tmp_path / "run",
+        f"MODEL.WEIGHTS={nan_files[kind]}",
+        f"train.dataset_path=ImageNet:split=TRAIN:root={noisy}:extra={noisy}/extra",
+        "train.num_workers=0",
+    ]
+    line = check_case(
+        finished,
+        capsys,
+        "dinov2.run.train.train",
+        argv,
+        str(nan_files[kind]),
+        "not a PyTorch checkpoint",
+    )
     assert "weights_only" not in line

@@ -14,7 +14,9 @@ from process_metadata import main
 EXTENSIONS = (".jpg", ".JPEG", ".png", ".bmp", ".tif", ".webp", ".ppm")
 
 
-def make_root(root: Path, n_train: dict[str, int], n_val: dict[str, int], labels: str | None = None) -> Path:
+def make_root(
+    root: Path, n_train: dict[str, int], n_val: dict[str, int], labels: str | None = None
+) -> Path:
     """An ImageFolder root whose files cycle through many extensions; a stray text file in each class."""
     pixels = np.full((8, 8, 3), 100, np.uint8)
     for split, counts in (("train", n_train), ("val", n_val)):
@@ -50,7 +52,9 @@ def test_index_lists_every_image_of_any_extension_with_sorted_class_indices(tmp_
     assert targets == [0 if p.startswith("cat/") else 1 for p in paths]
     record = json.loads((root / "extra" / "index-TRAIN.json").read_text())
     assert record["n_files"] == 12
-    assert not [p for p in (root / "extra").iterdir() if p.name.startswith(".")]  # no temp files left
+    assert not [
+        p for p in (root / "extra").iterdir() if p.name.startswith(".")
+    ]  # no temp files left
 
 
 def test_labels_file_orders_classes_and_gives_names_shared_by_splits(tmp_path):
@@ -59,7 +63,9 @@ def test_labels_file_orders_classes_and_gives_names_shared_by_splits(tmp_path):
     assert main([str(root), "--extra", str(tmp_path / "idx")]) == 0
     train = load_split(tmp_path / "idx", "TRAIN")
     val = load_split(tmp_path / "idx", "VAL")
-    assert train[2] == val[2] == ["n02\u00e9", "n01", "n03"]  # labels.txt order, same list for both splits
+    assert (
+        train[2] == val[2] == ["n02\u00e9", "n01", "n03"]
+    )  # labels.txt order, same list for both splits
     assert train[3] == ["tench, Tinca tinca", "goldfish", "unused class"]
     assert val[1] == [1]  # val lacks class n02é, yet n01 keeps index 1
     assert not (root / "extra").exists()
@@ -98,6 +104,10 @@ def test_noisy_copy_written_by_generate_noise_indexes_like_its_source(tmp_path):
     clean = ImageNet(split="TRAIN", root=src, extra=tmp_path / "clean_extra")
     noisy = ImageNet(split="TRAIN", root=tmp_path / "noisy")
     assert len(noisy) == len(clean) == 5
-    assert [noisy.get_image_path(i).stem for i in range(5)] == [clean.get_image_path(i).stem for i in range(5)]
-    np.testing.assert_array_equal(clean.get_targets(), noisy.get_targets())  # labels.txt travelled along
+    assert [noisy.get_image_path(i).stem for i in range(5)] == [
+        clean.get_image_path(i).stem for i in range(5)
+    ]
+    np.testing.assert_array_equal(
+        clean.get_targets(), noisy.get_targets()
+    )  # labels.txt travelled along
     assert noisy.get_class_names().tolist() == ["bee", "ant"]

@@ -104,7 +104,9 @@ def resized_crop(x: torch.Tensor, p: CropParams, out_size: int) -> torch.Tensor:
     gy = _crop_axis(p.top, p.height, out_size, height)
     grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
     grid = grid.to(device=x.device, dtype=x.dtype)
-    return F.grid_sample(x[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+    return F.grid_sample(
+        x[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )[:, 0]
 
 
 def _inverse_affine_theta(p: AffineParams) -> torch.Tensor:
@@ -125,8 +127,12 @@ def affine(x: torch.Tensor, p: AffineParams) -> torch.Tensor:
     n, height, width = x.shape
     theta = _inverse_affine_theta(p).to(dtype=x.dtype, device=x.device)
     # pixel-centred base grid, then scaled to [-1, 1] after applying theta (torchvision's _affine_grid)
-    xs = torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, width, device=x.device, dtype=x.dtype)
-    ys = torch.linspace((1.0 - height) * 0.5, (height - 1.0) * 0.5, height, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(
+        (1.0 - width) * 0.5, (width - 1.0) * 0.5, width, device=x.device, dtype=x.dtype
+    )
+    ys = torch.linspace(
+        (1.0 - height) * 0.5, (height - 1.0) * 0.5, height, device=x.device, dtype=x.dtype
+    )
     base = torch.stack(
         [
             xs[None, :].expand(height, width),
@@ -138,7 +144,9 @@ def affine(x: torch.Tensor, p: AffineParams) -> torch.Tensor:
     half = torch.tensor([0.5 * width, 0.5 * height], device=x.device, dtype=x.dtype)
     grid = base.view(1, height * width, 3).expand(n, -1, -1).bmm(theta.transpose(1, 2) / half)
     grid = grid.view(n, height, width, 2)
-    return F.grid_sample(x[:, None], grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0]
+    return F.grid_sample(
+        x[:, None], grid, mode="nearest", padding_mode="zeros", align_corners=False
+    )[:, 0]
 
 
 def random_view(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

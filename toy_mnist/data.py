@@ -32,13 +32,20 @@ class Digits:
     source: str
 
     def to(self, device: torch.device | str) -> Digits:
-        return Digits(*(t.to(device) for t in (self.train_x, self.train_y, self.test_x, self.test_y)), self.source)
+        return Digits(
+            *(t.to(device) for t in (self.train_x, self.train_y, self.test_x, self.test_y)),
+            self.source,
+        )
 
     def subset(self, n_train: int, n_test: int) -> Digits:
         """``n_train`` / ``n_test`` digits with the classes balanced (for quick tests and smoke runs)."""
         tr, te = _interleaved(self.train_y)[:n_train], _interleaved(self.test_y)[:n_test]
         return Digits(
-            self.train_x[tr], self.train_y[tr], self.test_x[te], self.test_y[te], f"{self.source}[{n_train}/{n_test}]"
+            self.train_x[tr],
+            self.train_y[tr],
+            self.test_x[te],
+            self.test_y[te],
+            f"{self.source}[{n_train}/{n_test}]",
         )
 
 
@@ -48,7 +55,9 @@ def _interleaved(labels: torch.Tensor) -> torch.Tensor:
     sorted_labels = labels[order]
     starts = torch.searchsorted(sorted_labels, sorted_labels)  # first position of each one's class
     rank_in_class = torch.arange(len(labels), device=labels.device) - starts
-    return order[torch.argsort(rank_in_class * (int(labels.max()) + 1) + sorted_labels, stable=True)]
+    return order[
+        torch.argsort(rank_in_class * (int(labels.max()) + 1) + sorted_labels, stable=True)
+    ]
 
 
 def _to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -88,7 +97,13 @@ def load_digits(mnist_root: str | os.PathLike | None = None) -> Digits:
             f"to use the embedded MNIST-5k"
         ) from None
     log.info("full MNIST from %s: %d train, %d test", mnist_root, len(train), len(test))
-    return Digits(_to_float(train.data), train.targets.long(), _to_float(test.data), test.targets.long(), "mnist")
+    return Digits(
+        _to_float(train.data),
+        train.targets.long(),
+        _to_float(test.data),
+        test.targets.long(),
+        "mnist",
+    )
 
 
 def noise_spec(noise_std: float) -> NoiseSpec:

@@ -21,7 +21,14 @@ import torch
 from tqdm import tqdm
 
 from toy_mnist.data import Digits, load_digits
-from toy_mnist.train import ToyConfig, config_dict, epoch_scale, epoch_scale_arg, run_seed, step_matched
+from toy_mnist.train import (
+    ToyConfig,
+    config_dict,
+    epoch_scale,
+    epoch_scale_arg,
+    run_seed,
+    step_matched,
+)
 from utils.atomic import atomic_write_text
 
 log = logging.getLogger("toy_mnist.mlp_exp")
@@ -64,7 +71,9 @@ def bar_plot(summary: dict[str, dict[str, float]], cfg: ToyConfig, path: Path, t
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    labels = [f"{pre.replace(' epochs', '')}\n({probe.split()[0]} probe)" for _, pre, probe in rows(cfg)]
+    labels = [
+        f"{pre.replace(' epochs', '')}\n({probe.split()[0]} probe)" for _, pre, probe in rows(cfg)
+    ]
     means = [100 * summary[k]["mean"] for k in RESULT_KEYS]
     stds = [100 * summary[k]["std"] for k in RESULT_KEYS]
     ax.bar(labels, means, yerr=stds, capsize=4, color=["#9ecae1", "#3182bd", "#e6550d", "#31a354"])
@@ -79,7 +88,9 @@ def bar_plot(summary: dict[str, dict[str, float]], cfg: ToyConfig, path: Path, t
     tmp.replace(path)
 
 
-def run_seeds(digits: Digits, seeds: list[int], cfg: ToyConfig, out: Path, overwrite: bool) -> dict[int, dict]:
+def run_seeds(
+    digits: Digits, seeds: list[int], cfg: ToyConfig, out: Path, overwrite: bool
+) -> dict[int, dict]:
     """Accuracies of every seed, read from ``seed_<s>/result.json`` when done before (unless ``overwrite``)."""
     per_seed = {}
     for seed in tqdm(seeds, desc="seeds", unit="seed"):
@@ -109,15 +120,29 @@ def run_seeds(digits: Digits, seeds: list[int], cfg: ToyConfig, out: Path, overw
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=20, help="number of repeats, seeds 0..N-1 (paper: 20)")
+    parser.add_argument(
+        "--seeds", type=int, default=20, help="number of repeats, seeds 0..N-1 (paper: 20)"
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/toy_mnist"), help="output folder")
-    parser.add_argument("--mnist-root", default=None, help="full MNIST in torchvision layout (default: MNIST-5k)")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda[:N]")
-    parser.add_argument("--n-train", type=int, default=0, help="use N training digits, classes balanced (0: all)")
-    parser.add_argument("--n-test", type=int, default=0, help="use N test digits, classes balanced (0: all)")
+    parser.add_argument(
+        "--mnist-root", default=None, help="full MNIST in torchvision layout (default: MNIST-5k)"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (cuda if available) | cpu | cuda[:N]"
+    )
+    parser.add_argument(
+        "--n-train", type=int, default=0, help="use N training digits, classes balanced (0: all)"
+    )
+    parser.add_argument(
+        "--n-test", type=int, default=0, help="use N test digits, classes balanced (0: all)"
+    )
     # one thread: the model is too small for intra-op threads to pay, and they stall on a shared CPU
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch (0: torch's default)")
-    parser.add_argument("--overwrite", action="store_true", help="recompute seeds already finished in --out")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads of torch (0: torch's default)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="recompute seeds already finished in --out"
+    )
     parser.add_argument(
         "--epoch-scale",
         default="auto",
@@ -128,7 +153,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name, value in config_dict(ToyConfig()).items():  # protocol knobs, paper values by default
         unit = " (epochs over 60k digits, see --epoch-scale)" if "epoch" in name else ""
         parser.add_argument(
-            f"--{name.replace('_', '-')}", type=type(value), default=value, help=f"paper: {value}{unit}"
+            f"--{name.replace('_', '-')}",
+            type=type(value),
+            default=value,
+            help=f"paper: {value}{unit}",
         )
     args = parser.parse_args(argv)
     if args.seeds < 1:
@@ -145,7 +173,9 @@ def _device(name: str) -> torch.device:
 def main(argv: list[str] | None = None) -> dict:
     """Run the experiment from command-line arguments; returns what ``results.json`` holds."""
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
@@ -158,9 +188,13 @@ def main(argv: list[str] | None = None) -> dict:
     except FileNotFoundError as e:
         raise SystemExit(f"error: {e}") from None
     if args.n_train or args.n_test:  # a smoke run on fewer digits
-        digits = digits.subset(args.n_train or len(digits.train_x), args.n_test or len(digits.test_x))
+        digits = digits.subset(
+            args.n_train or len(digits.train_x), args.n_test or len(digits.test_x)
+        )
     digits = digits.to(device)
-    scale = epoch_scale(len(digits.train_x)) if args.epoch_scale == "auto" else float(args.epoch_scale)
+    scale = (
+        epoch_scale(len(digits.train_x)) if args.epoch_scale == "auto" else float(args.epoch_scale)
+    )
     cfg = step_matched(paper_cfg, scale)
     log.info("epoch scale %.4g: %s", scale, config_dict(cfg))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,9 @@ class Encoder(nn.Module):
     def __init__(self, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(IN_DIM, HIDDEN_DIM, bias=False), nn.ReLU(), nn.Linear(HIDDEN_DIM, EMBED_DIM, bias=False)
+            nn.Linear(IN_DIM, HIDDEN_DIM, bias=False),
+            nn.ReLU(),
+            nn.Linear(HIDDEN_DIM, EMBED_DIM, bias=False),
         )
         if generator is not None:  # nn.Linear's default init, drawn from the run's own generator
             for layer in (self.net[0], self.net[2]):

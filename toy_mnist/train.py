@@ -55,8 +55,16 @@ class ToyConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.switch_epoch <= self.clean_epochs:
-            raise ValueError(f"switch_epoch must be in 1..clean_epochs={self.clean_epochs}, got {self.switch_epoch}")
-        for name in ("clean_epochs", "noisy_epochs", "curriculum_epochs", "probe_epochs", "batch_size"):
+            raise ValueError(
+                f"switch_epoch must be in 1..clean_epochs={self.clean_epochs}, got {self.switch_epoch}"
+            )
+        for name in (
+            "clean_epochs",
+            "noisy_epochs",
+            "curriculum_epochs",
+            "probe_epochs",
+            "batch_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -172,7 +180,9 @@ def pretrain(
 
 
 @torch.no_grad()
-def probe_features(encoder: Encoder, x: torch.Tensor, noise_std: float, g: torch.Generator) -> torch.Tensor:
+def probe_features(
+    encoder: Encoder, x: torch.Tensor, noise_std: float, g: torch.Generator
+) -> torch.Tensor:
     """Frozen-encoder features ``[N, 32]`` of the digits ``x``, through a fresh noise draw when ``noise_std`` > 0."""
     encoder.eval()
     if noise_std > 0:
@@ -247,21 +257,42 @@ def run_seed(
     )
     g = generator(seed, "noisy")
     encoders["noisy"] = pretrain(
-        Encoder(g).to(device), digits.train_x, cfg.noisy_epochs, cfg, g, name="noisy", noise_std=cfg.noise_std, **kw
+        Encoder(g).to(device),
+        digits.train_x,
+        cfg.noisy_epochs,
+        cfg,
+        g,
+        name="noisy",
+        noise_std=cfg.noise_std,
+        **kw,
     )
     g = generator(seed, "clean_noisy")
     start = Encoder().to(device)
     start.load_state_dict(torch.load(switch_ckpt, map_location=device, weights_only=True))
     encoders["clean_noisy"] = pretrain(
-        start, digits.train_x, cfg.curriculum_epochs, cfg, g, name="clean_noisy", noise_std=cfg.noise_std, **kw
+        start,
+        digits.train_x,
+        cfg.curriculum_epochs,
+        cfg,
+        g,
+        name="clean_noisy",
+        noise_std=cfg.noise_std,
+        **kw,
     )
 
-    for name, enc in encoders.items():  # the authors' ``<setting>_mlp_final.pth``, for toy_mnist.probe
+    for (
+        name,
+        enc,
+    ) in encoders.items():  # the authors' ``<setting>_mlp_final.pth``, for toy_mnist.probe
         atomic_torch_save(enc.state_dict(), out_dir / f"{name}_final.pt")
     acc = {}
     for name, enc in encoders.items():
-        acc[f"{name}/noisy"] = linear_probe(enc, digits, cfg, generator(seed, "probe_noisy"), noise_std=cfg.noise_std)
-    acc["clean/clean"] = linear_probe(encoders["clean"], digits, cfg, generator(seed, "probe_clean"), noise_std=0.0)
+        acc[f"{name}/noisy"] = linear_probe(
+            enc, digits, cfg, generator(seed, "probe_noisy"), noise_std=cfg.noise_std
+        )
+    acc["clean/clean"] = linear_probe(
+        encoders["clean"], digits, cfg, generator(seed, "probe_clean"), noise_std=0.0
+    )
     lines = "".join(json.dumps({"seed": seed, **m}) + "\n" for m in metrics)
     atomic_write_text(out_dir / "metrics.jsonl", lines)
     log.info("seed %d: %s", seed, ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))

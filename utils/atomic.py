@@ -43,7 +43,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", suffix: str = ".tmp") -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike, mode: str = "wb", suffix: str = ".tmp"
+) -> Iterator[IO[Any]]:
     """``open(path, mode)`` through :func:`atomic_path`: the file appears at ``path`` when the block ends."""
     if not mode.startswith("w"):
         raise ValueError(f"atomic_open writes a new file: mode must start with 'w', got {mode!r}")

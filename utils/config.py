@@ -42,13 +42,32 @@ class ConfigError(ValueError):
 
 # Lower bounds of the experiment keys (a zero epoch count would "finish" without a model).
 MIN_VALUES: dict[str, float] = {
-    "seed": 0, "noise.seed": 0, "noise.workers": 0,
-    "pretrain.epochs": 1, "pretrain.switch_epoch": 1, "pretrain.curriculum_epochs": 1, "pretrain.ngpus": 1,
-    "n2n.n_feature": 1, "n2n.crop_size": 1, "n2n.batch_size": 1, "n2n.n_epoch": 1, "n2n.n_samples_per_epoch": 0,
-    "n2n.val_size": 0, "n2n.val_seed": 0, "n2n.workers": 0, "n2n.seed": 0, "denoise.batch_size": 1,
-    "eval.resize_size": 1, "eval.crop_size": 1, "eval.batch_size": 1, "eval.num_workers": 0,
-    "eval.linear.epochs": 1, "eval.linear.batch_size": 1, "eval.linear.epoch_length": 1, "eval.retrieval.mini_size": 8,
-}  # fmt: skip
+    "seed": 0,
+    "noise.seed": 0,
+    "noise.workers": 0,
+    "pretrain.epochs": 1,
+    "pretrain.switch_epoch": 1,
+    "pretrain.curriculum_epochs": 1,
+    "pretrain.ngpus": 1,
+    "n2n.n_feature": 1,
+    "n2n.crop_size": 1,
+    "n2n.batch_size": 1,
+    "n2n.n_epoch": 1,
+    "n2n.n_samples_per_epoch": 0,
+    "n2n.val_size": 0,
+    "n2n.val_seed": 0,
+    "n2n.workers": 0,
+    "n2n.seed": 0,
+    "denoise.batch_size": 1,
+    "eval.resize_size": 1,
+    "eval.crop_size": 1,
+    "eval.batch_size": 1,
+    "eval.num_workers": 0,
+    "eval.linear.epochs": 1,
+    "eval.linear.batch_size": 1,
+    "eval.linear.epoch_length": 1,
+    "eval.retrieval.mini_size": 8,
+}
 ABOVE_ZERO = ("n2n.lr", "n2n.init_scale", "eval.knn.temperature")
 NOISE_LEVEL_KEYS = ("noise.family", "noise.sigma_255", "noise.lam", "noise.c")
 
@@ -60,7 +79,9 @@ def error_line(e: BaseException) -> str:
     if "Traceback (most recent call last)" in text:
         last = [ln for ln in text.splitlines() if ln.strip()][-1].strip()
         head, sep, rest = last.partition(": ")
-        text = rest if sep and "." in head and " " not in head else last  # drop "pkg.module.ErrorType: "
+        text = (
+            rest if sep and "." in head and " " not in head else last
+        )  # drop "pkg.module.ErrorType: "
     return text.splitlines()[0] if text else type(e).__name__
 
 
@@ -77,7 +98,9 @@ def _register_resolvers() -> None:
             level = {"gauss": sigma_255, "shot": lam, "speckle": c}[family]
             if level is None:
                 key = {"gauss": "sigma_255", "shot": "lam", "speckle": "c"}[family]
-                raise ConfigError(f"config key 'noise.{key}' must be a number > 0 for noise.family={family}, got null")
+                raise ConfigError(
+                    f"config key 'noise.{key}' must be a number > 0 for noise.family={family}, got null"
+                )
             try:
                 return NoiseSpec(family, float(level)).tag
             except ValueError as e:
@@ -157,7 +180,11 @@ def _open_paths(tree: Mapping, prefix: str = "") -> set[str]:
 
 
 def check_keys(
-    defaults: Mapping, override: Mapping, source: str, prefix: str = "", open_paths: set[str] = frozenset()
+    defaults: Mapping,
+    override: Mapping,
+    source: str,
+    prefix: str = "",
+    open_paths: set[str] = frozenset(),
 ) -> None:
     """Raise :class:`ConfigError` for the first key of ``override`` unknown to ``defaults`` or of a wrong type.
 
@@ -176,7 +203,12 @@ def check_keys(
                 f"config key '{full}' in {source} expects {_type_name(default)} "
                 f"(default {default!r}), got {value!r}"
             )
-        if isinstance(default, dict) and default and isinstance(value, dict) and full not in open_paths:
+        if (
+            isinstance(default, dict)
+            and default
+            and isinstance(value, dict)
+            and full not in open_paths
+        ):
             check_keys(default, value, source, full + ".", open_paths)
 
 
@@ -217,7 +249,9 @@ def load_yaml(path: str | os.PathLike) -> DictConfig:
 def parse_overrides(overrides: Sequence[str]) -> DictConfig:
     bad = [o for o in overrides if "=" not in o]
     if bad:
-        raise ConfigError(f"override {bad[0]!r} is not of the form key=value (e.g. noise.sigma_255=100)")
+        raise ConfigError(
+            f"override {bad[0]!r} is not of the form key=value (e.g. noise.sigma_255=100)"
+        )
     try:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as e:
@@ -248,7 +282,9 @@ def resolve(cfg: DictConfig, source: str) -> DictConfig:
         if cause is not None:
             raise ConfigError(str(cause)) from e
         key = getattr(e, "full_key", None) or "?"
-        raise ConfigError(f"cannot resolve config key '{key}' of {source}: {str(e).splitlines()[0]}") from e
+        raise ConfigError(
+            f"cannot resolve config key '{key}' of {source}: {str(e).splitlines()[0]}"
+        ) from e
     return cfg
 
 
@@ -282,7 +318,9 @@ def check_values(cfg: DictConfig) -> None:
         if isinstance(value, int | float) and not isinstance(value, bool) and not value > 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {value}")
     spec = OmegaConf.select(cfg, "noise.spec")
-    if spec is not None:  # set directly (noise.spec=...) it skipped the family/level resolver's check
+    if (
+        spec is not None
+    ):  # set directly (noise.spec=...) it skipped the family/level resolver's check
         from utils.noise import parse_noise_spec
 
         try:
@@ -294,7 +332,9 @@ def check_values(cfg: DictConfig) -> None:
             raise ConfigError(f"config key 'eval.knn.nb_knn' must list integers >= 1, got {k!r}")
 
 
-def load_experiment(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+def load_experiment(
+    path: str | os.PathLike | None = None, overrides: Sequence[str] = ()
+) -> DictConfig:
     """Defaults ← experiment file ← ``key=value`` overrides, checked strictly and fully resolved."""
     _register_resolvers()
     layers = []
@@ -303,7 +343,9 @@ def load_experiment(path: str | os.PathLike | None = None, overrides: Sequence[s
     if overrides:
         layers.append((parse_overrides(overrides), "the command-line overrides"))
     defaults = load_yaml(DEFAULTS_FILE)
-    spec_default = OmegaConf.to_container(defaults, resolve=False)["noise"]["spec"]  # the interpolation itself
+    spec_default = OmegaConf.to_container(defaults, resolve=False)["noise"][
+        "spec"
+    ]  # the interpolation itself
     cfg = strict_merge(defaults, *layers)
     if _noise_choice(layers) == "family":  # a later family/level wins over an earlier spec
         cfg.noise.spec = spec_default
@@ -322,11 +364,16 @@ def add_experiment_args(parser: argparse.ArgumentParser, required: bool = False)
         help="experiment YAML (keys and defaults: configs/defaults.yaml)",
     )
     parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. noise.sigma_255=100"
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. noise.sigma_255=100",
     )
 
 
-def save_resolved(cfg: DictConfig | Mapping, out_dir: str | os.PathLike, name: str = RESOLVED_NAME) -> Path:
+def save_resolved(
+    cfg: DictConfig | Mapping, out_dir: str | os.PathLike, name: str = RESOLVED_NAME
+) -> Path:
     """Write the resolved config next to a stage's outputs; returns its path."""
     path = Path(out_dir) / name
     container = cfg if isinstance(cfg, DictConfig | ListConfig) else OmegaConf.create(dict(cfg))

@@ -32,7 +32,9 @@ def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
 
 
-def mnist5k_split(labels: np.ndarray, seed: int = MNIST5K_SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def mnist5k_split(
+    labels: np.ndarray, seed: int = MNIST5K_SPLIT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split: indices ``(train, val)`` with 100 val digits per class, fixed by ``seed``."""
     rng = np.random.default_rng(seed)
     train, val = [], []
@@ -92,5 +94,7 @@ def ensure_clean_root(builder: str | None, clean_root: str | os.PathLike) -> Pat
             )
         return clean_root
     if builder not in BUILDERS:
-        raise ValueError(f"config key 'data.builder' is {builder!r}; valid: null, {', '.join(BUILDERS)}")
+        raise ValueError(
+            f"config key 'data.builder' is {builder!r}; valid: null, {', '.join(BUILDERS)}"
+        )
     return BUILDERS[builder](clean_root)

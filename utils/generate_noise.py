@@ -78,7 +78,9 @@ def noisy_rel_path(rel_path: str) -> str:
     return str(Path(rel_path).with_suffix(".png").as_posix())
 
 
-def noise_one_image(rel_path: str, src: str, dst: str, spec: str, seed: int) -> tuple[str, str | None]:
+def noise_one_image(
+    rel_path: str, src: str, dst: str, spec: str, seed: int
+) -> tuple[str, str | None]:
     """Write the noisy PNG of one source image; returns ``(rel_path, None or why it failed)``.
 
     Runs in worker processes. Nothing is written for an image that fails to decode.
@@ -99,7 +101,9 @@ def list_source_images(src: Path, splits: Sequence[str]) -> list[str]:
     rel_paths = []
     for split in splits:
         if not (src / split).is_dir():
-            raise NoiseCLIError(f"split folder {src / split} not found; pass --splits with the splits you have")
+            raise NoiseCLIError(
+                f"split folder {src / split} not found; pass --splits with the splits you have"
+            )
         for folder, dirs, files in os.walk(src / split):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             base = Path(folder).relative_to(src).as_posix()
@@ -112,7 +116,9 @@ def list_source_images(src: Path, splits: Sequence[str]) -> list[str]:
         other = outputs.setdefault(noisy_rel_path(rel), rel)
         if other != rel:
             clash = noisy_rel_path(rel)
-            raise NoiseCLIError(f"{src / other} and {src / rel} would both be written as {clash}; rename one")
+            raise NoiseCLIError(
+                f"{src / other} and {src / rel} would both be written as {clash}; rename one"
+            )
     return rel_paths
 
 
@@ -136,7 +142,9 @@ def read_manifest(dst: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise NoiseCLIError(f"{path} is unreadable ({e}); pass --overwrite to regenerate {dst}") from e
+        raise NoiseCLIError(
+            f"{path} is unreadable ({e}); pass --overwrite to regenerate {dst}"
+        ) from e
 
 
 def write_manifest(dst: Path, spec: NoiseSpec, seed: int, splits: Sequence[str], **extra) -> None:
@@ -146,16 +154,22 @@ def write_manifest(dst: Path, spec: NoiseSpec, seed: int, splits: Sequence[str],
     atomic_write_text(dst / MANIFEST_NAME, json.dumps(record, indent=1) + "\n")
 
 
-def check_paths(src: Path, dst: Path, spec: NoiseSpec, seed: int, overwrite: bool, new_place: str = "--dst") -> None:
+def check_paths(
+    src: Path, dst: Path, spec: NoiseSpec, seed: int, overwrite: bool, new_place: str = "--dst"
+) -> None:
     """Refuse a missing source, a destination inside the source, someone else's destination, or a
     destination of another noise (the manifest is this stage's settings record)."""
     if not src.is_dir():
         raise NoiseCLIError(f"--src {src} is not a folder")
     src_r, dst_r = src.resolve(), dst.resolve()
     if dst_r == src_r or src_r in dst_r.parents:
-        raise NoiseCLIError(f"--dst {dst} is inside --src {src}; the source is read only, choose another --dst")
+        raise NoiseCLIError(
+            f"--dst {dst} is inside --src {src}; the source is read only, choose another --dst"
+        )
     if dst_r in src_r.parents:
-        raise NoiseCLIError(f"--src {src} is inside --dst {dst}; the source would be overwritten, choose another --dst")
+        raise NoiseCLIError(
+            f"--src {src} is inside --dst {dst}; the source would be overwritten, choose another --dst"
+        )
     if dst.exists() and not dst.is_dir():
         raise NoiseCLIError(f"--dst {dst} exists and is not a folder")
     if not dst.exists() or not any(dst.iterdir()):
@@ -244,15 +258,24 @@ def generate_noise(
     _copy_labels(src, dst, overwrite)
     for folder in sorted({os.path.dirname(rel) for rel in todo}):
         (dst / folder).mkdir(parents=True, exist_ok=True)
-    worker = functools.partial(noise_one_image, src=str(src), dst=str(dst), spec=spec.tag, seed=seed)
+    worker = functools.partial(
+        noise_one_image, src=str(src), dst=str(dst), spec=spec.tag, seed=seed
+    )
     start = time.perf_counter()
     failures = _run_tasks(todo, worker, workers, logging.WARNING if skip_bad else logging.ERROR)
     result.seconds = time.perf_counter() - start
     result.failed = sorted(rel for rel, _ in failures)
     result.n_written = len(todo) - len(failures)
     # Written last: a tree whose manifest says complete has every decodable image.
-    write_manifest(dst, spec, seed, splits, complete=True, n_images=len(rel_paths) - len(failures),
-                   failed=result.failed)  # fmt: skip
+    write_manifest(
+        dst,
+        spec,
+        seed,
+        splits,
+        complete=True,
+        n_images=len(rel_paths) - len(failures),
+        failed=result.failed,
+    )
     return result
 
 
@@ -269,9 +292,13 @@ def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         args.workers = args.workers or os.cpu_count() or 1
         args.new_place = "--dst"
         return args
-    mixed = [f"--{k}" for k in ("src", "dst", "noise", "seed", "splits") if getattr(args, k) is not None]
+    mixed = [
+        f"--{k}" for k in ("src", "dst", "noise", "seed", "splits") if getattr(args, k) is not None
+    ]
     if mixed:
-        raise NoiseCLIError(f"{', '.join(mixed)} cannot be used with --experiment; use key=value overrides")
+        raise NoiseCLIError(
+            f"{', '.join(mixed)} cannot be used with --experiment; use key=value overrides"
+        )
     from utils.config import load_experiment, save_resolved
     from utils.embedded import ensure_clean_root
 
@@ -287,15 +314,23 @@ def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
 def build_parser() -> argparse.ArgumentParser:
     from utils.config import add_experiment_args
 
-    p = argparse.ArgumentParser(prog="python -m utils.generate_noise", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m utils.generate_noise", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--src", help="clean ImageFolder root (read only)")
     p.add_argument("--dst", help="noisy root to write (must not be inside --src)")
-    p.add_argument("--noise", metavar="SPEC", help="gauss_<sigma_255> | shot_<lambda> | speckle_<c>")
+    p.add_argument(
+        "--noise", metavar="SPEC", help="gauss_<sigma_255> | shot_<lambda> | speckle_<c>"
+    )
     p.add_argument("--seed", type=int, help="global noise seed (default 42)")
     p.add_argument("--workers", type=int, help="worker processes (default: number of CPUs)")
     p.add_argument("--splits", nargs="+", help="split folders to process (default: train val)")
-    p.add_argument("--overwrite", action="store_true", help="regenerate every file, whatever --dst holds")
-    p.add_argument("--skip-bad", action="store_true", help="undecodable images are warnings, not a failure")
+    p.add_argument(
+        "--overwrite", action="store_true", help="regenerate every file, whatever --dst holds"
+    )
+    p.add_argument(
+        "--skip-bad", action="store_true", help="undecodable images are warnings, not a failure"
+    )
     add_experiment_args(p)
     return p
 
@@ -306,9 +341,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _resolve_args(args)
         result = generate_noise(
-            args.src, args.dst, args.noise, args.seed, args.workers, args.splits,
-            overwrite=args.overwrite, skip_bad=args.skip_bad, new_place=args.new_place,
-        )  # fmt: skip
+            args.src,
+            args.dst,
+            args.noise,
+            args.seed,
+            args.workers,
+            args.splits,
+            overwrite=args.overwrite,
+            skip_bad=args.skip_bad,
+            new_place=args.new_place,
+        )
     except (ValueError, OSError) as e:  # NoiseCLIError, ConfigError, bad spec, missing clean root
         print(f"error: {e}", file=sys.stderr)
         return 2

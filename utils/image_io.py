@@ -29,9 +29,22 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = frozenset(
-    (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm",
-     ".gif")
-)  # fmt: skip
+    (
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".png",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".gif",
+    )
+)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
@@ -72,7 +85,14 @@ def load_rgb_image(path: str | os.PathLike) -> Image.Image:
                 rgb = img.copy()  # detach from the file before it is closed
     except FileNotFoundError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError, struct.error) as e:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        struct.error,
+    ) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ImageDecodeError(f"cannot decode image {path}: {reason}") from e
     return rgb
@@ -97,7 +117,9 @@ def encode_png_rgb(image: np.ndarray) -> bytes:
     same pixels always give the same bytes.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"encode_png_rgb expects uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
+        raise ValueError(
+            f"encode_png_rgb expects uint8 [H, W, 3], got {image.dtype} {list(image.shape)}"
+        )
     height, width = image.shape[:2]
     rows = np.empty((height, 1 + 3 * width), dtype=np.uint8)
     rows[:, 0] = 0  # PNG filter type "None" on every row

@@ -24,10 +24,16 @@ import torch
 FAMILIES = ("gauss", "shot", "speckle")
 LEVEL_NAMES = {"gauss": "sigma_255", "shot": "lambda", "speckle": "c"}
 PAPER_SPECS = (
-    "gauss_50", "gauss_100", "gauss_255",
-    "shot_10", "shot_3", "shot_1",
-    "speckle_0.4", "speckle_0.7", "speckle_1.0",
-)  # fmt: skip
+    "gauss_50",
+    "gauss_100",
+    "gauss_255",
+    "shot_10",
+    "shot_3",
+    "shot_1",
+    "speckle_0.4",
+    "speckle_0.7",
+    "speckle_1.0",
+)
 VALID_FORMS = "gauss_<sigma_255 > 0> (e.g. gauss_50), shot_<lambda > 0> (e.g. shot_10), speckle_<c > 0> (e.g. speckle_0.4)"
 _SPEC_RE = re.compile(r"^(?P<family>[a-z]+)_(?P<level>[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)$")
 
@@ -94,7 +100,9 @@ def _noisy_float_numpy(x: np.ndarray, spec: NoiseSpec, rng: np.random.Generator)
     return np.clip(y, 0.0, 1.0, out=y)
 
 
-def add_noise_uint8(image: np.ndarray, spec: str | NoiseSpec, rng: np.random.Generator) -> np.ndarray:
+def add_noise_uint8(
+    image: np.ndarray, spec: str | NoiseSpec, rng: np.random.Generator
+) -> np.ndarray:
     """Noisy copy of a ``uint8`` image (any shape), quantised like the paper: ``uint8(255 * y)``, truncating.
 
     float64 arithmetic, as the reference generator: the output does not depend on rounding shortcuts.
@@ -123,7 +131,9 @@ def add_noise(
     spec = parse_noise_spec(spec)
     if isinstance(x, np.ndarray):
         if x.dtype == np.uint8:
-            return add_noise_uint8(x, spec, generator if generator is not None else np.random.default_rng())
+            return add_noise_uint8(
+                x, spec, generator if generator is not None else np.random.default_rng()
+            )
         rng = generator if generator is not None else np.random.default_rng()
         return _noisy_float_numpy(x.astype(np.float32, copy=False), spec, rng)
     if not torch.is_floating_point(x):
@@ -142,8 +152,12 @@ def add_noise(
 
 def snr_db(noisy: torch.Tensor | np.ndarray, clean: torch.Tensor | np.ndarray) -> float:
     """Signal-to-noise ratio ``10 log10(sum(clean²) / sum((noisy - clean)²))`` in dB (inf when equal)."""
-    clean64 = np.asarray(clean.cpu() if isinstance(clean, torch.Tensor) else clean, dtype=np.float64)
-    noisy64 = np.asarray(noisy.cpu() if isinstance(noisy, torch.Tensor) else noisy, dtype=np.float64)
+    clean64 = np.asarray(
+        clean.cpu() if isinstance(clean, torch.Tensor) else clean, dtype=np.float64
+    )
+    noisy64 = np.asarray(
+        noisy.cpu() if isinstance(noisy, torch.Tensor) else noisy, dtype=np.float64
+    )
     if clean64.shape != noisy64.shape:
         raise ValueError(f"snr_db: shapes differ, {noisy64.shape} vs {clean64.shape}")
     noise_power = float(np.sum((noisy64 - clean64) ** 2))

@@ -98,7 +98,9 @@ def first_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
     return None
 
 
-def stale_message(out_dir: str | os.PathLike, what: str, key: str, old: Any, new: Any, new_place: str = "name") -> str:
+def stale_message(
+    out_dir: str | os.PathLike, what: str, key: str, old: Any, new: Any, new_place: str = "name"
+) -> str:
     """The one-line refusal shared by every stage."""
     return (
         f"{what} in {out_dir} was made with {key}={json.dumps(old)}, not {json.dumps(new)}: "
@@ -107,8 +109,13 @@ def stale_message(out_dir: str | os.PathLike, what: str, key: str, old: Any, new
 
 
 def check_settings(
-    out_dir: str | os.PathLike, stage: str, settings: Mapping[str, Any], overwrite: bool = False,
-    new_place: str = "name", what: str | None = None, has_outputs: bool = True,
+    out_dir: str | os.PathLike,
+    stage: str,
+    settings: Mapping[str, Any],
+    overwrite: bool = False,
+    new_place: str = "name",
+    what: str | None = None,
+    has_outputs: bool = True,
 ) -> None:
     """Refuse (:class:`StaleOutputsError`) when ``out_dir`` holds outputs of ``stage`` made with other settings.
 
@@ -125,7 +132,9 @@ def check_settings(
     key = first_change(old, settings)
     if key is not None:
         new = normalise(settings)
-        raise StaleOutputsError(stale_message(out_dir, what or stage, key, old.get(key), new.get(key), new_place))
+        raise StaleOutputsError(
+            stale_message(out_dir, what or stage, key, old.get(key), new.get(key), new_place)
+        )
 
 
 def save_settings(out_dir: str | os.PathLike, stage: str, settings: Mapping[str, Any]) -> Path:

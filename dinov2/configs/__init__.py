@@ -24,4 +24,6 @@ def load_and_merge_config(config_name: str) -> DictConfig:
     """The default config with the preset ``config_name`` merged on top (keys checked strictly)."""
     from dinov2.utils.config import merge_training_config
 
-    return merge_training_config([(load_config(config_name), str(CONFIGS_DIR / (config_name + ".yaml")))])
+    return merge_training_config(
+        [(load_config(config_name), str(CONFIGS_DIR / (config_name + ".yaml")))]
+    )

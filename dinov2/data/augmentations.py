@@ -8,7 +8,13 @@ from typing import Any
 
 from torchvision.transforms import v2
 
-from .transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, GaussianBlur, ToRGBImage, make_normalize_transform
+from .transforms import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    GaussianBlur,
+    ToRGBImage,
+    make_normalize_transform,
+)
 
 logger = logging.getLogger("dinov2")
 
@@ -63,8 +69,10 @@ class DataAugmentationDINO:
         std: Sequence[float] = IMAGENET_DEFAULT_STD,
     ):
         check_probabilities(
-            global_crops_1_blur_p=global_crops_1_blur_p, global_crops_2_blur_p=global_crops_2_blur_p,
-            local_crops_blur_p=local_crops_blur_p, global_crops_2_solarize_p=global_crops_2_solarize_p,
+            global_crops_1_blur_p=global_crops_1_blur_p,
+            global_crops_2_blur_p=global_crops_2_blur_p,
+            local_crops_blur_p=local_crops_blur_p,
+            global_crops_2_solarize_p=global_crops_2_solarize_p,
         )
         self.global_crops_scale = tuple(global_crops_scale)
         self.local_crops_scale = tuple(local_crops_scale)
@@ -73,17 +81,27 @@ class DataAugmentationDINO:
         self.local_crops_size = local_crops_size
         logger.info(
             "DINO augmentation: global %s @ %d, %d local %s @ %d, blur p g1=%.2f g2=%.2f local=%.2f, solarize g2=%.2f",
-            self.global_crops_scale, global_crops_size, local_crops_number, self.local_crops_scale,
-            local_crops_size, global_crops_1_blur_p, global_crops_2_blur_p, local_crops_blur_p,
+            self.global_crops_scale,
+            global_crops_size,
+            local_crops_number,
+            self.local_crops_scale,
+            local_crops_size,
+            global_crops_1_blur_p,
+            global_crops_2_blur_p,
+            local_crops_blur_p,
             global_crops_2_solarize_p,
-        )  # fmt: skip
+        )
 
         self.to_image = ToRGBImage()
-        self.geometric_augmentation_global = self._geometry(global_crops_size, self.global_crops_scale)
+        self.geometric_augmentation_global = self._geometry(
+            global_crops_size, self.global_crops_scale
+        )
         self.geometric_augmentation_local = self._geometry(local_crops_size, self.local_crops_scale)
         color_jittering = v2.Compose(
             [
-                v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
+                v2.RandomApply(
+                    [v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8
+                ),
                 v2.RandomGrayscale(p=0.2),
             ]
         )
@@ -99,13 +117,17 @@ class DataAugmentationDINO:
                 self.normalize,
             ]
         )
-        self.local_transfo = v2.Compose([color_jittering, GaussianBlur(p=local_crops_blur_p), self.normalize])
+        self.local_transfo = v2.Compose(
+            [color_jittering, GaussianBlur(p=local_crops_blur_p), self.normalize]
+        )
 
     @staticmethod
     def _geometry(size: int, scale: tuple[float, ...]) -> v2.Compose:
         return v2.Compose(
             [
-                v2.RandomResizedCrop(size, scale=scale, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+                v2.RandomResizedCrop(
+                    size, scale=scale, interpolation=v2.InterpolationMode.BICUBIC, antialias=True
+                ),
                 v2.RandomHorizontalFlip(p=0.5),
             ]
         )
@@ -141,7 +163,8 @@ class DataAugmentationDINO:
         output["global_crops"] = global_crops
         output["global_crops_teacher"] = global_crops
         output["local_crops"] = [
-            self.local_transfo(self.geometric_augmentation_local(image)) for _ in range(self.local_crops_number)
+            self.local_transfo(self.geometric_augmentation_local(image))
+            for _ in range(self.local_crops_number)
         ]
         output["offsets"] = ()
         return output

@@ -42,7 +42,12 @@ logger = logging.getLogger("dinov2")
 # Reference parameters (official DINOv2 / DataAugmentationDINO).
 FLIP_P = 0.5
 JITTER_P, GRAYSCALE_P = 0.8, 0.2
-JITTER_RANGES = ((0.6, 1.4), (0.6, 1.4), (0.8, 1.2), (-0.1, 0.1))  # brightness, contrast, saturation, hue
+JITTER_RANGES = (
+    (0.6, 1.4),
+    (0.6, 1.4),
+    (0.8, 1.2),
+    (-0.1, 0.1),
+)  # brightness, contrast, saturation, hue
 BLUR_KERNEL, BLUR_SIGMA = 9, (0.1, 2.0)
 SOLARIZE_THRESHOLD = 128 / 255  # the reference solarises uint8 pixels >= 128
 
@@ -115,7 +120,9 @@ def sample_crop_params(
     blur = uniform(n) < blur_p
     blur_sigma = uniform(n, low=BLUR_SIGMA[0], high=BLUR_SIGMA[1])
     solarize = uniform(n) < solarize_p
-    return CropParams(boxes, flip, jitter, jitter_factors, jitter_order, grayscale, blur, blur_sigma, solarize)
+    return CropParams(
+        boxes, flip, jitter, jitter_factors, jitter_order, grayscale, blur, blur_sigma, solarize
+    )
 
 
 def _apply_to(x: Tensor, selected: Tensor, fn: Callable[..., Tensor], *args: Tensor) -> None:
@@ -145,7 +152,9 @@ def color_jitter_(x: Tensor, params: CropParams) -> None:
     for step in range(4):
         op = torch.where(params.jitter, params.jitter_order[:, step], -1).to(device)
         blend = (op >= 0) & (op != HUE)
-        factor = torch.where(blend, factors.gather(1, op.clamp(min=0)[:, None]).squeeze(1), 1.0)[:, None, None, None]
+        factor = torch.where(blend, factors.gather(1, op.clamp(min=0)[:, None]).squeeze(1), 1.0)[
+            :, None, None, None
+        ]
         gray = _gray(x)
         target = torch.where(
             (op == CONTRAST)[:, None, None, None],
@@ -153,7 +162,12 @@ def color_jitter_(x: Tensor, params: CropParams) -> None:
             torch.where((op == SATURATION)[:, None, None, None], gray, 0.0),
         )
         x.copy_((factor * x + (1 - factor) * target).clamp_(0, 1))
-        _apply_to(x, params.jitter & (params.jitter_order[:, step] == HUE), _adjust_hue, params.jitter_factors[:, HUE])
+        _apply_to(
+            x,
+            params.jitter & (params.jitter_order[:, step] == HUE),
+            _adjust_hue,
+            params.jitter_factors[:, HUE],
+        )
 
 
 def _to_gray3(x: Tensor) -> Tensor:
@@ -161,7 +175,9 @@ def _to_gray3(x: Tensor) -> Tensor:
 
 
 def _blur(x: Tensor, sigma: Tensor) -> Tensor:
-    return kornia.filters.gaussian_blur2d(x, BLUR_KERNEL, torch.stack([sigma, sigma], 1), border_type="reflect")
+    return kornia.filters.gaussian_blur2d(
+        x, BLUR_KERNEL, torch.stack([sigma, sigma], 1), border_type="reflect"
+    )
 
 
 def augment_crops(
@@ -229,8 +245,10 @@ class BatchedDataAugmentationDINO:
         std: Sequence[float] = IMAGENET_DEFAULT_STD,
     ):
         check_probabilities(
-            global_crops_1_blur_p=global_crops_1_blur_p, global_crops_2_blur_p=global_crops_2_blur_p,
-            local_crops_blur_p=local_crops_blur_p, global_crops_2_solarize_p=global_crops_2_solarize_p,
+            global_crops_1_blur_p=global_crops_1_blur_p,
+            global_crops_2_blur_p=global_crops_2_blur_p,
+            local_crops_blur_p=local_crops_blur_p,
+            global_crops_2_solarize_p=global_crops_2_solarize_p,
         )
         self.global_crops_scale = tuple(global_crops_scale)
         self.local_crops_scale = tuple(local_crops_scale)
@@ -243,36 +261,53 @@ class BatchedDataAugmentationDINO:
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
 
-    def sample_params(self, sizes: Tensor, generator: torch.Generator | None = None) -> tuple[CropParams, CropParams]:
+    def sample_params(
+        self, sizes: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[CropParams, CropParams]:
         """``(global, local)`` parameters for images of ``sizes`` (B, 2), crop-major like the outputs."""
         b = len(sizes)
         global_params = sample_crop_params(
-            sizes.repeat(2, 1), self.global_crops_scale,
+            sizes.repeat(2, 1),
+            self.global_crops_scale,
             blur_p=torch.tensor(self.global_blur_p).repeat_interleave(b),
             solarize_p=torch.tensor([0.0, self.global_crops_2_solarize_p]).repeat_interleave(b),
             generator=generator,
-        )  # fmt: skip
+        )
         n_local = b * self.local_crops_number
         local_params = sample_crop_params(
-            sizes.repeat(self.local_crops_number, 1), self.local_crops_scale,
-            blur_p=torch.full((n_local,), self.local_crops_blur_p), solarize_p=torch.zeros(n_local),
+            sizes.repeat(self.local_crops_number, 1),
+            self.local_crops_scale,
+            blur_p=torch.full((n_local,), self.local_crops_blur_p),
+            solarize_p=torch.zeros(n_local),
             generator=generator,
-        )  # fmt: skip
+        )
         return global_params, local_params
 
     def __call__(
-        self, images: RaggedImages, generator: torch.Generator | None = None, paired: RaggedImages | None = None
+        self,
+        images: RaggedImages,
+        generator: torch.Generator | None = None,
+        paired: RaggedImages | None = None,
     ) -> dict[str, Tensor]:
         b = len(images)
         if paired is not None and not torch.equal(paired.sizes.cpu(), images.sizes.cpu()):
-            raise ValueError("paired images differ in size from the images; each denoised image needs its noisy size")
+            raise ValueError(
+                "paired images differ in size from the images; each denoised image needs its noisy size"
+            )
         global_params, local_params = self.sample_params(images.sizes.cpu(), generator)
         mean, std = self.mean.to(images.flat.device), self.std.to(images.flat.device)
         global_index = torch.arange(b).repeat(2)
         output = {
-            "global_crops": augment_crops(images, global_index, global_params, self.global_crops_size, mean, std),
+            "global_crops": augment_crops(
+                images, global_index, global_params, self.global_crops_size, mean, std
+            ),
             "local_crops": augment_crops(
-                images, torch.arange(b).repeat(self.local_crops_number), local_params, self.local_crops_size, mean, std
+                images,
+                torch.arange(b).repeat(self.local_crops_number),
+                local_params,
+                self.local_crops_size,
+                mean,
+                std,
             ),
         }
         if paired is not None:

@@ -40,17 +40,28 @@ class RaggedImages:
     @classmethod
     def from_images(cls, images: Sequence[Tensor]) -> RaggedImages:
         """From uint8 ``(3, H, W)`` tensors."""
-        sizes = torch.tensor([list(im.shape[-2:]) for im in images], dtype=torch.long).reshape(-1, 2)
+        sizes = torch.tensor([list(im.shape[-2:]) for im in images], dtype=torch.long).reshape(
+            -1, 2
+        )
         numels = 3 * sizes[:, 0] * sizes[:, 1]
         offsets = torch.cumsum(numels, 0) - numels
-        flat = torch.cat([im.reshape(-1) for im in images]) if images else torch.empty(0, dtype=torch.uint8)
+        flat = (
+            torch.cat([im.reshape(-1) for im in images])
+            if images
+            else torch.empty(0, dtype=torch.uint8)
+        )
         return cls(flat, sizes, offsets)
 
     def __len__(self) -> int:
         return len(self.sizes)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> RaggedImages:
-        return RaggedImages(*(t.to(device, non_blocking=non_blocking) for t in (self.flat, self.sizes, self.offsets)))
+        return RaggedImages(
+            *(
+                t.to(device, non_blocking=non_blocking)
+                for t in (self.flat, self.sizes, self.offsets)
+            )
+        )
 
     def image(self, n: int) -> Tensor:
         """Image ``n`` as a uint8 ``(3, H, W)`` view."""
@@ -75,9 +86,15 @@ def sample_resized_crop_boxes(
     n = len(sizes)
     height, width = sizes[:, 0:1].double(), sizes[:, 1:2].double()
     area = height * width
-    target_area = area * torch.empty(n, N_CROP_ATTEMPTS, dtype=torch.float64).uniform_(*scale, generator=generator)
+    target_area = area * torch.empty(n, N_CROP_ATTEMPTS, dtype=torch.float64).uniform_(
+        *scale, generator=generator
+    )
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    aspect = torch.exp(torch.empty(n, N_CROP_ATTEMPTS, dtype=torch.float64).uniform_(*log_ratio, generator=generator))
+    aspect = torch.exp(
+        torch.empty(n, N_CROP_ATTEMPTS, dtype=torch.float64).uniform_(
+            *log_ratio, generator=generator
+        )
+    )
     w = torch.round(torch.sqrt(target_area * aspect))
     h = torch.round(torch.sqrt(target_area / aspect))
     fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
@@ -92,8 +109,14 @@ def sample_resized_crop_boxes(
     fb_h = torch.where(in_ratio < ratio[0], torch.round(width / ratio[0]), height)
     found = fits.any(1)
     h, w = torch.where(found, h, fb_h), torch.where(found, w, fb_w)
-    top = torch.where(found, torch.floor(u_top * (height - h + 1)), torch.div(height - h, 2, rounding_mode="floor"))
-    left = torch.where(found, torch.floor(u_left * (width - w + 1)), torch.div(width - w, 2, rounding_mode="floor"))
+    top = torch.where(
+        found,
+        torch.floor(u_top * (height - h + 1)),
+        torch.div(height - h, 2, rounding_mode="floor"),
+    )
+    left = torch.where(
+        found, torch.floor(u_left * (width - w + 1)), torch.div(width - w, 2, rounding_mode="floor")
+    )
     return torch.stack([top, left, h, w], 1).long()
 
 
@@ -114,29 +137,42 @@ def antialias_bicubic_weights(lengths: Tensor, out_size: int, max_length: int) -
     """
     scale = (lengths.to(torch.float32) / out_size)[:, None, None]  # (N, 1, 1)
     inv_scale = torch.where(scale >= 1, 1 / scale, torch.ones_like(scale))
-    centre = scale * (torch.arange(out_size, dtype=torch.float32, device=lengths.device)[None, :, None] + 0.5)
+    centre = scale * (
+        torch.arange(out_size, dtype=torch.float32, device=lengths.device)[None, :, None] + 0.5
+    )
     pixels = torch.arange(max_length, dtype=torch.float32, device=lengths.device)[None, None, :]
     weights = _bicubic_aa((pixels + 0.5 - centre) * inv_scale)
     weights = weights * (pixels < lengths[:, None, None])
     return weights / weights.sum(-1, keepdim=True)
 
 
-def _gather_boxes(images: RaggedImages, index: Tensor, boxes: Tensor, box_h: int, box_w: int) -> Tensor:
+def _gather_boxes(
+    images: RaggedImages, index: Tensor, boxes: Tensor, box_h: int, box_w: int
+) -> Tensor:
     """uint8 ``(n, 3, box_h, box_w)``: the boxes of images ``index``; rows/columns past a box repeat its edge."""
     top, left, h, w = boxes.unbind(1)
     img_h, img_w = images.sizes[index, 0], images.sizes[index, 1]
     # int32 offsets halve the index traffic; a batch buffer stays far below 2**31 bytes.
     dtype = torch.int32 if images.flat.numel() < 2**31 else torch.int64
-    rows = top[:, None] + torch.minimum(torch.arange(box_h, device=boxes.device)[None], h[:, None] - 1)
-    cols = left[:, None] + torch.minimum(torch.arange(box_w, device=boxes.device)[None], w[:, None] - 1)
-    channel_base = (
-        images.offsets[index][:, None] + torch.arange(3, device=boxes.device)[None] * (img_h * img_w)[:, None]
+    rows = top[:, None] + torch.minimum(
+        torch.arange(box_h, device=boxes.device)[None], h[:, None] - 1
     )
-    row_base = (channel_base[:, :, None] + (rows * img_w[:, None])[:, None, :]).to(dtype)  # (n, 3, box_h)
+    cols = left[:, None] + torch.minimum(
+        torch.arange(box_w, device=boxes.device)[None], w[:, None] - 1
+    )
+    channel_base = (
+        images.offsets[index][:, None]
+        + torch.arange(3, device=boxes.device)[None] * (img_h * img_w)[:, None]
+    )
+    row_base = (channel_base[:, :, None] + (rows * img_w[:, None])[:, None, :]).to(
+        dtype
+    )  # (n, 3, box_h)
     return images.flat[row_base[..., None] + cols.to(dtype)[:, None, None, :]]
 
 
-def resized_crop(images: RaggedImages, index: Tensor, boxes: Tensor, flip: Tensor, size: int) -> Tensor:
+def resized_crop(
+    images: RaggedImages, index: Tensor, boxes: Tensor, flip: Tensor, size: int
+) -> Tensor:
     """Crops ``(n, 3, size, size)`` float32 in [0, 1] of images ``index`` ``(n,)`` at ``boxes`` ``(n, 4)``.
 
     Each box is resized with antialiased bicubic resampling (clamped to [0, 1], as the reference
@@ -149,8 +185,12 @@ def resized_crop(images: RaggedImages, index: Tensor, boxes: Tensor, flip: Tenso
         box_h, box_w = (int(v) for v in boxes[chunk_cpu, 2:].cpu().amax(0))
         crop_boxes = boxes[chunk_cpu].to(device)
         n = len(chunk_cpu)
-        pixels = _gather_boxes(images, index[chunk_cpu].to(device), crop_boxes, box_h, box_w).float()
-        wy = antialias_bicubic_weights(crop_boxes[:, 2], size, box_h) / 255  # uint8 -> [0, 1] folded in
+        pixels = _gather_boxes(
+            images, index[chunk_cpu].to(device), crop_boxes, box_h, box_w
+        ).float()
+        wy = (
+            antialias_bicubic_weights(crop_boxes[:, 2], size, box_h) / 255
+        )  # uint8 -> [0, 1] folded in
         wx = antialias_bicubic_weights(crop_boxes[:, 3], size, box_w)
         wx = torch.where(flip[chunk_cpu].to(device)[:, None, None], wx.flip(1), wx)
         # Two batched matrix products, columns then rows: (n, 3 * H, W) @ (n, W, S), then (n, S, H) @ (n, H, 3 * S).

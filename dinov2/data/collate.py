@@ -45,17 +45,23 @@ def collate_data_and_cast(
       the paired (denoised) global crops, same layout as ``collated_global_crops``.
     """
     if n_tokens is None or mask_generator is None:
-        raise ValueError("collate_data_and_cast needs n_tokens and mask_generator (patch grid of a global crop)")
+        raise ValueError(
+            "collate_data_and_cast needs n_tokens and mask_generator (patch grid of a global crop)"
+        )
     collated_global_crops = _stack_crops(samples_list, "global_crops")
     collated_local_crops = _stack_crops(samples_list, "local_crops")
 
     batch = {
         "collated_global_crops": collated_global_crops.to(dtype),
         "collated_local_crops": collated_local_crops.to(dtype),
-        **draw_ibot_masks(len(collated_global_crops), mask_ratio_tuple, mask_probability, n_tokens, mask_generator),
+        **draw_ibot_masks(
+            len(collated_global_crops), mask_ratio_tuple, mask_probability, n_tokens, mask_generator
+        ),
     }
     if "global_crops_paired" in samples_list[0][0]:
-        batch["collated_global_crops_paired"] = _stack_crops(samples_list, "global_crops_paired").to(dtype)
+        batch["collated_global_crops_paired"] = _stack_crops(
+            samples_list, "global_crops_paired"
+        ).to(dtype)
     return batch
 
 
@@ -77,7 +83,9 @@ def draw_ibot_masks(
     masks_list = []
     for i in range(n_samples_masked):
         prob_min, prob_max = probs[i], probs[i + 1]
-        masks_list.append(torch.from_numpy(mask_generator(int(n_tokens * random.uniform(prob_min, prob_max)))))
+        masks_list.append(
+            torch.from_numpy(mask_generator(int(n_tokens * random.uniform(prob_min, prob_max))))
+        )
         upperbound += int(n_tokens * prob_max)
     for _ in range(n_samples_masked, n_global):
         masks_list.append(torch.from_numpy(mask_generator(0)))
@@ -86,14 +94,18 @@ def draw_ibot_masks(
     collated_masks = torch.stack(masks_list).flatten(1)
     mask_indices_list = collated_masks.flatten().nonzero().flatten()
     masks_weight = (
-        (1 / collated_masks.sum(-1).clamp(min=1.0)).unsqueeze(-1).expand_as(collated_masks)[collated_masks]
+        (1 / collated_masks.sum(-1).clamp(min=1.0))
+        .unsqueeze(-1)
+        .expand_as(collated_masks)[collated_masks]
     )
     return {
         "collated_masks": collated_masks,
         "mask_indices_list": mask_indices_list,
         "masks_weight": masks_weight,
         "upperbound": upperbound,
-        "n_masked_patches": torch.full((1,), fill_value=mask_indices_list.shape[0], dtype=torch.long),
+        "n_masked_patches": torch.full(
+            (1,), fill_value=mask_indices_list.shape[0], dtype=torch.long
+        ),
     }
 
 
@@ -112,14 +124,20 @@ def collate_decoded_and_mask(
     ``image_offsets``; with paired samples also ``paired_images_flat`` (same sizes and offsets).
     """
     if n_tokens is None or mask_generator is None:
-        raise ValueError("collate_decoded_and_mask needs n_tokens and mask_generator (patch grid of a global crop)")
+        raise ValueError(
+            "collate_decoded_and_mask needs n_tokens and mask_generator (patch grid of a global crop)"
+        )
     images = RaggedImages.from_images([sample["image"] for sample, _ in samples_list])
     batch = {
         "images_flat": images.flat,
         "image_sizes": images.sizes,
         "image_offsets": images.offsets,
-        **draw_ibot_masks(2 * len(samples_list), mask_ratio_tuple, mask_probability, n_tokens, mask_generator),
+        **draw_ibot_masks(
+            2 * len(samples_list), mask_ratio_tuple, mask_probability, n_tokens, mask_generator
+        ),
     }
     if "paired_image" in samples_list[0][0]:
-        batch["paired_images_flat"] = torch.cat([sample["paired_image"].reshape(-1) for sample, _ in samples_list])
+        batch["paired_images_flat"] = torch.cat(
+            [sample["paired_image"].reshape(-1) for sample, _ in samples_list]
+        )
     return batch

@@ -27,9 +27,15 @@ def _make_sampler(
     *, dataset: Dataset, type: SamplerType | None, shuffle: bool, seed: int, size: int, advance: int
 ) -> Sampler | None:
     sample_count = len(dataset)
-    if type in (SamplerType.INFINITE, SamplerType.SHARDED_INFINITE, SamplerType.SHARDED_INFINITE_NEW):
+    if type in (
+        SamplerType.INFINITE,
+        SamplerType.SHARDED_INFINITE,
+        SamplerType.SHARDED_INFINITE_NEW,
+    ):
         if size > 0:
-            raise ValueError(f"sampler_size={size} is invalid for an infinite sampler; leave it at -1")
+            raise ValueError(
+                f"sampler_size={size} is invalid for an infinite sampler; leave it at -1"
+            )
         cls = InfiniteSampler if type == SamplerType.INFINITE else ShardedInfiniteSampler
         return cls(sample_count=sample_count, shuffle=shuffle, seed=seed, advance=advance)
     if advance > 0:
@@ -39,8 +45,12 @@ def _make_sampler(
         return EpochSampler(size=size, sample_count=sample_count, shuffle=shuffle, seed=seed)
     if type == SamplerType.DISTRIBUTED:
         if size > 0:
-            raise ValueError(f"sampler_size={size} is invalid for the distributed sampler; leave it at -1")
-        return torch.utils.data.DistributedSampler(dataset=dataset, shuffle=shuffle, seed=seed, drop_last=False)
+            raise ValueError(
+                f"sampler_size={size} is invalid for the distributed sampler; leave it at -1"
+            )
+        return torch.utils.data.DistributedSampler(
+            dataset=dataset, shuffle=shuffle, seed=seed, drop_last=False
+        )
     return None
 
 
@@ -64,9 +74,19 @@ def make_data_loader(
     ``iteration * batch_size``); the infinite samplers then continue with the exact same order.
     """
     sampler = _make_sampler(
-        dataset=dataset, type=sampler_type, shuffle=shuffle, seed=seed, size=sampler_size, advance=sampler_advance
+        dataset=dataset,
+        type=sampler_type,
+        shuffle=shuffle,
+        seed=seed,
+        size=sampler_size,
+        advance=sampler_advance,
     )
-    logger.info("data loader: sampler %s, batch %d, %d workers", type(sampler).__name__, batch_size, num_workers)
+    logger.info(
+        "data loader: sampler %s, batch %d, %d workers",
+        type(sampler).__name__,
+        batch_size,
+        num_workers,
+    )
     return torch.utils.data.DataLoader(
         dataset,
         sampler=sampler,

@@ -26,13 +26,17 @@ def _parse_dataset_str(dataset_str: str) -> tuple[type, dict[str, Any]]:
     """``(dataset class, keyword arguments)`` of a dataset string; a bad string raises ValueError."""
     name, *tokens = dataset_str.split(":")
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r} in {dataset_str!r}; valid: {', '.join(DATASETS)}")
+        raise ValueError(
+            f"unknown dataset {name!r} in {dataset_str!r}; valid: {', '.join(DATASETS)}"
+        )
     kwargs: dict[str, Any] = {}
     valid_keys = _KEYS | _DATASET_KEYS.get(name, set())
     for token in tokens:
         key, sep, value = token.partition("=")
         if not sep or not value:
-            raise ValueError(f"bad token {token!r} in dataset string {dataset_str!r}; expected key=value")
+            raise ValueError(
+                f"bad token {token!r} in dataset string {dataset_str!r}; expected key=value"
+            )
         if key not in valid_keys:
             raise ValueError(
                 f"unknown key {key!r} in dataset string {dataset_str!r}; valid: {', '.join(sorted(valid_keys))}"
@@ -42,7 +46,9 @@ def _parse_dataset_str(dataset_str: str) -> tuple[type, dict[str, Any]]:
         kwargs[key] = value
     missing = [k for k in _REQUIRED if k not in kwargs]
     if missing:
-        raise ValueError(f"dataset string {dataset_str!r} lacks {missing[0]}=...; e.g. {name}:split=TRAIN:root=/data")
+        raise ValueError(
+            f"dataset string {dataset_str!r} lacks {missing[0]}=...; e.g. {name}:split=TRAIN:root=/data"
+        )
     kwargs["split"] = ImageNet.Split.parse(kwargs["split"])
     if "noise" in kwargs:
         try:

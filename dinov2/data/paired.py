@@ -79,9 +79,15 @@ class PairedImageNet(ImageNet):
                 "PairedImageNet:split=TRAIN:root=NOISY:paired_root=DENOISED"
             )
         super().__init__(
-            split=split, root=root, extra=extra, transforms=transforms, transform=transform,
-            target_transform=target_transform, noise=noise, noise_seed=noise_seed,
-        )  # fmt: skip
+            split=split,
+            root=root,
+            extra=extra,
+            transforms=transforms,
+            transform=transform,
+            target_transform=target_transform,
+            noise=noise,
+            noise_seed=noise_seed,
+        )
         self.paired_root = Path(paired_root)
         self._paired_paths = self._match_pairs(check_sizes)
 
@@ -105,7 +111,12 @@ class PairedImageNet(ImageNet):
         mismatched = self._size_mismatches(split_dir, paired) if check_sizes and not missing else []
         if missing or mismatched:
             raise PairedDatasetError(self._problem_message(split_dir, missing, mismatched))
-        logger.info("paired dataset: %d noisy/denoised pairs (%s, %s)", len(paired), self.root, self.paired_root)
+        logger.info(
+            "paired dataset: %d noisy/denoised pairs (%s, %s)",
+            len(paired),
+            self.root,
+            self.paired_root,
+        )
         return paired
 
     def _size_mismatches(self, split_dir: Path, paired: list[str]) -> list[str]:
@@ -115,28 +126,41 @@ class PairedImageNet(ImageNet):
         def check(start: int) -> list[str]:
             found = []
             for index in range(start, min(start + SIZE_CHECK_CHUNK, len(self))):
-                size, paired_size = _image_size(self.get_image_path(index)), _image_size(split_dir / paired[index])
+                size, paired_size = (
+                    _image_size(self.get_image_path(index)),
+                    _image_size(split_dir / paired[index]),
+                )
                 if size != paired_size:
                     rel = self._paths[index].decode("utf-8")
-                    found.append(f"{rel} ({size[0]}x{size[1]} vs {paired_size[0]}x{paired_size[1]})")
+                    found.append(
+                        f"{rel} ({size[0]}x{size[1]} vs {paired_size[0]}x{paired_size[1]})"
+                    )
             return found
 
         starts = range(0, len(self), SIZE_CHECK_CHUNK)  # chunks: not one future per image
         with ThreadPoolExecutor(max_workers=SIZE_CHECK_THREADS) as pool:
             chunks = tqdm(
-                pool.map(check, starts), total=len(starts), desc="checking pair sizes", disable=len(starts) < 4
+                pool.map(check, starts),
+                total=len(starts),
+                desc="checking pair sizes",
+                disable=len(starts) < 4,
             )
             return [line for chunk in chunks for line in chunk]
 
     def _problem_message(self, split_dir: Path, missing: list[str], mismatched: list[str]) -> str:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} noisy images have no denoised counterpart in {split_dir}, e.g. "
-                         + ", ".join(missing[:N_LISTED]))  # fmt: skip
+            parts.append(
+                f"{len(missing)} noisy images have no denoised counterpart in {split_dir}, e.g. "
+                + ", ".join(missing[:N_LISTED])
+            )
         if mismatched:
-            parts.append(f"{len(mismatched)} pairs differ in size, e.g. " + ", ".join(mismatched[:N_LISTED]))
+            parts.append(
+                f"{len(mismatched)} pairs differ in size, e.g. " + ", ".join(mismatched[:N_LISTED])
+            )
         return (
-            "; ".join(parts) + f" (noisy root {self.root}). Re-run the denoising stage on the whole noisy tree "
+            "; ".join(parts)
+            + f" (noisy root {self.root}). Re-run the denoising stage on the whole noisy tree "
             "(python -m neighbor2neighbor.denoise) so that every image has a denoised copy of the same size"
         )
 
@@ -145,10 +169,16 @@ class PairedImageNet(ImageNet):
         return self.paired_root / SPLIT_DIRS[self.split.name] / self._paired_paths[index]
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
-        image: Any = self.load_image(index)  # with noise=SPEC: the clean image plus its load-time noise
+        image: Any = self.load_image(
+            index
+        )  # with noise=SPEC: the clean image plus its load-time noise
         paired_image = load_rgb_image(self.get_paired_image_path(index))
         target: Any = self.get_target(index)
-        image = (image, paired_image) if self.transform is None else self.transform(image, paired_image=paired_image)
+        image = (
+            (image, paired_image)
+            if self.transform is None
+            else self.transform(image, paired_image=paired_image)
+        )
         if self.target_transform is not None:
             target = self.target_transform(target)
         if self.transforms is not None:

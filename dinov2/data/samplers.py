@@ -67,7 +67,9 @@ class InfiniteSampler(Sampler[int]):
         if not 0 <= self._start < self._step:
             raise ValueError(f"sampler start={self._start} must be in [0, step={self._step})")
         if self._shard_length() == 0:
-            raise ValueError(f"dataset of {sample_count} samples is too small for {self._step} shards")
+            raise ValueError(
+                f"dataset of {sample_count} samples is too small for {self._step} shards"
+            )
 
     def _shard_length(self) -> int:
         if self.drop_remainder:
@@ -99,8 +101,12 @@ class ShardedInfiniteSampler(InfiniteSampler):
         super().__init__(**kwargs)
         dropped = self._sample_count % self._step
         if dropped:
-            logger.warning("sharded sampler drops %d samples per pass (%d samples, %d shards)",
-                           dropped, self._sample_count, self._step)  # fmt: skip
+            logger.warning(
+                "sharded sampler drops %d samples per pass (%d samples, %d shards)",
+                dropped,
+                self._sample_count,
+                self._step,
+            )
 
 
 class EpochSampler(Sampler[int]):

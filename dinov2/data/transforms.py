@@ -50,11 +50,15 @@ class ToRGBImage(v2.Transform):
     def _to_rgb(self, image: tv_tensors.Image) -> tv_tensors.Image:
         if image.dtype != torch.uint8 and not (self.allow_float and image.is_floating_point()):
             expected = "uint8 or float in [0, 1]" if self.allow_float else "uint8"
-            raise TypeError(f"expected a {expected} image, got dtype {image.dtype}; convert it first")
+            raise TypeError(
+                f"expected a {expected} image, got dtype {image.dtype}; convert it first"
+            )
         if image.shape[-3] == 1:
             image = tv_tensors.wrap(image.expand(3, *image.shape[-2:]).clone(), like=image)
         elif image.shape[-3] != 3:
-            raise ValueError(f"expected 1 or 3 channels, got an image of shape {tuple(image.shape)}")
+            raise ValueError(
+                f"expected 1 or 3 channels, got an image of shape {tuple(image.shape)}"
+            )
         return image
 
 
@@ -63,7 +67,9 @@ def make_normalize_transform(
     std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> v2.Compose:
     """uint8 (3, H, W) image -> plain float32 tensor (3, H, W): scaled to [0, 1], then (x - mean) / std."""
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std), v2.ToPureTensor()])
+    return v2.Compose(
+        [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std), v2.ToPureTensor()]
+    )
 
 
 def make_classification_train_transform(
@@ -75,7 +81,10 @@ def make_classification_train_transform(
     std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> v2.Compose:
     """Random resized crop + flip + normalise -> float32 (3, crop_size, crop_size) (torchvision preset)."""
-    transforms_list: list = [ToRGBImage(allow_float=True), v2.RandomResizedCrop(crop_size, interpolation=interpolation, antialias=True)]
+    transforms_list: list = [
+        ToRGBImage(allow_float=True),
+        v2.RandomResizedCrop(crop_size, interpolation=interpolation, antialias=True),
+    ]
     if hflip_prob > 0.0:
         transforms_list.append(v2.RandomHorizontalFlip(hflip_prob))
     transforms_list.append(make_normalize_transform(mean=mean, std=std))

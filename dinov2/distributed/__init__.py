@@ -49,7 +49,9 @@ def is_main_process() -> bool:
 
 def _first_slurm_host(nodelist: str) -> str:
     try:
-        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True
+        )
         return out.stdout.split()[0]
     except (OSError, subprocess.CalledProcessError, IndexError):
         return nodelist.split(",")[0].split("[")[0]
@@ -69,11 +71,18 @@ def _env_from_slurm() -> dict[str, str] | None:
         "LOCAL_WORLD_SIZE": str(n_tasks // max(n_nodes, 1)),
         "MASTER_ADDR": _first_slurm_host(os.environ.get("SLURM_JOB_NODELIST", "127.0.0.1")),
         # A port derived from the job id: every task of the job computes the same one.
-        "MASTER_PORT": os.environ.get("MASTER_PORT", str(20000 + zlib.crc32(job_id.encode()) % 20000)),
+        "MASTER_PORT": os.environ.get(
+            "MASTER_PORT", str(20000 + zlib.crc32(job_id.encode()) % 20000)
+        ),
     }
 
 
-def enable(*, set_cuda_current_device: bool = True, overwrite: bool = False, allow_nccl_timeout: bool = False) -> None:
+def enable(
+    *,
+    set_cuda_current_device: bool = True,
+    overwrite: bool = False,
+    allow_nccl_timeout: bool = False,
+) -> None:
     """Initialise the default process group if this process was launched as one of several.
 
     Args:
@@ -84,7 +93,9 @@ def enable(*, set_cuda_current_device: bool = True, overwrite: bool = False, all
     global _LOCAL_RANK, _LOCAL_SIZE
     if is_enabled():
         return
-    has_torchrun = all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+    has_torchrun = all(
+        k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    )
     slurm = _env_from_slurm()
     if slurm is not None and (overwrite or not has_torchrun):
         os.environ.update(slurm)
@@ -99,4 +110,9 @@ def enable(*, set_cuda_current_device: bool = True, overwrite: bool = False, all
         torch.cuda.set_device(_LOCAL_RANK)
     backend = "nccl" if use_cuda else "gloo"
     dist.init_process_group(backend=backend, init_method="env://")
-    logger.info("torch.distributed enabled: rank %d of %d (%s)", dist.get_rank(), dist.get_world_size(), backend)
+    logger.info(
+        "torch.distributed enabled: rank %d of %d (%s)",
+        dist.get_rank(),
+        dist.get_world_size(),
+        backend,
+    )

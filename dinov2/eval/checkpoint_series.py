@@ -80,11 +80,16 @@ def final_and_best(series: list[CheckpointResult], metric: str = SERIES_METRIC) 
         return None
     final = with_metric[-1]
     best = max(with_metric, key=lambda r: (r.metrics[metric], -r.iteration))
-    return {"final": (final.name, final.metrics[metric]), "best": (best.name, best.metrics[metric]),
-            "n": len(with_metric)}  # fmt: skip
+    return {
+        "final": (final.name, final.metrics[metric]),
+        "best": (best.name, best.metrics[metric]),
+        "n": len(with_metric),
+    }
 
 
-def final_best_table(series_by_method: Mapping[str, list[CheckpointResult]], metric: str = SERIES_METRIC) -> str:
+def final_best_table(
+    series_by_method: Mapping[str, list[CheckpointResult]], metric: str = SERIES_METRIC
+) -> str:
     """Markdown: per method, the final and the best ``metric`` over its checkpoints, with their names."""
     lines = [
         f"{metric} over the exported checkpoints (final = the last export; best = the highest over all exports):",
@@ -96,7 +101,9 @@ def final_best_table(series_by_method: Mapping[str, list[CheckpointResult]], met
         fb = final_and_best(series, metric)
         if fb is not None:
             (final_name, final), (best_name, best) = fb["final"], fb["best"]
-            lines.append(f"| {method} | {final:.2f} | {final_name} | {best:.2f} | {best_name} | {fb['n']} |")
+            lines.append(
+                f"| {method} | {final:.2f} | {final_name} | {best:.2f} | {best_name} | {fb['n']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +121,11 @@ def accuracy_vs_epoch(
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
     by_epoch = all(r.epoch is not None for s in series_by_method.values() for r in s)
     for method, series in series_by_method.items():
-        points = [(r.epoch if by_epoch else r.iteration + 1, r.metrics[metric]) for r in series if metric in r.metrics]
+        points = [
+            (r.epoch if by_epoch else r.iteration + 1, r.metrics[metric])
+            for r in series
+            if metric in r.metrics
+        ]
         if points:
             ax.plot(*zip(*points), marker="o", markersize=3, label=method)
     ax.set_xlabel("epoch" if by_epoch else "training iteration")

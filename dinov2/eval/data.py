@@ -18,19 +18,28 @@ def load_dataset(dataset_str: str) -> Dataset:
     try:
         return make_dataset(dataset_str=dataset_str)
     except (RuntimeError, FileNotFoundError) as e:  # DatasetIndexError names the fixing command
-        raise ValueError(str(e).splitlines()[0] if str(e) else f"cannot open dataset {dataset_str}") from e
+        raise ValueError(
+            str(e).splitlines()[0] if str(e) else f"cannot open dataset {dataset_str}"
+        ) from e
 
 
 def eval_datasets(
-    train_dataset_str: str, val_dataset_str: str, resize_size: int = 256, crop_size: int = 224,
-    noise: str | None = None, train_augment: bool = True,
+    train_dataset_str: str,
+    val_dataset_str: str,
+    resize_size: int = 256,
+    crop_size: int = 224,
+    noise: str | None = None,
+    train_augment: bool = True,
 ) -> tuple[ImageDataset, ImageDataset]:
     """``(train, val)`` datasets of transformed tensors.
 
     Train: RandomResizedCrop + flip when ``train_augment`` (protocol mode), else the eval transform
     (feature caching); val: Resize + CenterCrop. ``noise`` (a spec) is added on the fly to both splits.
     """
-    from dinov2.data.transforms import make_classification_eval_transform, make_classification_train_transform
+    from dinov2.data.transforms import (
+        make_classification_eval_transform,
+        make_classification_train_transform,
+    )
 
     eval_t = make_classification_eval_transform(resize_size=resize_size, crop_size=crop_size)
     train_t = make_classification_train_transform(crop_size=crop_size) if train_augment else eval_t

@@ -37,7 +37,10 @@ class ImageDataset(Dataset):
     """
 
     def __init__(
-        self, base: Dataset, transform: Callable | None = None, noise: str | NoiseSpec | None = None,
+        self,
+        base: Dataset,
+        transform: Callable | None = None,
+        noise: str | NoiseSpec | None = None,
         noise_seed: int = 0,
     ) -> None:
         self.base = base
@@ -59,7 +62,9 @@ class ImageDataset(Dataset):
         return image, label
 
 
-def autocast_context(device: torch.device, dtype: torch.dtype = torch.bfloat16) -> contextlib.AbstractContextManager:
+def autocast_context(
+    device: torch.device, dtype: torch.dtype = torch.bfloat16
+) -> contextlib.AbstractContextManager:
     """bf16/fp16 autocast on CUDA; CPU evaluation stays fp32."""
     if device.type == "cuda" and dtype != torch.float:
         return torch.autocast("cuda", dtype=dtype)
@@ -67,13 +72,20 @@ def autocast_context(device: torch.device, dtype: torch.dtype = torch.bfloat16) 
 
 
 def _loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False
+    )
 
 
 @torch.inference_mode()
 def extract_cls_features(
-    model: torch.nn.Module, dataset: Dataset, batch_size: int = 64, num_workers: int = 0,
-    device: torch.device | str = "cpu", autocast_dtype: torch.dtype = torch.bfloat16, desc: str = "features",
+    model: torch.nn.Module,
+    dataset: Dataset,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype = torch.bfloat16,
+    desc: str = "features",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features [N, D] float32 on CPU, labels [N] int64)``: ``model(x)`` over the dataset in order."""
     device = torch.device(device)
@@ -86,7 +98,9 @@ def extract_cls_features(
     return torch.cat(feats), torch.cat(labels)
 
 
-def linear_inputs(model: torch.nn.Module, images: torch.Tensor, n_last_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
+def linear_inputs(
+    model: torch.nn.Module, images: torch.Tensor, n_last_blocks: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(cls [B, n, D], avgpool [B, D])`` of one batch: last ``n`` blocks' CLS, last block's mean patch token."""
     outputs = model.get_intermediate_layers(images, n_last_blocks, return_class_token=True)
     cls = torch.stack([class_token for _, class_token in outputs], dim=1)
@@ -96,8 +110,14 @@ def linear_inputs(model: torch.nn.Module, images: torch.Tensor, n_last_blocks: i
 
 @torch.inference_mode()
 def extract_linear_features(
-    model: torch.nn.Module, dataset: Dataset, n_last_blocks: int = 4, batch_size: int = 64, num_workers: int = 0,
-    device: torch.device | str = "cpu", autocast_dtype: torch.dtype = torch.bfloat16, desc: str = "features",
+    model: torch.nn.Module,
+    dataset: Dataset,
+    n_last_blocks: int = 4,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype = torch.bfloat16,
+    desc: str = "features",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(cls [N, n, D], avgpool [N, D], labels [N])`` float32 on CPU, dataset order."""
     device = torch.device(device)

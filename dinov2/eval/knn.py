@@ -29,13 +29,27 @@ log = logging.getLogger(__name__)
 NB_KNN = (10, 20, 100, 200)
 TEMPERATURE = 0.07
 RESULTS_NAME = "results_eval_knn.json"
-SETTINGS_KEYS = ("config_file", "opts", "pretrained_weights", "train_dataset_str", "val_dataset_str", "noise",
-                 "nb_knn", "temperature", "resize_size", "crop_size")  # fmt: skip
+SETTINGS_KEYS = (
+    "config_file",
+    "opts",
+    "pretrained_weights",
+    "train_dataset_str",
+    "val_dataset_str",
+    "noise",
+    "nb_knn",
+    "temperature",
+    "resize_size",
+    "crop_size",
+)
 
 
 def knn_scores(
-    train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-    ks: Sequence[int] = NB_KNN, temperature: float = TEMPERATURE, num_classes: int | None = None,
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    ks: Sequence[int] = NB_KNN,
+    temperature: float = TEMPERATURE,
+    num_classes: int | None = None,
     batch_size: int = 1024,
 ) -> dict[int, torch.Tensor]:
     """Class scores ``{k: [M, C]}`` of ``test_features [M, D]`` against ``train_features [N, D]``.
@@ -50,14 +64,18 @@ def knn_scores(
         test = F.normalize(test_features[start : start + batch_size].float(), dim=1)
         sims, idx = (test @ train.T).topk(max_k, dim=1, largest=True, sorted=True)  # [b, max_k]
         weights = (sims / temperature).exp()
-        votes = F.one_hot(train_labels[idx], num_classes).float() * weights.unsqueeze(-1)  # [b, max_k, C]
+        votes = F.one_hot(train_labels[idx], num_classes).float() * weights.unsqueeze(
+            -1
+        )  # [b, max_k, C]
         cumulative = votes.cumsum(dim=1)
         for k in ks:
             out[k].append(cumulative[:, min(k, max_k) - 1])
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1, 5)) -> dict[str, float]:
+def topk_accuracy(
+    scores: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1, 5)
+) -> dict[str, float]:
     """``{"top1": %, "top5": %}``: percent of rows whose label is among the ``k`` highest scores."""
     result = {}
     for k in topk:
@@ -68,8 +86,13 @@ def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, topk: Sequence[int
 
 
 def knn_accuracy(
-    train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor, test_labels: torch.Tensor,
-    ks: Sequence[int] = NB_KNN, temperature: float = TEMPERATURE, num_classes: int | None = None,
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    ks: Sequence[int] = NB_KNN,
+    temperature: float = TEMPERATURE,
+    num_classes: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{"k=10": {"top1", "top5"}, ...}`` in percent."""
     if num_classes is None:
@@ -79,9 +102,16 @@ def knn_accuracy(
 
 
 def run_knn(
-    backbone: torch.nn.Module, train_dataset, val_dataset, *, ks: Sequence[int] = NB_KNN,
-    temperature: float = TEMPERATURE, batch_size: int = 64, num_workers: int = 0,
-    device: str | torch.device = "cpu", output_dir: str | os.PathLike | None = None,
+    backbone: torch.nn.Module,
+    train_dataset,
+    val_dataset,
+    *,
+    ks: Sequence[int] = NB_KNN,
+    temperature: float = TEMPERATURE,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    output_dir: str | os.PathLike | None = None,
     autocast_dtype: torch.dtype = torch.bfloat16,
 ) -> dict:
     """kNN accuracy of a frozen backbone; datasets yield ``(transformed image, label)``.
@@ -92,7 +122,9 @@ def run_knn(
     from dinov2.eval.features import extract_cls_features
     from dinov2.eval.setup import check_finite_features
 
-    kw = dict(batch_size=batch_size, num_workers=num_workers, device=device, autocast_dtype=autocast_dtype)
+    kw = dict(
+        batch_size=batch_size, num_workers=num_workers, device=device, autocast_dtype=autocast_dtype
+    )
     train_f, train_y = extract_cls_features(backbone, train_dataset, desc="knn train", **kw)
     check_finite_features(train_f, "the kNN training set")
     val_f, val_y = extract_cls_features(backbone, val_dataset, desc="knn val", **kw)
@@ -111,17 +143,27 @@ def get_args_parser() -> argparse.ArgumentParser:
     from utils.config import add_experiment_args
 
     parser = base_parser(description="kNN evaluation of a frozen DINOv2 backbone")
-    parser.add_argument("--train-dataset", dest="train_dataset_str", help="e.g. ImageNet:split=TRAIN:root=…")
-    parser.add_argument("--val-dataset", dest="val_dataset_str", help="e.g. ImageNet:split=VAL:root=…")
+    parser.add_argument(
+        "--train-dataset", dest="train_dataset_str", help="e.g. ImageNet:split=TRAIN:root=…"
+    )
+    parser.add_argument(
+        "--val-dataset", dest="val_dataset_str", help="e.g. ImageNet:split=VAL:root=…"
+    )
     parser.add_argument("--nb_knn", nargs="+", type=int, default=list(NB_KNN), help="values of k")
     parser.add_argument("--temperature", type=float, default=TEMPERATURE)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--resize-size", type=int, default=256)
     parser.add_argument("--crop-size", type=int, default=224)
-    parser.add_argument("--noise", default=None, help="on-the-fly noise for both splits, e.g. gauss_100")
-    parser.add_argument("--overwrite", action="store_true", help="redo an evaluation whose results exist")
-    parser.add_argument("--method", action="append", help="with --experiment: methods to evaluate (default all)")
+    parser.add_argument(
+        "--noise", default=None, help="on-the-fly noise for both splits, e.g. gauss_100"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="redo an evaluation whose results exist"
+    )
+    parser.add_argument(
+        "--method", action="append", help="with --experiment: methods to evaluate (default all)"
+    )
     add_experiment_args(parser)
     return parser
 
@@ -135,10 +177,16 @@ def experiment_runs(args: argparse.Namespace) -> list[argparse.Namespace]:
     runs = []
     for m in method_eval_args(cfg, args.method):
         run = argparse.Namespace(**vars(args))
-        run.__dict__.update({k: v for k, v in m.items() if k in vars(args)}, output_dir=str(m["eval_dir"]),
-                            nb_knn=list(cfg.eval.knn.nb_knn), temperature=cfg.eval.knn.temperature,
-                            batch_size=cfg.eval.batch_size, num_workers=cfg.eval.num_workers,
-                            resize_size=cfg.eval.resize_size, crop_size=cfg.eval.crop_size)
+        run.__dict__.update(
+            {k: v for k, v in m.items() if k in vars(args)},
+            output_dir=str(m["eval_dir"]),
+            nb_knn=list(cfg.eval.knn.nb_knn),
+            temperature=cfg.eval.knn.temperature,
+            batch_size=cfg.eval.batch_size,
+            num_workers=cfg.eval.num_workers,
+            resize_size=cfg.eval.resize_size,
+            crop_size=cfg.eval.crop_size,
+        )
         runs.append(run)
     return runs
 
@@ -148,14 +196,31 @@ def run_one(args: argparse.Namespace) -> dict:
     from dinov2.eval.setup import default_device, setup_and_build_model
 
     if not (args.train_dataset_str and args.val_dataset_str):
-        raise ValueError("--train-dataset and --val-dataset are required (or pass --experiment FILE)")
+        raise ValueError(
+            "--train-dataset and --val-dataset are required (or pass --experiment FILE)"
+        )
     device = default_device()
     model, dtype = setup_and_build_model(args, device)
-    train_ds, val_ds = eval_datasets(args.train_dataset_str, args.val_dataset_str, args.resize_size, args.crop_size,
-                                     noise=args.noise, train_augment=False)
-    return run_knn(model, train_ds, val_ds, ks=args.nb_knn, temperature=args.temperature,
-                   batch_size=args.batch_size, num_workers=args.num_workers, device=device,
-                   output_dir=args.output_dir or None, autocast_dtype=dtype)
+    train_ds, val_ds = eval_datasets(
+        args.train_dataset_str,
+        args.val_dataset_str,
+        args.resize_size,
+        args.crop_size,
+        noise=args.noise,
+        train_augment=False,
+    )
+    return run_knn(
+        model,
+        train_ds,
+        val_ds,
+        ks=args.nb_knn,
+        temperature=args.temperature,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        device=device,
+        output_dir=args.output_dir or None,
+        autocast_dtype=dtype,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,9 @@ def scale_lr(base_lr: float, batch_size: int) -> float:
     return base_lr * batch_size / 256.0
 
 
-def create_linear_input(cls: torch.Tensor, avgpool: torch.Tensor, use_n_blocks: int, use_avgpool: bool) -> torch.Tensor:
+def create_linear_input(
+    cls: torch.Tensor, avgpool: torch.Tensor, use_n_blocks: int, use_avgpool: bool
+) -> torch.Tensor:
     """``[B, n·D (+ D)]`` head input from ``cls [B, n_max, D]`` and ``avgpool [B, D]``."""
     output = cls[:, -use_n_blocks:].flatten(1)
     if use_avgpool:
@@ -38,7 +40,9 @@ def create_linear_input(cls: torch.Tensor, avgpool: torch.Tensor, use_n_blocks: 
 class LinearClassifier(nn.Module):
     """A linear layer on the features of the last ``use_n_blocks`` blocks (weights N(0, 0.01), bias 0)."""
 
-    def __init__(self, out_dim: int, use_n_blocks: int, use_avgpool: bool, num_classes: int = 1000) -> None:
+    def __init__(
+        self, out_dim: int, use_n_blocks: int, use_avgpool: bool, num_classes: int = 1000
+    ) -> None:
         super().__init__()
         self.out_dim = out_dim
         self.use_n_blocks = use_n_blocks
@@ -77,7 +81,10 @@ def _lr_format(lrs: Sequence[float]) -> str:
 
 
 def setup_linear_classifiers(
-    embed_dim: int, n_last_blocks_list: Sequence[int], learning_rates: Sequence[float], batch_size: int,
+    embed_dim: int,
+    n_last_blocks_list: Sequence[int],
+    learning_rates: Sequence[float],
+    batch_size: int,
     num_classes: int,
 ) -> tuple[AllClassifiers, list[dict]]:
     """All heads and one SGD parameter group per head (``{"params", "lr", "name"}``)."""
@@ -105,8 +112,12 @@ def make_optimizer(
 
 
 def train_step(
-    classifiers: AllClassifiers, optimizer: torch.optim.Optimizer, scheduler, cls: torch.Tensor,
-    avgpool: torch.Tensor, labels: torch.Tensor,
+    classifiers: AllClassifiers,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    cls: torch.Tensor,
+    avgpool: torch.Tensor,
+    labels: torch.Tensor,
 ) -> float:
     """One SGD step of every head on a batch; returns the summed loss."""
     outputs = classifiers(cls, avgpool)
@@ -132,7 +143,10 @@ def evaluate_classifiers(
             counts = torch.stack([hits[:, :1].any(1).sum(), hits.any(1).sum()])
             correct[name] = correct.get(name, 0) + counts
         total += labels.shape[0]
-    return {name: {"top1": 100.0 * float(c[0]) / total, "top5": 100.0 * float(c[1]) / total} for name, c in correct.items()}
+    return {
+        name: {"top1": 100.0 * float(c[0]) / total, "top5": 100.0 * float(c[1]) / total}
+        for name, c in correct.items()
+    }
 
 
 def best_classifier(metrics: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]]:

@@ -36,7 +36,9 @@ def newest_teacher_checkpoint(run_dir: Path) -> Path | None:
 CHECKPOINT_MODES = ("final", "all")
 
 
-def checkpoints_to_evaluate(cfg: DictConfig, run_dir: Path, eval_dir: Path) -> list[tuple[Path, Path]]:
+def checkpoints_to_evaluate(
+    cfg: DictConfig, run_dir: Path, eval_dir: Path
+) -> list[tuple[Path, Path]]:
     """``(teacher export, evaluation folder)`` pairs chosen by ``eval.checkpoints``.
 
     ``final``: the newest export, results in ``eval_dir``. ``all`` (the paper's ImageNet-100 protocol, which
@@ -47,7 +49,9 @@ def checkpoints_to_evaluate(cfg: DictConfig, run_dir: Path, eval_dir: Path) -> l
 
     mode = cfg.eval.checkpoints
     if mode not in CHECKPOINT_MODES:
-        raise ConfigError(f"config key 'eval.checkpoints' must be one of {', '.join(CHECKPOINT_MODES)}, got {mode!r}")
+        raise ConfigError(
+            f"config key 'eval.checkpoints' must be one of {', '.join(CHECKPOINT_MODES)}, got {mode!r}"
+        )
     found = teacher_checkpoints(run_dir)
     if mode == "final":
         return [(found[-1][1], eval_dir)] if found else []
@@ -71,12 +75,18 @@ def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> l
     out, n_not_applicable = [], 0
     for method in methods or METHODS:
         paths = method_paths(cfg, method)
-        if method in REFERENCE_METHODS:  # one export (random init) or none (raw pixels), never a series
+        if (
+            method in REFERENCE_METHODS
+        ):  # one export (random init) or none (raw pixels), never a series
             pairs = reference_to_evaluate(paths.run_dir, paths.eval_dir)
         else:
             pairs = checkpoints_to_evaluate(cfg, paths.run_dir, paths.eval_dir)
-        if not pairs and method.startswith("pixels"):  # images too large for raw pixels: the row is n/a
-            logging.getLogger(__name__).info("%s: no raw-pixel reference for this experiment; skipped", method)
+        if not pairs and method.startswith(
+            "pixels"
+        ):  # images too large for raw pixels: the row is n/a
+            logging.getLogger(__name__).info(
+                "%s: no raw-pixel reference for this experiment; skipped", method
+            )
             n_not_applicable += 1
             continue
         if not pairs:
@@ -86,13 +96,19 @@ def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> l
                     f"run its {'reference' if method in REFERENCE_METHODS else 'pretraining'} stage first"
                 )
             continue
-        out.extend({
-            "method": method, "config_file": str(paths.run_dir / "config.yaml"),
-            "pretrained_weights": str(ckpt),
-            "train_dataset_str": dataset_string(paths.eval_root, "TRAIN"),
-            "val_dataset_str": dataset_string(paths.eval_root, "VAL"),
-            "eval_dir": eval_dir, "eval_root": paths.eval_root, "noise": None,
-        } for ckpt, eval_dir in pairs)
+        out.extend(
+            {
+                "method": method,
+                "config_file": str(paths.run_dir / "config.yaml"),
+                "pretrained_weights": str(ckpt),
+                "train_dataset_str": dataset_string(paths.eval_root, "TRAIN"),
+                "val_dataset_str": dataset_string(paths.eval_root, "VAL"),
+                "eval_dir": eval_dir,
+                "eval_root": paths.eval_root,
+                "noise": None,
+            }
+            for ckpt, eval_dir in pairs
+        )
     if not out and not n_not_applicable:
         raise FileNotFoundError(
             f"no teacher_checkpoint.pth under {cfg.pretrain.runs_dir}/*/eval/; run the pretraining stage first"
@@ -103,6 +119,8 @@ def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> l
 def skip_finished(output_dir: str | Path | None, results_name: str, overwrite: bool) -> bool:
     """True when ``output_dir/results_name`` exists and ``overwrite`` is off (a finished evaluation is kept)."""
     if output_dir and (Path(output_dir) / results_name).is_file() and not overwrite:
-        logging.getLogger(__name__).info("%s exists; skipped (pass --overwrite to redo)", Path(output_dir) / results_name)
+        logging.getLogger(__name__).info(
+            "%s exists; skipped (pass --overwrite to redo)", Path(output_dir) / results_name
+        )
         return True
     return False

@@ -52,4 +52,3 @@ class PixelBackbone(nn.Module):
         if not return_class_token:
             return tuple(flat.unsqueeze(1) for _ in range(n))
         return tuple((flat.unsqueeze(1), flat) for _ in range(n))
-

@@ -29,8 +29,11 @@ from utils.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-RESULT_FILES = {"linear": "results_eval_linear.json", "knn": "results_eval_knn.json",
-                "retrieval": "results_eval_retrieval.json"}
+RESULT_FILES = {
+    "linear": "results_eval_linear.json",
+    "knn": "results_eval_knn.json",
+    "retrieval": "results_eval_retrieval.json",
+}
 TABLE_NAME, BARS_NAME, GRID_NAME = "results.md", "accuracy.png", "noise_grid.png"
 SWEEP_PLOT_NAME = "noise_sweep.png"
 GAIN_PREFIX = "gain "
@@ -67,12 +70,16 @@ def collect_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
             try:
                 loaded[kind] = json.loads(path.read_text())
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path} is not valid JSON ({e.msg}); re-run its evaluation") from e
+                raise ValueError(
+                    f"{path} is not valid JSON ({e.msg}); re-run its evaluation"
+                ) from e
     if "linear" in loaded:
         row["linear top-1"] = loaded["linear"]["top1"]
         row["linear top-5"] = loaded["linear"]["top5"]
     if "knn" in loaded:
-        best = loaded["knn"].get("best") or max((v for v in loaded["knn"].values()), key=lambda v: v["top1"])
+        best = loaded["knn"].get("best") or max(
+            (v for v in loaded["knn"].values()), key=lambda v: v["top1"]
+        )
         row["kNN top-1"] = best["top1"]
     for dataset, r in loaded.get("retrieval", {}).items():
         if dataset != "settings":
@@ -139,17 +146,29 @@ def sweep_section(run_dirs: dict[str, Path], out: Path) -> str:
             try:
                 sweeps[name] = json.loads(path.read_text())
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path} is not valid JSON ({e.msg}); re-run: python -m dinov2.run.sweep") from e
+                raise ValueError(
+                    f"{path} is not valid JSON ({e.msg}); re-run: python -m dinov2.run.sweep"
+                ) from e
     if not sweeps:
         return ""
     levels: list[str] = []
     for result in sweeps.values():
         levels += [lv for lv in result if lv not in levels]
     section = "\n**Noise-level sweep** (clean val/train data noised on the fly; no denoiser for any row):\n"
-    metrics = [m for m in ("knn_top1", "linear_top1") if any(m in r for s in sweeps.values() for r in s.values())]
+    metrics = [
+        m
+        for m in ("knn_top1", "linear_top1")
+        if any(m in r for s in sweeps.values() for r in s.values())
+    ]
     for metric in metrics:
-        table = {name: {lv: s[lv][metric] for lv in levels if metric in s.get(lv, {})} for name, s in sweeps.items()}
-        section += f"\n{'kNN' if metric == 'knn_top1' else 'linear'} top-1 by noise level:\n\n" + markdown_table(table)
+        table = {
+            name: {lv: s[lv][metric] for lv in levels if metric in s.get(lv, {})}
+            for name, s in sweeps.items()
+        }
+        section += (
+            f"\n{'kNN' if metric == 'knn_top1' else 'linear'} top-1 by noise level:\n\n"
+            + markdown_table(table)
+        )
     _sweep_plot(sweeps, levels, metrics, out / SWEEP_PLOT_NAME)
     return section
 
@@ -187,7 +206,9 @@ def _spread_over_folders(paths: Sequence[Path], n: int) -> list[Path]:
     return chosen
 
 
-def noise_grid(folders: Sequence[str | os.PathLike], path: Path, n_images: int = 6, size: int = 96) -> None:
+def noise_grid(
+    folders: Sequence[str | os.PathLike], path: Path, n_images: int = 6, size: int = 96
+) -> None:
     """One row per folder: the same ``n_images`` images (relative paths common to all folders, any extension)."""
     import torch
     from PIL import Image
@@ -199,26 +220,40 @@ def noise_grid(folders: Sequence[str | os.PathLike], path: Path, n_images: int =
     roots = [Path(f) for f in folders]
     for r in roots:
         if not r.is_dir():
-            raise FileNotFoundError(f"noise-grid folder {r} not found; pass existing clean/noisy/denoised folders")
+            raise FileNotFoundError(
+                f"noise-grid folder {r} not found; pass existing clean/noisy/denoised folders"
+            )
     # Matched by relative path without extension: noisy/denoised trees are PNG whatever the clean format.
-    files = [{p.relative_to(r).with_suffix(""): p for p in r.rglob("*") if is_image_file(p)} for r in roots]
+    files = [
+        {p.relative_to(r).with_suffix(""): p for p in r.rglob("*") if is_image_file(p)}
+        for r in roots
+    ]
     common = sorted(set.intersection(*[set(f) for f in files]))
     if not common:
-        raise ValueError(f"no image path is common to {', '.join(map(str, roots))}; pass matching folders")
+        raise ValueError(
+            f"no image path is common to {', '.join(map(str, roots))}; pass matching folders"
+        )
     chosen = _spread_over_folders(common, n_images)
     tiles = []
     for f in files:
         for rel in chosen:
             img = pil_to_tensor(Image.open(f[rel]).convert("RGB"))
-            tiles.append(center_crop(resize(img, size, antialias=True), [size, size]).float() / 255.0)
+            tiles.append(
+                center_crop(resize(img, size, antialias=True), [size, size]).float() / 255.0
+            )
     grid = make_grid(torch.stack(tiles), nrow=len(chosen), padding=2, pad_value=1.0)
     with atomic_path(path) as tmp:
         save_image(grid, tmp, format="png")
 
 
-def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, labels: Sequence[str] | None = None,
-                 grid_folders: Sequence[str | os.PathLike] | None = None, caption: str | None = None,
-                 extra_rows: dict[str, dict] | None = None) -> str:
+def write_report(
+    run_dirs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    labels: Sequence[str] | None = None,
+    grid_folders: Sequence[str | os.PathLike] | None = None,
+    caption: str | None = None,
+    extra_rows: dict[str, dict] | None = None,
+) -> str:
     """Write the table and figures to ``out``; returns the Markdown table (after ``caption``, a line
     saying what was evaluated, e.g. the noise and the dataset, when given).
 
@@ -230,7 +265,9 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     except ImportError:  # the table works without the pipeline
         METHOD_LABELS, RANDOM_INIT_OF = {}, {}
     if labels is not None and len(labels) != len(run_dirs):
-        raise ValueError(f"--labels has {len(labels)} names for {len(run_dirs)} run folders; give one per folder")
+        raise ValueError(
+            f"--labels has {len(labels)} names for {len(run_dirs)} run folders; give one per folder"
+        )
     names = labels or [METHOD_LABELS.get(Path(d).name, Path(d).name) for d in run_dirs]
     rows = {**(extra_rows or {}), **{name: collect_metrics(d) for name, d in zip(names, run_dirs)}}
     if labels is None:
@@ -238,8 +275,14 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # eval.checkpoints: all: the rows get the final export, then final vs best over exports and a plot vs epoch
-    over_checkpoints = add_checkpoint_results(rows, dict(zip(names, map(Path, run_dirs))), out, collect_metrics)
-    table = markdown_table(rows) + over_checkpoints + sweep_section(dict(zip(names, map(Path, run_dirs))), out)
+    over_checkpoints = add_checkpoint_results(
+        rows, dict(zip(names, map(Path, run_dirs))), out, collect_metrics
+    )
+    table = (
+        markdown_table(rows)
+        + over_checkpoints
+        + sweep_section(dict(zip(names, map(Path, run_dirs))), out)
+    )
     if caption:
         table = f"{caption}\n\n{table}"
     atomic_write_text(out / TABLE_NAME, table)
@@ -249,7 +292,9 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     return table
 
 
-def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list[Path], str, dict[str, dict]]:
+def _experiment_inputs(
+    args: argparse.Namespace,
+) -> tuple[list[Path], Path, list[Path], str, dict[str, dict]]:
     from dinov2.eval.pixels import MAX_PIXEL_SIDE
     from dinov2.run.experiment import EVALUATED, METHOD_LABELS
     from utils.config import load_experiment
@@ -257,13 +302,28 @@ def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list
 
     cfg = load_experiment(args.experiment, args.overrides)
     eval_root = Path(cfg.run_dir) / "eval"
-    run_dirs = [eval_root / m for m in EVALUATED if (eval_root / m).is_dir()]  # reference rows first
+    run_dirs = [
+        eval_root / m for m in EVALUATED if (eval_root / m).is_dir()
+    ]  # reference rows first
     if not run_dirs:
-        raise FileNotFoundError(f"no evaluation folder under {eval_root}; run the evaluation stage first")
-    grid = [Path(cfg.data.clean_root) / "val", Path(cfg.data.noisy_root) / "val", Path(cfg.data.denoised_root) / "val"]
+        raise FileNotFoundError(
+            f"no evaluation folder under {eval_root}; run the evaluation stage first"
+        )
+    grid = [
+        Path(cfg.data.clean_root) / "val",
+        Path(cfg.data.noisy_root) / "val",
+        Path(cfg.data.denoised_root) / "val",
+    ]
     out = Path(cfg.run_dir) / "report"
     settings = select_settings(cfg, ("noise.spec", "data.name", "data.clean_root"))
-    check_settings(out, "report", settings, args.overwrite, what="the report", has_outputs=(out / TABLE_NAME).is_file())
+    check_settings(
+        out,
+        "report",
+        settings,
+        args.overwrite,
+        what="the report",
+        has_outputs=(out / TABLE_NAME).is_file(),
+    )
     save_settings(out, "report", settings)
     caption = f"Noise `{cfg.noise.spec}` on `{cfg.data.name}` (`{cfg.data.clean_root}`), experiment `{cfg.name}`."
     extra_rows = {}
@@ -275,12 +335,24 @@ def _experiment_inputs(args: argparse.Namespace) -> tuple[list[Path], Path, list
 def main(argv: list[str] | None = None) -> int:
     from utils.config import add_experiment_args
 
-    parser = argparse.ArgumentParser(description="Results table and figures from evaluation folders")
-    parser.add_argument("--runs", nargs="+", default=[], metavar="RUN_DIR", help="evaluation folders")
+    parser = argparse.ArgumentParser(
+        description="Results table and figures from evaluation folders"
+    )
+    parser.add_argument(
+        "--runs", nargs="+", default=[], metavar="RUN_DIR", help="evaluation folders"
+    )
     parser.add_argument("--out", help="output folder of results.md and the figures")
-    parser.add_argument("--labels", nargs="+", help="method names of the rows (default: folder names)")
-    parser.add_argument("--grid", nargs="+", metavar="DIR", help="clean, noisy (and denoised) image folders")
-    parser.add_argument("--overwrite", action="store_true", help="with --experiment: replace a report of other settings")
+    parser.add_argument(
+        "--labels", nargs="+", help="method names of the rows (default: folder names)"
+    )
+    parser.add_argument(
+        "--grid", nargs="+", metavar="DIR", help="clean, noisy (and denoised) image folders"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --experiment: replace a report of other settings",
+    )
     add_experiment_args(parser)
     args, rest = parser.parse_known_args(argv)
     # Positional RUN_DIRs and KEY=VALUE overrides share the command line: split them by "=".

@@ -28,21 +28,31 @@ class CheckpointMismatchError(ValueError):
     """The checkpoint does not fit the architecture of the config (one-line message with the fix)."""
 
 
-def get_args_parser(description: str | None = None, add_help: bool = True) -> argparse.ArgumentParser:
+def get_args_parser(
+    description: str | None = None, add_help: bool = True
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description, add_help=add_help)
-    parser.add_argument("--config-file", type=str, help="training config of the checkpoint (architecture)")
-    parser.add_argument("--pretrained-weights", type=str, help="teacher_checkpoint.pth or official weights")
+    parser.add_argument(
+        "--config-file", type=str, help="training config of the checkpoint (architecture)"
+    )
+    parser.add_argument(
+        "--pretrained-weights", type=str, help="teacher_checkpoint.pth or official weights"
+    )
     parser.add_argument("--output-dir", default="", type=str, help="where results are written")
     parser.add_argument("--opts", default=[], nargs="+", help="config overrides key=value")
     return parser
 
 
-def load_model_config(config_file: str | os.PathLike | None, opts: Sequence[str] = ()) -> DictConfig:
+def load_model_config(
+    config_file: str | os.PathLike | None, opts: Sequence[str] = ()
+) -> DictConfig:
     """``ssl_default_config.yaml`` ← ``config_file`` ← ``opts``, strict (``dinov2.utils.config``)."""
     from dinov2.utils.config import load_training_config
 
     if config_file is not None and not Path(config_file).is_file():
-        raise FileNotFoundError(f"--config-file {config_file} not found; pass the training config of the run")
+        raise FileNotFoundError(
+            f"--config-file {config_file} not found; pass the training config of the run"
+        )
     return load_training_config(config_file, opts)
 
 
@@ -59,7 +69,10 @@ def build_backbone(config: DictConfig) -> torch.nn.Module:
 
 
 def load_backbone_weights(
-    model: torch.nn.Module, path: str | os.PathLike, checkpoint_key: str | None = "teacher", config: str = "the config"
+    model: torch.nn.Module,
+    path: str | os.PathLike,
+    checkpoint_key: str | None = "teacher",
+    config: str = "the config",
 ) -> None:
     """Strict load through ``dinov2.utils.utils.load_pretrained_weights``; a mismatch becomes one line."""
     from dinov2.utils.utils import CheckpointMismatchError as LoadError
@@ -95,11 +108,15 @@ def check_finite_weights(model: torch.nn.Module, path: str | os.PathLike) -> Non
 def check_finite_features(features: torch.Tensor, what: str) -> None:
     """Refuse non-finite features (a backbone that overflows on these images)."""
     if not torch.isfinite(features).all():
-        raise ValueError(f"the backbone produced non-finite features on {what}; check the checkpoint and the images")
+        raise ValueError(
+            f"the backbone produced non-finite features on {what}; check the checkpoint and the images"
+        )
 
 
 def build_model_for_eval(
-    config: DictConfig, pretrained_weights: str | os.PathLike | None, device: str | torch.device = "cpu",
+    config: DictConfig,
+    pretrained_weights: str | os.PathLike | None,
+    device: str | torch.device = "cpu",
     config_name: str = "the config",
 ) -> torch.nn.Module:
     """Frozen teacher backbone in eval mode on ``device`` (random weights when ``pretrained_weights`` is None)."""
@@ -113,11 +130,15 @@ def build_model_for_eval(
 
 def get_autocast_dtype(config: DictConfig) -> torch.dtype:
     """The teacher's mixed-precision dtype of the config (fp32 where the config has none)."""
-    dtype = OmegaConf.select(config, "compute_precision.teacher.backbone.mixed_precision.param_dtype")
+    dtype = OmegaConf.select(
+        config, "compute_precision.teacher.backbone.mixed_precision.param_dtype"
+    )
     return {"fp16": torch.half, "bf16": torch.bfloat16}.get(dtype, torch.float)
 
 
-def setup_and_build_model(args: argparse.Namespace, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, torch.dtype]:
+def setup_and_build_model(
+    args: argparse.Namespace, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, torch.dtype]:
     """Official entry point: config from ``args.config_file``/``args.opts``, weights from ``args.pretrained_weights``."""
     config = load_model_config(args.config_file, args.opts)
     model = build_model_for_eval(config, args.pretrained_weights, device, str(args.config_file))
@@ -140,7 +161,9 @@ def eval_settings(args: argparse.Namespace, keys: Sequence[str]) -> dict:
     return settings
 
 
-def prepare_output(args: argparse.Namespace, stage: str, results_name: str, keys: Sequence[str], overwrite: bool) -> bool:
+def prepare_output(
+    args: argparse.Namespace, stage: str, results_name: str, keys: Sequence[str], overwrite: bool
+) -> bool:
     """True when the evaluation is finished with the same settings (skip it); refuses other settings
     (:class:`utils.settings_record.StaleOutputsError`); otherwise records the settings and returns False."""
     from dinov2.eval.pipeline import skip_finished
@@ -151,7 +174,9 @@ def prepare_output(args: argparse.Namespace, stage: str, results_name: str, keys
         return False
     settings = eval_settings(args, keys)
     has_outputs = (Path(out) / results_name).is_file()
-    check_settings(out, stage, settings, overwrite, what=f"the {stage} evaluation", has_outputs=has_outputs)
+    check_settings(
+        out, stage, settings, overwrite, what=f"the {stage} evaluation", has_outputs=has_outputs
+    )
     if skip_finished(out, results_name, overwrite):
         return True
     save_settings(out, stage, settings)

@@ -38,14 +38,26 @@ def default_sweep_specs(family: str) -> list[str]:
 def check_sweep_specs(specs: Sequence[str]) -> list[str]:
     """The specs in canonical form (``clean`` or a noise spec tag); a bad one is a ``ValueError`` naming it."""
     if not specs:
-        raise ValueError("config key 'eval.sweep.specs' is empty; give levels such as [clean, gauss_100]")
+        raise ValueError(
+            "config key 'eval.sweep.specs' is empty; give levels such as [clean, gauss_100]"
+        )
     return [CLEAN if s == CLEAN else parse_noise_spec(s).tag for s in specs]
 
 
 def sweep_level(
-    backbone: torch.nn.Module, train_base: Dataset, val_base: Dataset, transform, spec: str, *,
-    ks: Sequence[int] = NB_KNN, temperature: float = TEMPERATURE, linear_epochs: int = 0,
-    linear_batch_size: int = 128, batch_size: int = 64, num_workers: int = 0, device: str | torch.device = "cpu",
+    backbone: torch.nn.Module,
+    train_base: Dataset,
+    val_base: Dataset,
+    transform,
+    spec: str,
+    *,
+    ks: Sequence[int] = NB_KNN,
+    temperature: float = TEMPERATURE,
+    linear_epochs: int = 0,
+    linear_batch_size: int = 128,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
     autocast_dtype: torch.dtype = torch.bfloat16,
 ) -> dict[str, float]:
     """``{"knn_top1", "knn_k"[, "linear_top1"]}`` of ``backbone`` with both splits noised at ``spec``.
@@ -58,13 +70,20 @@ def sweep_level(
     val = ImageDataset(val_base, transform, noise, VAL_NOISE_SEED)
     # Last block only (the 26 heads with 1 block of the official grid): a level costs one short probe, and the
     # raw-pixel reference stays cheap (its 4-block inputs would be 5 x 3 x H x W wide).
-    kw = dict(n_last_blocks=1, batch_size=batch_size, num_workers=num_workers, device=device,
-              autocast_dtype=autocast_dtype)  # fmt: skip
+    kw = dict(
+        n_last_blocks=1,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        autocast_dtype=autocast_dtype,
+    )
     train_cache = extract_linear_features(backbone, train, desc=f"sweep {spec} train", **kw)
     val_cache = extract_linear_features(backbone, val, desc=f"sweep {spec} val", **kw)
     check_finite_features(val_cache[0], f"the sweep's validation set at {spec}")
     # kNN on the final CLS token (the last block's, normalised), as dinov2.eval.knn does with model(x).
-    knn = knn_accuracy(train_cache[0][:, -1], train_cache[2], val_cache[0][:, -1], val_cache[2], ks, temperature)
+    knn = knn_accuracy(
+        train_cache[0][:, -1], train_cache[2], val_cache[0][:, -1], val_cache[2], ks, temperature
+    )
     best_k = max(knn, key=lambda k: knn[k]["top1"])
     result = {"knn_top1": knn[best_k]["top1"], "knn_k": int(best_k.split("=")[1])}
     if linear_epochs > 0:
@@ -72,10 +91,18 @@ def sweep_level(
         # probe does not depend on what ran before it in the process (other levels, methods or pipeline stages,
         # which a re-run skips) and leaves the caller's RNG as it was.
         with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(SWEEP_LINEAR_SEED)  # CPU only: fork_rng(devices=[]) restores only it
-            per_head, name = probe_cached_features(train_cache, val_cache, epochs=linear_epochs,
-                                                   n_last_blocks_list=[1], batch_size=linear_batch_size,
-                                                   device=device, seed=SWEEP_LINEAR_SEED)  # fmt: skip
+            torch.default_generator.manual_seed(
+                SWEEP_LINEAR_SEED
+            )  # CPU only: fork_rng(devices=[]) restores only it
+            per_head, name = probe_cached_features(
+                train_cache,
+                val_cache,
+                epochs=linear_epochs,
+                n_last_blocks_list=[1],
+                batch_size=linear_batch_size,
+                device=device,
+                seed=SWEEP_LINEAR_SEED,
+            )
         result["linear_top1"] = per_head[name]["top1"]
     log.info("sweep %s: %s", spec, result)
     return result

@@ -34,7 +34,9 @@ class Attention(nn.Module):
         """``attn_bias``: optional additive (float) or boolean mask broadcastable to ``(B, h, N, N)``."""
         B, N, C = x.shape
         # (B, N, 3, h, d) -> (3, B, h, N, d): one matmul for q, k and v.
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        )
         q, k, v = qkv.unbind(0)
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_bias, dropout_p=self.attn_drop if self.training else 0.0

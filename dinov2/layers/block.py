@@ -28,7 +28,9 @@ def drop_add_residual_stochastic_depth(
     brange = torch.randperm(b, device=x.device)[:n_kept]
     residual = residual_func(x[brange])
     scale = b / n_kept
-    return torch.index_add(x.flatten(1), 0, brange, residual.to(x.dtype).flatten(1), alpha=scale).view_as(x)
+    return torch.index_add(
+        x.flatten(1), 0, brange, residual.to(x.dtype).flatten(1), alpha=scale
+    ).view_as(x)
 
 
 def _add_scaled(x: Tensor, branch: Tensor, ls: nn.Module) -> Tensor:
@@ -61,13 +63,22 @@ class Block(nn.Module):
         super().__init__()
         self.norm1 = norm_layer(dim)
         self.attn = attn_class(
-            dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_bias=proj_bias, attn_drop=attn_drop, proj_drop=drop
+            dim,
+            num_heads=num_heads,
+            qkv_bias=qkv_bias,
+            proj_bias=proj_bias,
+            attn_drop=attn_drop,
+            proj_drop=drop,
         )
         self.ls1 = LayerScale(dim, init_values=init_values) if init_values else nn.Identity()
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim)
         self.mlp = ffn_layer(
-            in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer, drop=drop, bias=ffn_bias
+            in_features=dim,
+            hidden_features=int(dim * mlp_ratio),
+            act_layer=act_layer,
+            drop=drop,
+            bias=ffn_bias,
         )
         self.ls2 = LayerScale(dim, init_values=init_values) if init_values else nn.Identity()
         self.drop_path2 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()

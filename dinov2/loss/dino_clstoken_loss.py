@@ -26,7 +26,10 @@ def _all_reduce_sum(x: torch.Tensor, async_op: bool = False):
 
 @torch.no_grad()
 def sinkhorn_knopp(
-    teacher_output: torch.Tensor, teacher_temp: float, n_samples_global: int | torch.Tensor, n_iterations: int
+    teacher_output: torch.Tensor,
+    teacher_temp: float,
+    n_samples_global: int | torch.Tensor,
+    n_iterations: int,
 ) -> torch.Tensor:
     """Sinkhorn-Knopp assignments of samples to prototypes, distributed over all ranks.
 
@@ -116,7 +119,9 @@ class DINOLoss(CenteredLoss):
         super().__init__((1, out_dim), student_temp, center_momentum)
 
     @torch.no_grad()
-    def softmax_center_teacher(self, teacher_output: torch.Tensor, teacher_temp: float) -> torch.Tensor:
+    def softmax_center_teacher(
+        self, teacher_output: torch.Tensor, teacher_temp: float
+    ) -> torch.Tensor:
         """(B, K) teacher logits -> (B, K) softmax((t - center) / teacher_temp)."""
         self.apply_center_update()
         return F.softmax((teacher_output - self.center) / teacher_temp, dim=-1)
@@ -130,7 +135,9 @@ class DINOLoss(CenteredLoss):
         return sinkhorn_knopp(teacher_output, teacher_temp, n_samples_global, n_iterations)
 
     def forward(
-        self, student_output_list: list[torch.Tensor], teacher_out_softmaxed_centered_list: list[torch.Tensor]
+        self,
+        student_output_list: list[torch.Tensor],
+        teacher_out_softmaxed_centered_list: list[torch.Tensor],
     ) -> torch.Tensor:
         """Sum over all (student, teacher) pairs of the batch-mean cross-entropy.
 
@@ -155,4 +162,6 @@ class DINOLoss(CenteredLoss):
 
     @torch.no_grad()
     def reduce_center_update(self, teacher_output: torch.Tensor) -> None:
-        self._start_center_update(torch.sum(teacher_output, dim=0, keepdim=True), len(teacher_output))
+        self._start_center_update(
+            torch.sum(teacher_output, dim=0, keepdim=True), len(teacher_output)
+        )

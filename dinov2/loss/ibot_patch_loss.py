@@ -37,7 +37,9 @@ class iBOTPatchLoss(CenteredLoss):
         super().__init__((1, 1, patch_out_dim), student_temp, center_momentum)
 
     @torch.no_grad()
-    def softmax_center_teacher(self, teacher_patch_tokens: torch.Tensor, teacher_temp: float) -> torch.Tensor:
+    def softmax_center_teacher(
+        self, teacher_patch_tokens: torch.Tensor, teacher_temp: float
+    ) -> torch.Tensor:
         """(..., K) teacher logits -> (..., K) softmax((t - center) / teacher_temp)."""
         self.apply_center_update()
         center = self.center.to(teacher_patch_tokens.device)
@@ -58,10 +60,15 @@ class iBOTPatchLoss(CenteredLoss):
         """
         n_global = n_masked_patches_tensor.clone()
         _all_reduce_sum(n_global)
-        return sinkhorn_knopp(teacher_output, teacher_temp, n_global.to(torch.float32), n_iterations)
+        return sinkhorn_knopp(
+            teacher_output, teacher_temp, n_global.to(torch.float32), n_iterations
+        )
 
     def forward(
-        self, student_patch_tokens: torch.Tensor, teacher_patch_tokens: torch.Tensor, student_masks_flat: torch.Tensor
+        self,
+        student_patch_tokens: torch.Tensor,
+        teacher_patch_tokens: torch.Tensor,
+        student_masks_flat: torch.Tensor,
     ) -> torch.Tensor:
         """Dense form. student/teacher (B, N, K), masks (B, N) bool -> scalar loss."""
         loss = _cross_entropy_terms(teacher_patch_tokens, student_patch_tokens, self.student_temp)
@@ -89,7 +96,9 @@ class iBOTPatchLoss(CenteredLoss):
         Returns:
             Scalar: -sum_m w_m * sum_k t[m,k] log_softmax(s[m]/temp)[k] / B.
         """
-        loss = _cross_entropy_terms(teacher_patch_tokens_masked, student_patch_tokens_masked, self.student_temp)
+        loss = _cross_entropy_terms(
+            teacher_patch_tokens_masked, student_patch_tokens_masked, self.student_temp
+        )
         if masks_weight is None:
             masks_weight = default_masks_weight(student_masks_flat)
         if n_masked_patches is not None:

@@ -36,7 +36,9 @@ def _make_ffn(ffn_layer: str | Callable[..., nn.Module]) -> Callable[..., nn.Mod
         return SwiGLUFFNFused
     if ffn_layer == "identity":
         return lambda *args, **kwargs: nn.Identity()
-    raise ValueError(f"unknown ffn_layer {ffn_layer!r}; use 'mlp', 'swiglufused', 'swiglu' or 'identity'")
+    raise ValueError(
+        f"unknown ffn_layer {ffn_layer!r}; use 'mlp', 'swiglufused', 'swiglu' or 'identity'"
+    )
 
 
 def init_weights_vit_timm(module: nn.Module, name: str = "") -> None:
@@ -85,14 +87,18 @@ class DinoVisionTransformer(nn.Module):
         self.interpolate_antialias = interpolate_antialias
         self.interpolate_offset = interpolate_offset
 
-        self.patch_embed = embed_layer(img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim)
+        self.patch_embed = embed_layer(
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim
+        )
         num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + self.num_tokens, embed_dim))
         if num_register_tokens < 0:
             raise ValueError(f"num_register_tokens must be >= 0, got {num_register_tokens}")
         self.register_tokens = (
-            nn.Parameter(torch.zeros(1, num_register_tokens, embed_dim)) if num_register_tokens else None
+            nn.Parameter(torch.zeros(1, num_register_tokens, embed_dim))
+            if num_register_tokens
+            else None
         )
 
         if drop_path_uniform:
@@ -102,16 +108,27 @@ class DinoVisionTransformer(nn.Module):
         ffn = _make_ffn(ffn_layer)
         blocks_list = [
             block_fn(
-                dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_bias=proj_bias,
-                ffn_bias=ffn_bias, drop_path=dpr[i], norm_layer=norm_layer, act_layer=act_layer,
-                ffn_layer=ffn, init_values=init_values,
+                dim=embed_dim,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                proj_bias=proj_bias,
+                ffn_bias=ffn_bias,
+                drop_path=dpr[i],
+                norm_layer=norm_layer,
+                act_layer=act_layer,
+                ffn_layer=ffn,
+                init_values=init_values,
             )
             for i in range(depth)
         ]
         self.chunked_blocks = block_chunks > 0
         if self.chunked_blocks:
             chunksize = depth // block_chunks
-            chunks = [[nn.Identity()] * i + blocks_list[i : i + chunksize] for i in range(0, depth, chunksize)]
+            chunks = [
+                [nn.Identity()] * i + blocks_list[i : i + chunksize]
+                for i in range(0, depth, chunksize)
+            ]
             self.blocks = nn.ModuleList([BlockChunk(c) for c in chunks])
         else:
             self.blocks = nn.ModuleList(blocks_list)
@@ -151,7 +168,12 @@ class DinoVisionTransformer(nn.Module):
         if self.interpolate_offset:
             # Official backward-compatible kludge (DINO issue 8): a scale factor slightly above the
             # exact ratio so floor() in the output size does not drop a row.
-            kwargs = {"scale_factor": ((w0 + self.interpolate_offset) / M, (h0 + self.interpolate_offset) / M)}
+            kwargs = {
+                "scale_factor": (
+                    (w0 + self.interpolate_offset) / M,
+                    (h0 + self.interpolate_offset) / M,
+                )
+            }
         else:
             kwargs = {"size": (w0, h0)}
         patch_pos_embed = F.interpolate(
@@ -161,7 +183,9 @@ class DinoVisionTransformer(nn.Module):
             **kwargs,
         )
         if tuple(patch_pos_embed.shape[-2:]) != (w0, h0):
-            raise RuntimeError(f"interpolated grid {tuple(patch_pos_embed.shape[-2:])} != {(w0, h0)}")
+            raise RuntimeError(
+                f"interpolated grid {tuple(patch_pos_embed.shape[-2:])} != {(w0, h0)}"
+            )
         patch_pos_embed = patch_pos_embed.permute(0, 2, 3, 1).reshape(1, -1, dim)
         return torch.cat((class_pos_embed, patch_pos_embed), dim=1).to(previous_dtype)
 
@@ -179,7 +203,9 @@ class DinoVisionTransformer(nn.Module):
         x = x + self.interpolate_pos_encoding(x, w, h)
         if self.register_tokens is not None:
             # Registers are inserted after the positional embedding: they have no position.
-            x = torch.cat((x[:, :1], self.register_tokens.expand(x.shape[0], -1, -1), x[:, 1:]), dim=1)
+            x = torch.cat(
+                (x[:, :1], self.register_tokens.expand(x.shape[0], -1, -1), x[:, 1:]), dim=1
+            )
         return x
 
     def _split_norm(self, x: Tensor, masks: Tensor | None) -> dict[str, Tensor | None]:
@@ -224,7 +250,9 @@ class DinoVisionTransformer(nn.Module):
             if i in blocks_to_take:
                 output.append(x)
         if len(output) != len(blocks_to_take):
-            raise ValueError(f"block indices {sorted(blocks_to_take)} out of range for depth {self.n_blocks}")
+            raise ValueError(
+                f"block indices {sorted(blocks_to_take)} out of range for depth {self.n_blocks}"
+            )
         return output
 
     def _iter_blocks(self) -> list[nn.Module]:
@@ -254,7 +282,9 @@ class DinoVisionTransformer(nn.Module):
         if reshape:
             B, _, w, h = x.shape
             outputs = [
-                out.reshape(B, w // self.patch_size, h // self.patch_size, -1).permute(0, 3, 1, 2).contiguous()
+                out.reshape(B, w // self.patch_size, h // self.patch_size, -1)
+                .permute(0, 3, 1, 2)
+                .contiguous()
                 for out in outputs
             ]
         if return_class_token:
@@ -269,7 +299,9 @@ class DinoVisionTransformer(nn.Module):
         return self.head(ret["x_norm_clstoken"])
 
 
-def _vit(patch_size: int, num_register_tokens: int, embed_dim: int, depth: int, num_heads: int, **kwargs):
+def _vit(
+    patch_size: int, num_register_tokens: int, embed_dim: int, depth: int, num_heads: int, **kwargs
+):
     return DinoVisionTransformer(
         patch_size=patch_size,
         embed_dim=embed_dim,
@@ -287,7 +319,9 @@ def vit_tiny(patch_size: int = 16, num_register_tokens: int = 0, **kwargs) -> Di
     return _vit(patch_size, num_register_tokens, 192, 12, 3, **kwargs)
 
 
-def vit_small(patch_size: int = 16, num_register_tokens: int = 0, **kwargs) -> DinoVisionTransformer:
+def vit_small(
+    patch_size: int = 16, num_register_tokens: int = 0, **kwargs
+) -> DinoVisionTransformer:
     """ViT-S: embed 384, depth 12, 6 heads."""
     return _vit(patch_size, num_register_tokens, 384, 12, 6, **kwargs)
 
@@ -297,12 +331,16 @@ def vit_base(patch_size: int = 16, num_register_tokens: int = 0, **kwargs) -> Di
     return _vit(patch_size, num_register_tokens, 768, 12, 12, **kwargs)
 
 
-def vit_large(patch_size: int = 16, num_register_tokens: int = 0, **kwargs) -> DinoVisionTransformer:
+def vit_large(
+    patch_size: int = 16, num_register_tokens: int = 0, **kwargs
+) -> DinoVisionTransformer:
     """ViT-L: embed 1024, depth 24, 16 heads."""
     return _vit(patch_size, num_register_tokens, 1024, 24, 16, **kwargs)
 
 
-def vit_giant2(patch_size: int = 16, num_register_tokens: int = 0, **kwargs) -> DinoVisionTransformer:
+def vit_giant2(
+    patch_size: int = 16, num_register_tokens: int = 0, **kwargs
+) -> DinoVisionTransformer:
     """ViT-g/2: embed 1536, depth 40, 24 heads (64 per head). The official training configs and
     hub models pair it with ``ffn_layer="swiglufused"``; that is our default, overridable."""
     kwargs.setdefault("ffn_layer", "swiglufused")

@@ -29,11 +29,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Evaluate one method of an experiment (stage 5)")
     parser.add_argument("--experiment", required=True, metavar="FILE", help="experiment YAML")
-    parser.add_argument("--method", required=True, choices=EVALUATED,
-                        help="which model of the comparison, or a reference row (python -m dinov2.run.reference)")
-    parser.add_argument("--overwrite", action="store_true", help="redo evaluations whose results exist")
-    parser.add_argument("rest", nargs="*", metavar="EVAL|KEY=VALUE",
-                        help=f"evaluations ({', '.join(EVALUATIONS)}; default all) and experiment overrides")
+    parser.add_argument(
+        "--method",
+        required=True,
+        choices=EVALUATED,
+        help="which model of the comparison, or a reference row (python -m dinov2.run.reference)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="redo evaluations whose results exist"
+    )
+    parser.add_argument(
+        "rest",
+        nargs="*",
+        metavar="EVAL|KEY=VALUE",
+        help=f"evaluations ({', '.join(EVALUATIONS)}; default all) and experiment overrides",
+    )
     args = parser.parse_args(argv)
     names = [r for r in args.rest if "=" not in r] or list(EVALUATIONS)
     overrides = [r for r in args.rest if "=" in r]

@@ -34,7 +34,12 @@ METHOD_LABELS = {
 REFERENCE_METHODS = ("random_init", "random_init_denoised", "pixels", "pixels_denoised")
 EVALUATED = (*REFERENCE_METHODS, *METHODS)
 # The reference each method's "gain over random init" is measured against (its evaluation data).
-RANDOM_INIT_OF = {"n2n_dinov2": "random_init_denoised", "dinov2": "random_init", "nc": "random_init", "nct": "random_init"}
+RANDOM_INIT_OF = {
+    "n2n_dinov2": "random_init_denoised",
+    "dinov2": "random_init",
+    "nc": "random_init",
+    "nct": "random_init",
+}
 DONE_MARKER = ".complete"
 
 
@@ -43,12 +48,16 @@ class MethodPaths:
     """Folders of one method of one experiment."""
 
     method: str
-    run_dir: Path  # the training output dir (checkpoints, eval/training_<it>/teacher_checkpoint.pth)
+    run_dir: (
+        Path  # the training output dir (checkpoints, eval/training_<it>/teacher_checkpoint.pth)
+    )
     train_root: Path  # ImageFolder root the method pretrains on
     paired_root: Path | None  # denoised counterpart of train_root (NCT only)
     eval_root: Path  # ImageFolder root whose train/val splits the method is evaluated on
     eval_dir: Path  # evaluation outputs (results_eval_linear.json, results_eval_knn.json, ...)
-    branch_from: Path | None  # run dir of the method whose switch-epoch checkpoint this one starts from
+    branch_from: (
+        Path | None
+    )  # run dir of the method whose switch-epoch checkpoint this one starts from
 
 
 def check_method(method: str) -> str:

@@ -33,19 +33,29 @@ log = logging.getLogger(__name__)
 
 _EVALS = "linear,knn"
 STEPS = (
-    "noise", "n2n", "denoise", "reference",
-    *[f"evaluate:{m}:{_EVALS}" for m in ("random_init", "random_init_denoised", "pixels", "pixels_denoised")],
+    "noise",
+    "n2n",
+    "denoise",
+    "reference",
+    *[
+        f"evaluate:{m}:{_EVALS}"
+        for m in ("random_init", "random_init_denoised", "pixels", "pixels_denoised")
+    ],
     *[f"pretrain:{m}" for m in METHODS],
     *[f"evaluate:{m}:{_EVALS}" for m in METHODS],
-)  # fmt: skip
+)
 METRICS = ("linear top-1", "kNN top-1")
 TABLE_NAME, BARS_NAME = "results.md", "accuracy_seeds.png"
 
 
 def seed_overrides(cfg_name: str, seed: int, overrides: Sequence[str]) -> list[str]:
     """The seed's experiment: its own name (run folders) and denoised tree (its own denoiser wrote it)."""
-    return [*overrides, f"seed={seed}", f"name={cfg_name}_seed{seed}",
-            f"data.denoised_root=${{data.noisy_root}}_n2n_seed{seed}"]  # fmt: skip
+    return [
+        *overrides,
+        f"seed={seed}",
+        f"name={cfg_name}_seed{seed}",
+        f"data.denoised_root=${{data.noisy_root}}_n2n_seed{seed}",
+    ]
 
 
 def seed_rows(cfg: DictConfig) -> dict[str, dict[str, float]]:
@@ -55,21 +65,33 @@ def seed_rows(cfg: DictConfig) -> dict[str, dict[str, float]]:
     return {m: r for m, r in rows.items() if r}
 
 
-def aggregate(per_seed: dict[int, dict[str, dict[str, float]]]) -> dict[str, dict[str, tuple[float, float, int]]]:
+def aggregate(
+    per_seed: dict[int, dict[str, dict[str, float]]],
+) -> dict[str, dict[str, tuple[float, float, int]]]:
     """``{method: {metric: (mean, std, n_seeds)}}``; std is the sample standard deviation (0 for one seed)."""
     out: dict[str, dict[str, tuple[float, float, int]]] = {}
     for method in EVALUATED:
         for metric in METRICS:
-            values = [rows[method][metric] for rows in per_seed.values() if metric in rows.get(method, {})]
+            values = [
+                rows[method][metric] for rows in per_seed.values() if metric in rows.get(method, {})
+            ]
             if values:
                 std = statistics.stdev(values) if len(values) > 1 else 0.0
                 out.setdefault(method, {})[metric] = (statistics.fmean(values), std, len(values))
     return out
 
 
-def markdown(summary: dict[str, dict[str, tuple[float, float, int]]], seeds: Sequence[int], caption: str) -> str:
-    lines = [caption, "", f"mean ± std over seeds {', '.join(map(str, seeds))}:", "",
-             "| method | " + " | ".join(METRICS) + " |", "| --- |" + " ---: |" * len(METRICS)]  # fmt: skip
+def markdown(
+    summary: dict[str, dict[str, tuple[float, float, int]]], seeds: Sequence[int], caption: str
+) -> str:
+    lines = [
+        caption,
+        "",
+        f"mean ± std over seeds {', '.join(map(str, seeds))}:",
+        "",
+        "| method | " + " | ".join(METRICS) + " |",
+        "| --- |" + " ---: |" * len(METRICS),
+    ]
     for method, metrics in summary.items():
         cells = [f"{m[0]:.2f} ± {m[1]:.2f}" if (m := metrics.get(k)) else "–" for k in METRICS]
         lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")
@@ -98,19 +120,25 @@ def error_bars(summary: dict[str, dict[str, tuple[float, float, int]]], path: Pa
     plt.close(fig)
 
 
-def run_multiseed(experiment: str, seeds: Sequence[int], overrides: Sequence[str] = (), train: bool = True) -> str:
+def run_multiseed(
+    experiment: str, seeds: Sequence[int], overrides: Sequence[str] = (), train: bool = True
+) -> str:
     """Run (unless ``train`` is False) and aggregate; returns the Markdown written to ``results.md``."""
     base = load_experiment(experiment, overrides)
     per_seed = {}
     for seed in seeds:
         seed_args = seed_overrides(base.name, seed, overrides)
         if train and run_steps(experiment, STEPS, seed_args, log=lambda m: print(m, flush=True)):
-            raise RuntimeError(f"seed {seed} failed (message above); re-run the same command to resume")
+            raise RuntimeError(
+                f"seed {seed} failed (message above); re-run the same command to resume"
+            )
         per_seed[seed] = seed_rows(load_experiment(experiment, seed_args))
     summary = aggregate(per_seed)
     out = Path(base.output_root) / "runs" / f"{base.name}_seeds" / str(base.noise.spec)
-    caption = (f"Noise `{base.noise.spec}` on `{base.data.name}`, experiment `{base.name}`: linear probe and kNN top-1 "
-               f"on the noisy val set (N2N + DINOv2 and its references: on the denoised val set).")  # fmt: skip
+    caption = (
+        f"Noise `{base.noise.spec}` on `{base.data.name}`, experiment `{base.name}`: linear probe and kNN top-1 "
+        f"on the noisy val set (N2N + DINOv2 and its references: on the denoised val set)."
+    )
     text = markdown(summary, seeds, caption)
     atomic_write_text(out / TABLE_NAME, text)
     error_bars(summary, out / BARS_NAME)
@@ -118,14 +146,23 @@ def run_multiseed(experiment: str, seeds: Sequence[int], overrides: Sequence[str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run an experiment over several seeds and report mean ± std")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
-    parser.add_argument("--no-train", action="store_true", help="only aggregate the seeds' finished evaluations")
+    parser = argparse.ArgumentParser(
+        description="Run an experiment over several seeds and report mean ± std"
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)"
+    )
+    parser.add_argument(
+        "--no-train", action="store_true", help="only aggregate the seeds' finished evaluations"
+    )
     add_experiment_args(parser, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        print(run_multiseed(args.experiment, args.seeds, args.overrides, train=not args.no_train), end="")
+        print(
+            run_multiseed(args.experiment, args.seeds, args.overrides, train=not args.no_train),
+            end="",
+        )
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {error_line(e)}", file=sys.stderr)
         return 2 if not isinstance(e, RuntimeError) else 1

@@ -50,7 +50,11 @@ def parse_step(step: str, experiment: str, overrides: Sequence[str]) -> tuple[st
         label, module = SIMPLE_STAGES[kind]
         return label, module, [*base, *overrides]
     if kind == "pretrain" and len(rest) == 1 and rest[0] in METHODS:
-        return f"pretrain {rest[0]}", "dinov2.run.pretrain", [*base, "--method", rest[0], *overrides]
+        return (
+            f"pretrain {rest[0]}",
+            "dinov2.run.pretrain",
+            [*base, "--method", rest[0], *overrides],
+        )
     if kind == "evaluate" and len(rest) == 2 and rest[0] in EVALUATED:
         evals = rest[1].split(",")
         if all(e in EVALUATIONS for e in evals):
@@ -63,8 +67,12 @@ def parse_step(step: str, experiment: str, overrides: Sequence[str]) -> tuple[st
     )
 
 
-def run_steps(experiment: str, steps: Sequence[str], overrides: Sequence[str] = (),
-              log: Callable[[str], None] = print) -> int:  # fmt: skip
+def run_steps(
+    experiment: str,
+    steps: Sequence[str],
+    overrides: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+) -> int:
     """Run the steps in order; 0 when all succeed, 1 at the first failure (its message on stderr)."""
     name = Path(experiment).stem
     planned = [parse_step(s, experiment, overrides) for s in steps]  # a typo fails before any work
@@ -81,8 +89,11 @@ def run_steps(experiment: str, steps: Sequence[str], overrides: Sequence[str] = 
             rc = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1
         sys.stdout.flush()
         if rc:
-            print(f"error: stage '{label}' of {experiment} failed (message above); fix it and re-run: "
-                  "finished stages are skipped", file=sys.stderr)  # fmt: skip
+            print(
+                f"error: stage '{label}' of {experiment} failed (message above); fix it and re-run: "
+                "finished stages are skipped",
+                file=sys.stderr,
+            )
             return 1
         log(f"<== [{name}] {label}: {time.perf_counter() - t0:.0f} s")
     return 0
@@ -91,8 +102,12 @@ def run_steps(experiment: str, steps: Sequence[str], overrides: Sequence[str] = 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run pipeline stages in order for one experiment")
     parser.add_argument("--experiment", required=True, metavar="FILE", help="experiment YAML")
-    parser.add_argument("steps", nargs="+", metavar="STEP|KEY=VALUE",
-                        help="steps (see the module doc) and experiment overrides")  # fmt: skip
+    parser.add_argument(
+        "steps",
+        nargs="+",
+        metavar="STEP|KEY=VALUE",
+        help="steps (see the module doc) and experiment overrides",
+    )
     args = parser.parse_args(argv)
     if not Path(args.experiment).is_file():
         print(f"error: experiment file not found: {args.experiment}", file=sys.stderr)

@@ -37,13 +37,23 @@ LAUNCHED_ENV = ("WORLD_SIZE", "SLURM_JOB_ID")  # already one process per GPU: tr
 def ensure_index(root: Path, extra: Path | None = None) -> None:
     """Build or refresh ``extra`` (default ``root/extra``; the ``process_metadata.py`` index) for each split
     folder present. A root the user owns (the clean dataset) is indexed into a folder of ours instead."""
-    from dinov2.data.datasets.extra import SPLIT_DIRS, DatasetIndexError, build_index, check_fresh, default_extra
+    from dinov2.data.datasets.extra import (
+        SPLIT_DIRS,
+        DatasetIndexError,
+        build_index,
+        check_fresh,
+        default_extra,
+    )
 
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset root {root} does not exist; run the stage that writes it first")
+        raise FileNotFoundError(
+            f"dataset root {root} does not exist; run the stage that writes it first"
+        )
     splits = [s for s, d in SPLIT_DIRS.items() if (root / d).is_dir()]
     if not splits:
-        raise FileNotFoundError(f"dataset root {root} has no {' or '.join(SPLIT_DIRS.values())} folder")
+        raise FileNotFoundError(
+            f"dataset root {root} has no {' or '.join(SPLIT_DIRS.values())} folder"
+        )
     try:
         for split in splits:
             check_fresh(root, extra or default_extra(root), split)
@@ -57,7 +67,12 @@ def config_digest(text: str) -> str:
 
 # Training keys that may change on a re-run without making the run stale: more epochs train on, and
 # the kept switch checkpoint, the folder and the loader processes do not change the weights.
-RESUMABLE_KEYS = ("optim.epochs", "train.keep_checkpoint_epochs", "train.output_dir", "train.num_workers")
+RESUMABLE_KEYS = (
+    "optim.epochs",
+    "train.keep_checkpoint_epochs",
+    "train.output_dir",
+    "train.num_workers",
+)
 RUN_MARKERS = (TRAIN_CONFIG_NAME, ".settings.pretrain.json", ".complete", "config.yaml")
 
 
@@ -78,7 +93,11 @@ def pretrain_settings(cfg, method: str, train_cfg) -> dict:
     from utils.settings_record import recorded_digest
 
     paths = method_paths(cfg, method)
-    settings = {"noise.spec": cfg.noise.spec, "noise.seed": cfg.noise.seed, "data.name": cfg.data.name}
+    settings = {
+        "noise.spec": cfg.noise.spec,
+        "noise.seed": cfg.noise.seed,
+        "data.name": cfg.data.name,
+    }
     flat = _flatten(OmegaConf.to_container(train_cfg, resolve=True))
     settings.update({k: v for k, v in flat.items() if k not in RESUMABLE_KEYS})
     if Path(cfg.data.denoised_root) in (paths.train_root, paths.paired_root):
@@ -95,7 +114,9 @@ def clear_run(run_dir: Path) -> None:
     if not run_dir.exists():
         return
     if not any((run_dir / name).exists() for name in RUN_MARKERS):
-        raise FileExistsError(f"{run_dir} is not a pretraining run folder (no {TRAIN_CONFIG_NAME}); not deleting it")
+        raise FileExistsError(
+            f"{run_dir} is not a pretraining run folder (no {TRAIN_CONFIG_NAME}); not deleting it"
+        )
     shutil.rmtree(run_dir)
 
 
@@ -116,15 +137,24 @@ def _train(config_file: Path, run_dir: Path, ngpus: int) -> int:
     args = ["--config-file", str(config_file), "--output-dir", str(run_dir)]
     if ngpus > 1 and not any(v in os.environ for v in LAUNCHED_ENV):
         script = Path(__file__).resolve().parent / "train" / "train.py"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ngpus}",
-               str(script), *args]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={ngpus}",
+            str(script),
+            *args,
+        ]
         return subprocess.call(cmd)
     from dinov2.run.train.train import main as train_main
 
     return train_main(args)
 
 
-def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = (), overwrite: bool = False) -> int:
+def pretrain(
+    experiment: str | None, method: str, overrides: Sequence[str] = (), overwrite: bool = False
+) -> int:
     """Train ``method`` of the experiment unless it is finished; returns the exit status (0 = done)."""
     from dinov2.run.experiment import DONE_MARKER, method_paths
     from dinov2.train.methods import switch_checkpoint, training_config_for
@@ -139,7 +169,9 @@ def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = (),
     digest = config_digest(text)
     settings = pretrain_settings(cfg, method, train_cfg)
     marker = paths.run_dir / DONE_MARKER
-    if paths.branch_from is not None:  # first: a missing branch point is the cause of any other difference
+    if (
+        paths.branch_from is not None
+    ):  # first: a missing branch point is the cause of any other difference
         source = switch_checkpoint(cfg, method, train_cfg.train.OFFICIAL_EPOCH_LENGTH)
         if not source.is_file():
             done = (paths.branch_from / DONE_MARKER).is_file()
@@ -149,15 +181,27 @@ def pretrain(experiment: str | None, method: str, overrides: Sequence[str] = (),
                 f"not exist; run: python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2{redo}"
             )
     has_outputs = paths.run_dir.is_dir() and any(paths.run_dir.rglob("model_*.pth"))
-    check_settings(paths.run_dir, "pretrain", settings, overwrite, what=f"the {method} pretraining run",
-                   has_outputs=has_outputs)  # fmt: skip
+    check_settings(
+        paths.run_dir,
+        "pretrain",
+        settings,
+        overwrite,
+        what=f"the {method} pretraining run",
+        has_outputs=has_outputs,
+    )
     if not overwrite and marker.is_file() and marker.read_text().strip() == digest:
         print(f"pretrain {method}: finished run in {paths.run_dir}; skipped")
         return 0
 
-    for root in {paths.train_root, paths.eval_root, *([paths.paired_root] if paths.paired_root else [])}:
+    for root in {
+        paths.train_root,
+        paths.eval_root,
+        *([paths.paired_root] if paths.paired_root else []),
+    }:
         ensure_index(root)
-    if method == "nct":  # the frozen teacher may be a later checkpoint (IN-1k: the denoised run's final one)
+    if (
+        method == "nct"
+    ):  # the frozen teacher may be a later checkpoint (IN-1k: the denoised run's final one)
         check_anchor_checkpoint(cfg, experiment, train_cfg.train.OFFICIAL_EPOCH_LENGTH)
     if overwrite:
         clear_run(paths.run_dir)
@@ -175,12 +219,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from utils.config import ConfigError, add_experiment_args
 
     parser = argparse.ArgumentParser(description="Pretrain one method of an experiment (stage 4)")
-    parser.add_argument("--method", required=True, choices=METHODS, help="which model of the comparison")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="delete the method's run folder and train it afresh (also when finished or of other settings)")
+    parser.add_argument(
+        "--method", required=True, choices=METHODS, help="which model of the comparison"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the method's run folder and train it afresh (also when finished or of other settings)",
+    )
     add_experiment_args(parser, required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return pretrain(args.experiment, args.method, args.overrides, args.overwrite)
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:

@@ -45,7 +45,9 @@ INIT_KEYS = ("student", "teacher", "dino", "ibot", "train.seed")
 
 def export_random_init(train_cfg: DictConfig, run_dir: Path) -> Path:
     """``run_dir/eval/training_0/teacher_checkpoint.pth``: the teacher of ``train_cfg`` before any step."""
-    fix_random_seeds(train_cfg.train.seed)  # the training entry point seeds with train.seed + rank (rank 0)
+    fix_random_seeds(
+        train_cfg.train.seed
+    )  # the training entry point seeds with train.seed + rank (rank 0)
     model = build_meta_arch(train_cfg, torch.device("cpu"))
     write_config(train_cfg, run_dir)
     path = export_teacher(full_state_dict(model.teacher), run_dir, 0)
@@ -67,7 +69,14 @@ def write_references(cfg: DictConfig, overwrite: bool = False) -> list[Path]:
     random_dir = method_paths(cfg, "random_init").run_dir
     settings = select_settings(train_cfg, INIT_KEYS)
     done = (random_dir / "eval" / "training_0" / "teacher_checkpoint.pth").is_file()
-    check_settings(random_dir, "reference", settings, overwrite, what="the random-init reference", has_outputs=done)
+    check_settings(
+        random_dir,
+        "reference",
+        settings,
+        overwrite,
+        what="the random-init reference",
+        has_outputs=done,
+    )
     if not done or overwrite:
         path = export_random_init(train_cfg, random_dir)
         save_settings(random_dir, "reference", settings)
@@ -82,18 +91,26 @@ def write_references(cfg: DictConfig, overwrite: bool = False) -> list[Path]:
             export_teacher({}, pixels_dir, 0)
         written.append(pixels_dir)
     else:
-        logger.info("raw-pixel reference: eval.crop_size %d > %d px; its rows are n/a", crop, MAX_PIXEL_SIDE)
+        logger.info(
+            "raw-pixel reference: eval.crop_size %d > %d px; its rows are n/a", crop, MAX_PIXEL_SIDE
+        )
     return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Reference rows: random-init export and raw-pixel config")
-    parser.add_argument("--overwrite", action="store_true", help="replace reference runs made with other settings")
+    parser = argparse.ArgumentParser(
+        description="Reference rows: random-init export and raw-pixel config"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace reference runs made with other settings"
+    )
     add_experiment_args(parser, required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         for d in write_references(load_experiment(args.experiment, args.overrides), args.overwrite):
             print(f"reference: {d}")

@@ -51,13 +51,21 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--partition", default=None, help="slurm partition")
     parser.add_argument("--account", default=None, help="slurm account (passed through)")
     parser.add_argument("--qos", default=None, help="slurm QOS (passed through)")
-    parser.add_argument("--constraint", default=None, help="slurm constraint, e.g. volta32gb (passed through)")
+    parser.add_argument(
+        "--constraint", default=None, help="slurm constraint, e.g. volta32gb (passed through)"
+    )
     parser.add_argument("--comment", default=None, help="slurm comment")
     parser.add_argument("--exclude", default=None, help="nodes to exclude")
     parser.add_argument("--cpus-per-task", type=int, default=10)
-    parser.add_argument("--mem-gb", type=int, default=0, help="memory per node in GB (0: slurm default)")
-    parser.add_argument("--job-dir", default=None, help="submitit logs (default: <output dir>/submitit)")
-    parser.add_argument("--max-requeues", type=int, default=30, help="requeues on time-out before giving up")
+    parser.add_argument(
+        "--mem-gb", type=int, default=0, help="memory per node in GB (0: slurm default)"
+    )
+    parser.add_argument(
+        "--job-dir", default=None, help="submitit logs (default: <output dir>/submitit)"
+    )
+    parser.add_argument(
+        "--max-requeues", type=int, default=30, help="requeues on time-out before giving up"
+    )
     parser.add_argument("--dependency", default=None, help="slurm dependency, e.g. afterok:123:124")
     parser.add_argument("--cluster", choices=["slurm", "local", "debug"], default="slurm")
     parser.add_argument("--name", default=None, help="job name (default: noisy-dinov2-<entry>)")
@@ -94,7 +102,9 @@ class SubmittedTask:
         _setup_distributed_env()
         rc = _entry_function(self.entry)(self.argv)
         if rc:  # the entry points return an exit status: a failed stage must fail the job (and its dependants)
-            raise RuntimeError(f"{self.entry} {' '.join(self.argv)} exited with status {rc}; see the log above")
+            raise RuntimeError(
+                f"{self.entry} {' '.join(self.argv)} exited with status {rc}; see the log above"
+            )
         return 0
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
@@ -128,12 +138,16 @@ def default_job_dir(argv: Sequence[str]) -> Path:
 
 
 def make_executor(args: argparse.Namespace, folder: Path) -> submitit.AutoExecutor:
-    executor = submitit.AutoExecutor(folder=folder, cluster=args.cluster, slurm_max_num_timeout=args.max_requeues)
+    executor = submitit.AutoExecutor(
+        folder=folder, cluster=args.cluster, slurm_max_num_timeout=args.max_requeues
+    )
     params: dict = dict(
         name=args.name or f"noisy-dinov2-{args.entry}",
         timeout_min=args.timeout,
         nodes=args.nodes,
-        tasks_per_node=max(args.ngpus, 1),  # one task per GPU; CPU-only stages (--ngpus 0) get one task
+        tasks_per_node=max(
+            args.ngpus, 1
+        ),  # one task per GPU; CPU-only stages (--ngpus 0) get one task
         gpus_per_node=args.ngpus if args.cluster == "slurm" else 0,
         cpus_per_task=args.cpus_per_task,
     )
@@ -163,7 +177,9 @@ def submit(argv: Sequence[str] | None = None) -> submitit.Job:
     folder = Path(args.job_dir) if args.job_dir else default_job_dir(entry_argv)
     executor = make_executor(args, folder / "%j")
     job = executor.submit(SubmittedTask(args.entry, entry_argv))
-    log.info("submitted job %s: %s %s (logs in %s)", job.job_id, args.entry, " ".join(entry_argv), folder)
+    log.info(
+        "submitted job %s: %s %s (logs in %s)", job.job_id, args.entry, " ".join(entry_argv), folder
+    )
     print(job.job_id)  # alone on stdout, so that scripts can chain dependencies
     return job
 

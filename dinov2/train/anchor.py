@@ -51,11 +51,19 @@ def build_teacher_modules(cfg: DictConfig) -> nn.ModuleDict:
     modules = {"backbone": backbone}
     head = partial(DINOHead, in_dim=embed_dim)
     d, i = cfg.dino, cfg.ibot
-    modules["dino_head"] = head(out_dim=d.head_n_prototypes, hidden_dim=d.head_hidden_dim,
-                                bottleneck_dim=d.head_bottleneck_dim, nlayers=d.head_nlayers)  # fmt: skip
+    modules["dino_head"] = head(
+        out_dim=d.head_n_prototypes,
+        hidden_dim=d.head_hidden_dim,
+        bottleneck_dim=d.head_bottleneck_dim,
+        nlayers=d.head_nlayers,
+    )
     if i.loss_weight > 0 and i.separate_head:
-        modules["ibot_head"] = head(out_dim=i.head_n_prototypes, hidden_dim=i.head_hidden_dim,
-                                    bottleneck_dim=i.head_bottleneck_dim, nlayers=i.head_nlayers)  # fmt: skip
+        modules["ibot_head"] = head(
+            out_dim=i.head_n_prototypes,
+            hidden_dim=i.head_hidden_dim,
+            bottleneck_dim=i.head_bottleneck_dim,
+            nlayers=i.head_nlayers,
+        )
     return nn.ModuleDict(modules)
 
 
@@ -73,12 +81,18 @@ def read_teacher_state(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(ckpt, dict) and "model" in ckpt:
         state = ckpt["model"]
-        teacher = {k.removeprefix("teacher."): v for k, v in state.items() if k.startswith("teacher.")}
-        centers = {k: state[k] for k in ("dino_loss.center", "ibot_patch_loss.center") if k in state}
+        teacher = {
+            k.removeprefix("teacher."): v for k, v in state.items() if k.startswith("teacher.")
+        }
+        centers = {
+            k: state[k] for k in ("dino_loss.center", "ibot_patch_loss.center") if k in state
+        }
         return teacher, centers
     if isinstance(ckpt, dict) and "teacher" in ckpt:
         return dict(ckpt["teacher"]), {}
-    raise ValueError(f"config key 'anchor.checkpoint': {path} holds neither 'model' nor 'teacher' weights")
+    raise ValueError(
+        f"config key 'anchor.checkpoint': {path} holds neither 'model' nor 'teacher' weights"
+    )
 
 
 class AnchorRegularizer(nn.Module):
@@ -101,13 +115,17 @@ class AnchorRegularizer(nn.Module):
     ) -> None:
         super().__init__()
         if heads not in HEAD_MODES:
-            raise ValueError(f"config key 'anchor.heads' is {heads!r}; valid: {', '.join(HEAD_MODES)}")
+            raise ValueError(
+                f"config key 'anchor.heads' is {heads!r}; valid: {', '.join(HEAD_MODES)}"
+            )
         self.weight, self.heads, self.cfg = float(weight), heads, cfg
         frozen_teacher.requires_grad_(False).eval()
         # object.__setattr__: deliberately *not* a registered submodule (see the module docstring).
         object.__setattr__(self, "frozen_teacher", frozen_teacher)
         self.dino_loss = DINOLoss(cfg.dino.head_n_prototypes)
-        ibot_dim = cfg.ibot.head_n_prototypes if cfg.ibot.separate_head else cfg.dino.head_n_prototypes
+        ibot_dim = (
+            cfg.ibot.head_n_prototypes if cfg.ibot.separate_head else cfg.dino.head_n_prototypes
+        )
         self.ibot_patch_loss = iBOTPatchLoss(ibot_dim)
         for name, center in (centers or {}).items():
             # The anchor's own centring starts from the switch checkpoint's centres.
@@ -138,12 +156,19 @@ class AnchorRegularizer(nn.Module):
                 "PairedImageNet:split=TRAIN:root=NOISY:paired_root=DENOISED string"
             )
         device = paired.device
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(
+            device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+        ):
             output = self.frozen_teacher["backbone"](paired, is_training=True)
         targets = compute_teacher_targets(
-            output, self.target_heads(arch), batch, teacher_temp, dino_loss=self.dino_loss,
-            ibot_loss=self.ibot_patch_loss if arch.do_ibot else None, centering=arch.cfg.train.centering,
-        )  # fmt: skip
+            output,
+            self.target_heads(arch),
+            batch,
+            teacher_temp,
+            dino_loss=self.dino_loss,
+            ibot_loss=self.ibot_patch_loss if arch.do_ibot else None,
+            centering=arch.cfg.train.centering,
+        )
         # Apply the centre updates now rather than at the next step (same values, as no other forward
         # uses these centres in between), so that a checkpoint after this step holds the current centres.
         self.dino_loss.apply_center_update()
@@ -165,7 +190,9 @@ class AnchorRegularizer(nn.Module):
         return {f"anchor_{k}": self.weight * scale[k] * v for k, v in terms.items()}
 
 
-def build_anchor_regularizer(cfg: DictConfig, device: torch.device | str = "cpu") -> AnchorRegularizer | None:
+def build_anchor_regularizer(
+    cfg: DictConfig, device: torch.device | str = "cpu"
+) -> AnchorRegularizer | None:
     """The anchor of ``cfg.anchor`` (None when ``anchor.checkpoint`` is empty), on ``device``.
 
     The frozen teacher is built under a forked RNG: its random initialisation (overwritten by the
@@ -183,5 +210,7 @@ def build_anchor_regularizer(cfg: DictConfig, device: torch.device | str = "cpu"
             f"config key 'anchor.checkpoint': the teacher of {a.checkpoint} does not match this config's model "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}); use the same student/dino/ibot settings"
         )
-    logger.info("NCT anchor: frozen teacher from %s, weight %s, %s heads", a.checkpoint, a.weight, a.heads)
+    logger.info(
+        "NCT anchor: frozen teacher from %s, weight %s, %s heads", a.checkpoint, a.weight, a.heads
+    )
     return AnchorRegularizer(cfg, frozen, centers, weight=a.weight, heads=a.heads).to(device)

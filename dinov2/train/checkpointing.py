@@ -80,7 +80,9 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch's message may advise weights_only=False (runs code from the file): not repeated
+    except (
+        Exception
+    ) as e:  # torch's message may advise weights_only=False (runs code from the file): not repeated
         raise ValueError(
             f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch checkpoint ({type(e).__name__}); "
             "pass a model_<iteration>.pth of a training run"
@@ -93,7 +95,9 @@ def newest_valid_checkpoint(output_dir: str | os.PathLike) -> tuple[Path, dict[s
         try:
             ckpt = load_checkpoint_file(path)
         except Exception as e:  # truncated zip, bad pickle, ...: any load failure means "not valid"
-            logger.warning("skipping checkpoint %s: cannot be loaded (%s)", path, str(e).splitlines()[0][:200])
+            logger.warning(
+                "skipping checkpoint %s: cannot be loaded (%s)", path, str(e).splitlines()[0][:200]
+            )
             continue
         if isinstance(ckpt, dict) and {"model", "iteration"} <= set(ckpt):
             return path, ckpt
@@ -104,7 +108,9 @@ def newest_valid_checkpoint(output_dir: str | os.PathLike) -> tuple[Path, dict[s
 class Checkpointer:
     """Writes and prunes the full checkpoints of one run; only the main process touches files."""
 
-    def __init__(self, output_dir: str | os.PathLike, keep: int = 3, keep_iterations: tuple[int, ...] = ()):
+    def __init__(
+        self, output_dir: str | os.PathLike, keep: int = 3, keep_iterations: tuple[int, ...] = ()
+    ):
         self.output_dir = Path(output_dir)
         self.keep = max(int(keep), 1)
         self.keep_iterations = set(int(i) for i in keep_iterations)
@@ -114,7 +120,9 @@ class Checkpointer:
         rng = gather_rng_states()  # collective: every rank calls save
         if not distributed.is_main_process():
             return None
-        path = atomic_torch_save({**state, "rng": rng}, self.output_dir / f"model_{state['iteration']:07d}.pth")
+        path = atomic_torch_save(
+            {**state, "rng": rng}, self.output_dir / f"model_{state['iteration']:07d}.pth"
+        )
         logger.info("checkpoint saved: %s", path)
         self._prune()
         return path

@@ -58,7 +58,9 @@ class CollapseMonitor:
         self.warned = False
 
     def near_uniform(self, metrics: dict[str, float]) -> bool:
-        dino = metrics.get("dino_local_crops_loss", 0.0) + metrics.get("dino_global_crops_loss", 0.0)
+        dino = metrics.get("dino_local_crops_loss", 0.0) + metrics.get(
+            "dino_global_crops_loss", 0.0
+        )
         close = [abs(dino - self.log_k) <= self.rel_tol * self.log_k] if dino > 0 else []
         if "teacher_entropy" in metrics:
             close.append(metrics["teacher_entropy"] >= (1 - self.rel_tol) * self.log_k)
@@ -75,6 +77,9 @@ class CollapseMonitor:
                 "uniform collapse: for %d iterations up to iteration %d the DINO targets were uniform (loss or teacher "
                 "entropy within %.0f%% of log K = %.3f); the backbone is learning nothing. See docs/collapse.md "
                 "(small images: larger crops, layerscale, a lower teacher temperature)",
-                self.streak, iteration, 100 * self.rel_tol, self.log_k,
-            )  # fmt: skip
+                self.streak,
+                iteration,
+                100 * self.rel_tol,
+                self.log_k,
+            )
         return collapsed

@@ -45,14 +45,21 @@ logger = logging.getLogger("dinov2")
 
 BRANCH_MODES = ("restart", "continue")
 PHASE_DEFAULTS = {
-    "dataset_path": "", "epochs": 0, "schedule_epochs": 0, "restart": True, "paired_root": "", "overrides": {},
-}  # fmt: skip
+    "dataset_path": "",
+    "epochs": 0,
+    "schedule_epochs": 0,
+    "restart": True,
+    "paired_root": "",
+    "overrides": {},
+}
 # Keys of a run's own extra loss modules (the NCT anchor's centres), absent from its branch source.
 OWN_STATE_PREFIX = "regularizer."
 
 
 # ------------------------------------------------------------------------------------------ branching
-def load_branch_checkpoint(cfg: DictConfig, model: SSLMetaArch, optimizer: torch.optim.Optimizer) -> tuple[int, int]:
+def load_branch_checkpoint(
+    cfg: DictConfig, model: SSLMetaArch, optimizer: torch.optim.Optimizer
+) -> tuple[int, int]:
     """Initialise from ``cfg.branch.checkpoint``; returns ``(start_iteration, schedule_start)``."""
     path, mode = cfg.branch.checkpoint, cfg.branch.mode
     if mode not in BRANCH_MODES:
@@ -64,13 +71,17 @@ def load_branch_checkpoint(cfg: DictConfig, model: SSLMetaArch, optimizer: torch
         )
     ckpt = load_checkpoint_file(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ValueError(f"config key 'branch.checkpoint': {path} is not a full training checkpoint (no 'model')")
+        raise ValueError(
+            f"config key 'branch.checkpoint': {path} is not a full training checkpoint (no 'model')"
+        )
     # The source run has no NCT anchor: keep this run's own anchor state (built from anchor.checkpoint).
     own = {k: v for k, v in model.state_dict().items() if k.startswith(OWN_STATE_PREFIX)}
     state = {k: v for k, v in ckpt["model"].items() if not k.startswith(OWN_STATE_PREFIX)} | own
     if mode == "restart":
         load_checkpoint_state(model, optimizer, state, None)
-        logger.info("branched off %s (restart): weights loaded, fresh optimizer and schedules", path)
+        logger.info(
+            "branched off %s (restart): weights loaded, fresh optimizer and schedules", path
+        )
         return 0, 0
     load_checkpoint_state(model, optimizer, state, ckpt["optimizer"])
     restore_rng_state(ckpt["rng"][distributed.get_global_rank() % len(ckpt["rng"])])
@@ -108,19 +119,27 @@ def parse_curriculum(cfg: DictConfig) -> list[CurriculumPhase]:
     for k, raw in enumerate(cfg.curriculum):
         where = f"curriculum[{k}]"
         if not isinstance(raw, DictConfig):
-            raise ConfigError(f"config key '{where}' must be a mapping with keys {', '.join(PHASE_DEFAULTS)}")
+            raise ConfigError(
+                f"config key '{where}' must be a mapping with keys {', '.join(PHASE_DEFAULTS)}"
+            )
         merged = strict_merge(OmegaConf.create(PHASE_DEFAULTS), (raw, f"config key '{where}'"))
         phase = CurriculumPhase(**OmegaConf.to_container(merged))
         if not phase.dataset_path or phase.epochs < 1:
             raise ConfigError(f"config key '{where}' needs a dataset_path and epochs >= 1")
-        if not phase.schedule_epochs:  # a continued phase keeps the previous schedule, a restarted one its own
-            phase.schedule_epochs = phases[-1].schedule_epochs if (phases and not phase.restart) else phase.epochs
+        if (
+            not phase.schedule_epochs
+        ):  # a continued phase keeps the previous schedule, a restarted one its own
+            phase.schedule_epochs = (
+                phases[-1].schedule_epochs if (phases and not phase.restart) else phase.epochs
+            )
         if phase.schedule_epochs < phase.epochs:
             raise ConfigError(
                 f"config key '{where}.schedule_epochs' ({phase.schedule_epochs}) < epochs ({phase.epochs})"
             )
         if phase.paired_root and k == 0:
-            raise ConfigError(f"config key '{where}.paired_root': the first phase has no previous teacher to anchor to")
+            raise ConfigError(
+                f"config key '{where}.paired_root': the first phase has no previous teacher to anchor to"
+            )
         phases.append(phase)
     return phases
 
@@ -129,7 +148,9 @@ def paired_dataset_path(dataset_path: str, paired_root: str) -> str:
     """``ImageNet:split=…:root=…`` → ``PairedImageNet:split=…:root=…:paired_root=<paired_root>``."""
     name, sep, rest = dataset_path.partition(":")
     if name not in ("ImageNet", "PairedImageNet"):
-        raise ConfigError(f"curriculum paired_root needs an ImageNet dataset string, got {dataset_path!r}")
+        raise ConfigError(
+            f"curriculum paired_root needs an ImageNet dataset string, got {dataset_path!r}"
+        )
     return f"PairedImageNet{sep}{rest}:paired_root={paired_root}"
 
 
@@ -146,7 +167,9 @@ def phase_configs(cfg: DictConfig) -> list[DictConfig]:
     for k, phase in enumerate(parse_curriculum(cfg)):
         c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
         c.curriculum = []
-        c = strict_merge(c, (OmegaConf.create(phase.overrides), f"config key 'curriculum[{k}].overrides'"))
+        c = strict_merge(
+            c, (OmegaConf.create(phase.overrides), f"config key 'curriculum[{k}].overrides'")
+        )
         c.train.output_dir = str(phase_dir(cfg.train.output_dir, k))
         c.train.dataset_path = phase.dataset_path
         c.optim.epochs = phase.schedule_epochs
@@ -159,12 +182,17 @@ def phase_configs(cfg: DictConfig) -> list[DictConfig]:
             )
         if k > 0:
             source = checkpoint_path(configs[-1].train.output_dir, prev_end)
-            c.branch.checkpoint, c.branch.mode = str(source), ("restart" if phase.restart else "continue")
+            c.branch.checkpoint, c.branch.mode = (
+                str(source),
+                ("restart" if phase.restart else "continue"),
+            )
             c.anchor.checkpoint = str(source) if phase.paired_root else ""
         if phase.paired_root:
             c.train.dataset_path = paired_dataset_path(phase.dataset_path, phase.paired_root)
         prev_end = c.train.stop_at_iteration
-        configs.append(apply_scaling_rules_to_cfg(c))  # a phase may override the batch size or base_lr
+        configs.append(
+            apply_scaling_rules_to_cfg(c)
+        )  # a phase may override the batch size or base_lr
     return configs
 
 
@@ -173,7 +201,9 @@ def phase_done(phase_cfg: DictConfig) -> bool:
     return checkpoint_path(phase_cfg.train.output_dir, phase_cfg.train.stop_at_iteration).is_file()
 
 
-def run_curriculum(cfg: DictConfig, build_and_train: Callable[[DictConfig], dict]) -> list[dict[str, Any]]:
+def run_curriculum(
+    cfg: DictConfig, build_and_train: Callable[[DictConfig], dict]
+) -> list[dict[str, Any]]:
     """Run the phases in order with ``build_and_train(phase_cfg) -> summary``; finished phases are skipped.
 
     Each phase's resolved config is written to ``<output_dir>/phase_<k>/config.yaml``.
@@ -186,9 +216,16 @@ def run_curriculum(cfg: DictConfig, build_and_train: Callable[[DictConfig], dict
             write_config(phase_cfg, phase_cfg.train.output_dir)
         if phase_done(phase_cfg):
             logger.info("curriculum phase %d already finished (%s)", k, phase_cfg.train.output_dir)
-            summaries.append({"iteration": phase_cfg.train.stop_at_iteration, "losses": {}, "skipped": True})
+            summaries.append(
+                {"iteration": phase_cfg.train.stop_at_iteration, "losses": {}, "skipped": True}
+            )
             continue
-        logger.info("curriculum phase %d: %s, until iteration %d of a %d-epoch schedule", k,
-                    phase_cfg.train.dataset_path, phase_cfg.train.stop_at_iteration, phase_cfg.optim.epochs)  # fmt: skip
+        logger.info(
+            "curriculum phase %d: %s, until iteration %d of a %d-epoch schedule",
+            k,
+            phase_cfg.train.dataset_path,
+            phase_cfg.train.stop_at_iteration,
+            phase_cfg.optim.epochs,
+        )
         summaries.append(build_and_train(phase_cfg))
     return summaries

@@ -95,16 +95,22 @@ class PositionSeededDataset(Dataset):
         position, index = item
         if not self.seeded:
             return self.dataset[index][0], position
-        image, _ = _SeededCall(_stream_seed(self.seed, self.rank, position))(self.dataset.__getitem__, index)
+        image, _ = _SeededCall(_stream_seed(self.seed, self.rank, position))(
+            self.dataset.__getitem__, index
+        )
         return image, position
 
 
-def _seeded_collate(samples: list[tuple[Any, int]], seed: int, rank: int, collate: Callable) -> dict[str, Any]:
+def _seeded_collate(
+    samples: list[tuple[Any, int]], seed: int, rank: int, collate: Callable
+) -> dict[str, Any]:
     # Mask sampling uses python's random: seed it from the batch's first stream position.
     return _SeededCall(_stream_seed(seed, rank, samples[0][1], _BATCH))(collate, samples)
 
 
-def _seeded_decoded_collate(samples: list[tuple[Any, int]], seed: int, rank: int, collate: Callable) -> dict[str, Any]:
+def _seeded_decoded_collate(
+    samples: list[tuple[Any, int]], seed: int, rank: int, collate: Callable
+) -> dict[str, Any]:
     return {**_seeded_collate(samples, seed, rank, collate), "first_position": samples[0][1]}
 
 
@@ -116,7 +122,9 @@ def resolve_augmentation(cfg: DictConfig, device: torch.device) -> str:
     """``per_image`` or ``batched`` for config key ``train.augmentation`` on ``device`` (auto: batched on CUDA)."""
     choice = cfg.train.augmentation
     if choice not in AUGMENTATION_PATHS:
-        raise ValueError(f"config key 'train.augmentation' is {choice!r}; use one of {', '.join(AUGMENTATION_PATHS)}")
+        raise ValueError(
+            f"config key 'train.augmentation' is {choice!r}; use one of {', '.join(AUGMENTATION_PATHS)}"
+        )
     if choice == "auto":
         return "batched" if device.type == "cuda" else "per_image"
     return choice
@@ -125,12 +133,16 @@ def resolve_augmentation(cfg: DictConfig, device: torch.device) -> str:
 def _augmentation_kwargs(cfg: DictConfig) -> dict[str, Any]:
     c = cfg.crops
     return dict(
-        global_crops_scale=c.global_crops_scale, local_crops_scale=c.local_crops_scale,
-        local_crops_number=c.local_crops_number, global_crops_size=c.global_crops_size,
-        local_crops_size=c.local_crops_size, global_crops_1_blur_p=c.global_crops_1_blur_p,
-        global_crops_2_blur_p=c.global_crops_2_blur_p, local_crops_blur_p=c.local_crops_blur_p,
+        global_crops_scale=c.global_crops_scale,
+        local_crops_scale=c.local_crops_scale,
+        local_crops_number=c.local_crops_number,
+        global_crops_size=c.global_crops_size,
+        local_crops_size=c.local_crops_size,
+        global_crops_1_blur_p=c.global_crops_1_blur_p,
+        global_crops_2_blur_p=c.global_crops_2_blur_p,
+        local_crops_blur_p=c.local_crops_blur_p,
         global_crops_2_solarize_p=c.global_crops_2_solarize_p,
-    )  # fmt: skip
+    )
 
 
 def build_data_augmentation(cfg: DictConfig) -> DataAugmentationDINO:
@@ -163,7 +175,9 @@ def build_train_dataset(cfg: DictConfig, augmentation: str = "per_image") -> Dat
     """The training dataset of ``train.dataset_path`` (the one place to swap it, e.g. paired NCT data):
     augmented samples (``per_image``) or decoded uint8 images (``batched``)."""
     transform = DecodedImage() if augmentation == "batched" else build_data_augmentation(cfg)
-    return make_dataset(dataset_str=cfg.train.dataset_path, transform=transform, target_transform=_no_target)
+    return make_dataset(
+        dataset_str=cfg.train.dataset_path, transform=transform, target_transform=_no_target
+    )
 
 
 class BatchedAugmentationLoader:
@@ -174,9 +188,14 @@ class BatchedAugmentationLoader:
     """
 
     def __init__(
-        self, loader: DataLoader, augmentation: BatchedDataAugmentationDINO, seed: int, rank: int,
-        device: torch.device, dtype: torch.dtype = torch.float32,
-    ) -> None:  # fmt: skip
+        self,
+        loader: DataLoader,
+        augmentation: BatchedDataAugmentationDINO,
+        seed: int,
+        rank: int,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.loader, self.augmentation = loader, augmentation
         self.seed, self.rank, self.device, self.dtype = seed, rank, device, dtype
 
@@ -188,9 +207,13 @@ class BatchedAugmentationLoader:
         """A collated decoded batch -> the batch of ``collate_data_and_cast`` (keys, layout), on ``device``."""
         batch = dict(batch)
         position = int(batch.pop("first_position"))
-        generator = torch.Generator().manual_seed(_stream_seed(self.seed, self.rank, position, _BATCH_CROPS))
+        generator = torch.Generator().manual_seed(
+            _stream_seed(self.seed, self.rank, position, _BATCH_CROPS)
+        )
         sizes, offsets = batch.pop("image_sizes"), batch.pop("image_offsets")
-        images = RaggedImages(batch.pop("images_flat"), sizes, offsets).to(self.device, non_blocking=True)
+        images = RaggedImages(batch.pop("images_flat"), sizes, offsets).to(
+            self.device, non_blocking=True
+        )
         paired = batch.pop("paired_images_flat", None)
         if paired is not None:
             paired = RaggedImages(paired, sizes, offsets).to(self.device, non_blocking=True)
@@ -219,9 +242,13 @@ def build_train_data_loader(
     dataset = build_train_dataset(cfg, augmentation) if dataset is None else dataset
     rank, batch_size = distributed.get_global_rank(), cfg.train.batch_size_per_gpu
     advance = start_iteration * batch_size
-    sampler = ShardedInfiniteSampler(sample_count=len(dataset), shuffle=True, seed=cfg.train.seed, advance=advance)
+    sampler = ShardedInfiniteSampler(
+        sample_count=len(dataset), shuffle=True, seed=cfg.train.seed, advance=advance
+    )
     seeded = _seeded_decoded_collate if augmentation == "batched" else _seeded_collate
-    collate = partial(seeded, seed=cfg.train.seed, rank=rank, collate=build_collate_fn(cfg, dtype, augmentation))
+    collate = partial(
+        seeded, seed=cfg.train.seed, rank=rank, collate=build_collate_fn(cfg, dtype, augmentation)
+    )
     loader = DataLoader(
         PositionSeededDataset(dataset, cfg.train.seed, rank, seeded=augmentation == "per_image"),
         sampler=PositionedSampler(sampler, advance),

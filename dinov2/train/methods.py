@@ -28,8 +28,14 @@ from dinov2.run.experiment import METHODS, check_method, dataset_string, method_
 from dinov2.train.curriculum import checkpoint_path
 from utils.config import ConfigError, load_yaml
 
-__all__ = ["METHODS", "anchor_checkpoint", "anchor_epoch", "switch_checkpoint", "train_dataset_string",
-           "training_config_for"]
+__all__ = [
+    "METHODS",
+    "anchor_checkpoint",
+    "anchor_epoch",
+    "switch_checkpoint",
+    "train_dataset_string",
+    "training_config_for",
+]
 
 BRANCHING_METHODS = ("nc", "nct")
 
@@ -72,8 +78,12 @@ def _method_keys(experiment_cfg: DictConfig, method: str, epoch_length: int) -> 
         "seed": experiment_cfg.seed,
     }
     keys: dict = {"train": train, "optim": {"epochs": p.epochs}}
-    if method == "n2n_dinov2":  # NC and NCT branch off the switch checkpoint, NCT anchors to its anchor epoch's
-        train["keep_checkpoint_epochs"] = sorted({int(p.switch_epoch), anchor_epoch(experiment_cfg)})
+    if (
+        method == "n2n_dinov2"
+    ):  # NC and NCT branch off the switch checkpoint, NCT anchors to its anchor epoch's
+        train["keep_checkpoint_epochs"] = sorted(
+            {int(p.switch_epoch), anchor_epoch(experiment_cfg)}
+        )
     if method in BRANCHING_METHODS:
         source = str(switch_checkpoint(experiment_cfg, method, epoch_length))
         keys["optim"]["epochs"] = p.curriculum_epochs
@@ -103,11 +113,22 @@ def training_config_for(experiment_cfg: DictConfig, method: str) -> DictConfig:
         (OmegaConf.create(p.overrides), "config key 'pretrain.overrides'"),
     ]
     base = merge_training_config(layers)
-    layers.append((OmegaConf.create(_method_keys(experiment_cfg, method, base.train.OFFICIAL_EPOCH_LENGTH)), method))
+    layers.append(
+        (
+            OmegaConf.create(
+                _method_keys(experiment_cfg, method, base.train.OFFICIAL_EPOCH_LENGTH)
+            ),
+            method,
+        )
+    )
     if method in BRANCHING_METHODS:
-        layers.append((OmegaConf.create(p.curriculum_overrides), "config key 'pretrain.curriculum_overrides'"))
+        layers.append(
+            (OmegaConf.create(p.curriculum_overrides), "config key 'pretrain.curriculum_overrides'")
+        )
     if method == "nct":
-        layers.append((OmegaConf.create(experiment_cfg.nct.overrides), "config key 'nct.overrides'"))
+        layers.append(
+            (OmegaConf.create(experiment_cfg.nct.overrides), "config key 'nct.overrides'")
+        )
     cfg = merge_training_config(layers)
     check_values(cfg)
     return cfg

@@ -10,13 +10,20 @@ from dinov2.models import vision_transformer as vits
 ARCHS = ("vit_pico", "vit_tiny", "vit_small", "vit_base", "vit_large", "vit_giant2")
 
 
-def vit_pico(patch_size: int = 16, num_register_tokens: int = 0, **kwargs) -> vits.DinoVisionTransformer:
+def vit_pico(
+    patch_size: int = 16, num_register_tokens: int = 0, **kwargs
+) -> vits.DinoVisionTransformer:
     """Not an official preset: embed 64, depth 4, 4 heads, for CPU tests and the embedded demo
     (a training step on 32x32 crops takes milliseconds on one core)."""
     return vits.DinoVisionTransformer(
-        patch_size=patch_size, embed_dim=64, depth=4, num_heads=4, mlp_ratio=4,
-        num_register_tokens=num_register_tokens, **kwargs,
-    )  # fmt: skip
+        patch_size=patch_size,
+        embed_dim=64,
+        depth=4,
+        num_heads=4,
+        mlp_ratio=4,
+        num_register_tokens=num_register_tokens,
+        **kwargs,
+    )
 
 
 def _constructor(arch: str):

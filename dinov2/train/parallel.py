@@ -57,16 +57,27 @@ def wrap_for_distributed(arch: SSLMetaArch, strategy: str = "ddp") -> dict[str, 
         for k in arch.student.keys():
             _fully_shard(arch.student[k])
             _fully_shard(arch.teacher[k])
-        logger.info("FSDP: student and teacher sub-networks sharded over %d ranks", distributed.get_global_size())
+        logger.info(
+            "FSDP: student and teacher sub-networks sharded over %d ranks",
+            distributed.get_global_size(),
+        )
         return {}
-    device_ids = [arch.student.backbone.cls_token.device.index] if arch.student.backbone.cls_token.is_cuda else None
+    device_ids = (
+        [arch.student.backbone.cls_token.device.index]
+        if arch.student.backbone.cls_token.is_cuda
+        else None
+    )
     # The mask token gets no gradient when iBOT is off (no masks): let DDP tolerate unused parameters then.
     wrappers = {
-        k: DistributedDataParallel(m, device_ids=device_ids, find_unused_parameters=not arch.do_ibot)
+        k: DistributedDataParallel(
+            m, device_ids=device_ids, find_unused_parameters=not arch.do_ibot
+        )
         for k, m in arch.student.items()
     }  # DDP broadcasts rank 0's parameters: the teacher copy below is the same on every rank.
     _copy_student_to_teacher(arch)
-    logger.info("DDP: %d student sub-networks over %d ranks", len(wrappers), distributed.get_global_size())
+    logger.info(
+        "DDP: %d student sub-networks over %d ranks", len(wrappers), distributed.get_global_size()
+    )
     return wrappers
 
 
@@ -81,7 +92,10 @@ def full_state_dict(module: nn.Module) -> dict:
     """``module.state_dict()`` with FSDP shards gathered into full tensors (collective under FSDP)."""
     from torch.distributed.tensor import DTensor
 
-    return {k: (v.full_tensor() if isinstance(v, DTensor) else v) for k, v in module.state_dict().items()}
+    return {
+        k: (v.full_tensor() if isinstance(v, DTensor) else v)
+        for k, v in module.state_dict().items()
+    }
 
 
 def checkpoint_state(model: nn.Module, optimizer) -> tuple[dict, dict]:
@@ -98,7 +112,9 @@ def checkpoint_state(model: nn.Module, optimizer) -> tuple[dict, dict]:
     return get_state_dict(model, optimizer, options=options)
 
 
-def load_checkpoint_state(model: nn.Module, optimizer, model_state: dict, optimizer_state: dict | None) -> None:
+def load_checkpoint_state(
+    model: nn.Module, optimizer, model_state: dict, optimizer_state: dict | None
+) -> None:
     """Inverse of :func:`checkpoint_state` (``optimizer_state`` None: weights only)."""
     if not is_sharded(model):
         model.load_state_dict(model_state)

@@ -64,7 +64,9 @@ def build_schedulers(cfg: DictConfig) -> Schedules:
     return Schedules(
         lr=CosineScheduler(**lr),
         wd=CosineScheduler(cfg.optim.weight_decay, cfg.optim.weight_decay_end, total_iters),
-        momentum=CosineScheduler(cfg.teacher.momentum_teacher, cfg.teacher.final_momentum_teacher, total_iters),
+        momentum=CosineScheduler(
+            cfg.teacher.momentum_teacher, cfg.teacher.final_momentum_teacher, total_iters
+        ),
         teacher_temp=CosineScheduler(
             base_value=cfg.teacher.teacher_temp,
             final_value=cfg.teacher.teacher_temp,
@@ -76,7 +78,9 @@ def build_schedulers(cfg: DictConfig) -> Schedules:
     )
 
 
-def apply_optim_scheduler(optimizer: torch.optim.Optimizer, lr: float, wd: float, last_layer_lr: float) -> None:
+def apply_optim_scheduler(
+    optimizer: torch.optim.Optimizer, lr: float, wd: float, last_layer_lr: float
+) -> None:
     """Set each group's lr (``last_layer_lr`` for the last layer) × its multiplier and wd × its multiplier."""
     for group in optimizer.param_groups:
         group["weight_decay"] = wd * group["wd_multiplier"]

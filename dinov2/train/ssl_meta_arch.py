@@ -62,7 +62,9 @@ class SSLMetaArch(nn.Module):
         if cfg.student.pretrained_weights:
             # Official: non-strict. Mismatched keys are logged one per line by load_pretrained_weights;
             # a teacher export, a training checkpoint (its teacher) or a hub backbone are all accepted.
-            load_pretrained_weights(student_backbone, cfg.student.pretrained_weights, "teacher", strict=False)
+            load_pretrained_weights(
+                student_backbone, cfg.student.pretrained_weights, "teacher", strict=False
+            )
         self.embed_dim = embed_dim
         self.do_dino = cfg.dino.loss_weight > 0
         self.do_koleo = cfg.dino.koleo_loss_weight > 0
@@ -71,19 +73,29 @@ class SSLMetaArch(nn.Module):
 
         student, teacher = {"backbone": student_backbone}, {"backbone": teacher_backbone}
         dino_head = partial(
-            DINOHead, in_dim=embed_dim, out_dim=cfg.dino.head_n_prototypes, hidden_dim=cfg.dino.head_hidden_dim,
-            bottleneck_dim=cfg.dino.head_bottleneck_dim, nlayers=cfg.dino.head_nlayers,
-        )  # fmt: skip
+            DINOHead,
+            in_dim=embed_dim,
+            out_dim=cfg.dino.head_n_prototypes,
+            hidden_dim=cfg.dino.head_hidden_dim,
+            bottleneck_dim=cfg.dino.head_bottleneck_dim,
+            nlayers=cfg.dino.head_nlayers,
+        )
         student["dino_head"], teacher["dino_head"] = dino_head(), dino_head()
         self.dino_loss = DINOLoss(cfg.dino.head_n_prototypes)
         self.koleo_loss = KoLeoLoss()
-        ibot_out_dim = cfg.ibot.head_n_prototypes if self.ibot_separate_head else cfg.dino.head_n_prototypes
+        ibot_out_dim = (
+            cfg.ibot.head_n_prototypes if self.ibot_separate_head else cfg.dino.head_n_prototypes
+        )
         self.ibot_patch_loss = iBOTPatchLoss(ibot_out_dim)
         if self.do_ibot and self.ibot_separate_head:
             ibot_head = partial(
-                DINOHead, in_dim=embed_dim, out_dim=cfg.ibot.head_n_prototypes, hidden_dim=cfg.ibot.head_hidden_dim,
-                bottleneck_dim=cfg.ibot.head_bottleneck_dim, nlayers=cfg.ibot.head_nlayers,
-            )  # fmt: skip
+                DINOHead,
+                in_dim=embed_dim,
+                out_dim=cfg.ibot.head_n_prototypes,
+                hidden_dim=cfg.ibot.head_hidden_dim,
+                bottleneck_dim=cfg.ibot.head_bottleneck_dim,
+                nlayers=cfg.ibot.head_nlayers,
+            )
             student["ibot_head"], teacher["ibot_head"] = ibot_head(), ibot_head()
         self.student = nn.ModuleDict(student)
         self.teacher = nn.ModuleDict(teacher)
@@ -107,9 +119,14 @@ class SSLMetaArch(nn.Module):
         """Teacher targets of the two global crops; starts the centre updates (centering mode)."""
         output = self.teacher.backbone(batch.global_crops, is_training=True)
         return compute_teacher_targets(
-            output, dict(self.teacher.items()), batch, teacher_temp, dino_loss=self.dino_loss,
-            ibot_loss=self.ibot_patch_loss if self.do_ibot else None, centering=self.cfg.train.centering,
-        )  # fmt: skip
+            output,
+            dict(self.teacher.items()),
+            batch,
+            teacher_temp,
+            dino_loss=self.dino_loss,
+            ibot_loss=self.ibot_patch_loss if self.do_ibot else None,
+            centering=self.cfg.train.centering,
+        )
 
     def get_student_output(self, batch: Batch) -> StudentOutput:
         """Student backbone on global (masked) and local crops, then the heads in one call each."""
@@ -118,16 +135,22 @@ class SSLMetaArch(nn.Module):
         )
         global_cls = global_out["x_norm_clstoken"]
         local_cls = local_out["x_norm_clstoken"]
-        masked_patches = global_out["x_norm_patchtokens"].flatten(0, 1).index_select(0, batch.mask_indices_list)
+        masked_patches = (
+            global_out["x_norm_patchtokens"].flatten(0, 1).index_select(0, batch.mask_indices_list)
+        )
         # One call of the shared head on the concatenation (one DDP forward per sub-network and step).
         head_inputs = [local_cls, global_cls]
         if self.do_ibot and not self.ibot_separate_head:
             head_inputs.append(masked_patches)
-        head_out = self._student_module("dino_head")(torch.cat(head_inputs)).split([len(t) for t in head_inputs])
+        head_out = self._student_module("dino_head")(torch.cat(head_inputs)).split(
+            [len(t) for t in head_inputs]
+        )
         masked_after_head = None
         if self.do_ibot:
             masked_after_head = (
-                self._student_module("ibot_head")(masked_patches) if self.ibot_separate_head else head_out[2]
+                self._student_module("ibot_head")(masked_patches)
+                if self.ibot_separate_head
+                else head_out[2]
             )
         return StudentOutput(
             global_backbone=global_out,
@@ -138,18 +161,25 @@ class SSLMetaArch(nn.Module):
             masked_patch_after_head=masked_after_head,
         )
 
-    def dino_ibot_losses(self, student: StudentOutput, targets: TeacherTargets, batch: Batch) -> dict[str, Tensor]:
+    def dino_ibot_losses(
+        self, student: StudentOutput, targets: TeacherTargets, batch: Batch
+    ) -> dict[str, Tensor]:
         """Official DINO (local, global) and iBOT terms of ``student`` against ``targets`` (unweighted)."""
         n_local = batch.n_local_crops
         n_pairs = N_GLOBAL_CROPS * (N_GLOBAL_CROPS - 1) + max(n_local * N_GLOBAL_CROPS, 1)
         losses: dict[str, Tensor] = {}
         if n_local > 0:
             losses["dino_local_crops_loss"] = (
-                self.dino_loss(list(student.local_cls_after_head.chunk(n_local)), list(targets.dino)) / n_pairs
+                self.dino_loss(
+                    list(student.local_cls_after_head.chunk(n_local)), list(targets.dino)
+                )
+                / n_pairs
             )
         if self.do_dino:
             # The two global crops go through the loss as one batch: a mean over 2 pairs, hence ×2.
-            global_term = self.dino_loss([student.global_cls_after_head], [targets.dino.flatten(0, 1)])
+            global_term = self.dino_loss(
+                [student.global_cls_after_head], [targets.dino.flatten(0, 1)]
+            )
             losses["dino_global_crops_loss"] = global_term * N_GLOBAL_CROPS / n_pairs
         if self.do_ibot:
             losses["ibot_loss"] = self.ibot_patch_loss.forward_masked(
@@ -174,7 +204,9 @@ class SSLMetaArch(nn.Module):
             self.reshard_teacher()
             student = self.get_student_output(batch)
             losses = self.dino_ibot_losses(student, targets, batch)
-            diagnostics = teacher_diagnostics(targets.dino)  # collapse shows here first (dinov2/train/collapse.py)
+            diagnostics = teacher_diagnostics(
+                targets.dino
+            )  # collapse shows here first (dinov2/train/collapse.py)
             diagnostics["dino_center_norm"] = self.dino_loss.center.norm()
             total = self.cfg.dino.loss_weight * (
                 losses.get("dino_local_crops_loss", 0.0) + losses.get("dino_global_crops_loss", 0.0)
@@ -233,7 +265,9 @@ class SSLMetaArch(nn.Module):
 
     def get_maybe_fused_params_for_submodel(self, m: nn.Module) -> list[dict]:
         groups = get_params_groups_with_decay(
-            m, lr_decay_rate=self.cfg.optim.layerwise_decay, patch_embed_lr_mult=self.cfg.optim.patch_embed_lr_mult
+            m,
+            lr_decay_rate=self.cfg.optim.layerwise_decay,
+            patch_embed_lr_mult=self.cfg.optim.patch_embed_lr_mult,
         )
         return fuse_params_groups(groups)
 

@@ -45,11 +45,18 @@ class Batch:
         return self.local_crops.shape[0] // self.batch_size
 
     @classmethod
-    def from_collated(cls, images: dict[str, Any], device: torch.device, n_local_crops: int | None = None) -> Batch:
+    def from_collated(
+        cls, images: dict[str, Any], device: torch.device, n_local_crops: int | None = None
+    ) -> Batch:
         known = {
-            "collated_global_crops", "collated_local_crops", "collated_masks", "mask_indices_list",
-            "masks_weight", "n_masked_patches", "upperbound",
-        }  # fmt: skip
+            "collated_global_crops",
+            "collated_local_crops",
+            "collated_masks",
+            "mask_indices_list",
+            "masks_weight",
+            "n_masked_patches",
+            "upperbound",
+        }
         mask_indices_list = images["mask_indices_list"].to(device, non_blocking=True)
         batch = cls(
             global_crops=images["collated_global_crops"].to(device, non_blocking=True),
@@ -60,9 +67,12 @@ class Batch:
             n_masked_patches=int(mask_indices_list.shape[0]),
             n_masked_patches_tensor=images["n_masked_patches"].to(device, non_blocking=True),
             upperbound=int(images["upperbound"]),
-            extras={k: v.to(device, non_blocking=True) for k, v in images.items()
-                    if k not in known and isinstance(v, Tensor)},
-        )  # fmt: skip
+            extras={
+                k: v.to(device, non_blocking=True)
+                for k, v in images.items()
+                if k not in known and isinstance(v, Tensor)
+            },
+        )
         if n_local_crops is not None and batch.n_local_crops != n_local_crops:
             raise ValueError(
                 f"batch has {batch.n_local_crops} local crops per image, config crops.local_crops_number={n_local_crops}"
@@ -113,7 +123,11 @@ def compute_teacher_targets(
     n_cls = cls_tokens.shape[0]
     patch_out = None
     if ibot_loss is not None:
-        patches = backbone_output["x_norm_patchtokens"].flatten(0, 1).index_select(0, batch.mask_indices_list)
+        patches = (
+            backbone_output["x_norm_patchtokens"]
+            .flatten(0, 1)
+            .index_select(0, batch.mask_indices_list)
+        )
         if "ibot_head" in heads:
             cls_out, patch_out = heads["dino_head"](cls_tokens), heads["ibot_head"](patches)
         else:  # shared head: one call on CLS and masked patch tokens together
@@ -127,13 +141,17 @@ def compute_teacher_targets(
         dino_targets = dino_loss.softmax_center_teacher(cls_out, teacher_temp=teacher_temp)
         dino_loss.update_center(cls_out)
         if patch_out is not None:
-            ibot_targets = ibot_loss.softmax_center_teacher(patch_out.unsqueeze(0), teacher_temp=teacher_temp)[0]
+            ibot_targets = ibot_loss.softmax_center_teacher(
+                patch_out.unsqueeze(0), teacher_temp=teacher_temp
+            )[0]
             ibot_loss.update_center(patch_out.unsqueeze(0))
     elif centering == "sinkhorn_knopp":
         dino_targets = dino_loss.sinkhorn_knopp_teacher(cls_out, teacher_temp=teacher_temp)
         if patch_out is not None:
             ibot_targets = ibot_loss.sinkhorn_knopp_teacher(
-                patch_out, teacher_temp=teacher_temp, n_masked_patches_tensor=batch.n_masked_patches_tensor
+                patch_out,
+                teacher_temp=teacher_temp,
+                n_masked_patches_tensor=batch.n_masked_patches_tensor,
             )
     else:
         raise ValueError(f"train.centering is {centering!r}; valid: centering, sinkhorn_knopp")

@@ -63,7 +63,9 @@ def get_device(cfg: DictConfig) -> torch.device:
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError("config key 'train.device' asks for CUDA but none is available; use train.device=cpu")
+            raise ValueError(
+                "config key 'train.device' asks for CUDA but none is available; use train.device=cpu"
+            )
         return torch.device("cuda", distributed.get_local_rank())
     if choice != "cpu":
         raise ValueError(f"config key 'train.device' is {choice!r}; valid: auto, cpu, cuda")
@@ -74,7 +76,9 @@ def configure_precision(cfg: DictConfig, model: SSLMetaArch, device: torch.devic
     """CPU: fp32. CUDA: autocast in ``compute_precision.autocast_dtype``; fp16 adds a GradScaler."""
     if device.type != "cuda" or cfg.compute_precision.autocast_dtype == "fp32":
         return
-    model.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[cfg.compute_precision.autocast_dtype]
+    model.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[
+        cfg.compute_precision.autocast_dtype
+    ]
     if model.autocast_dtype == torch.float16 and cfg.compute_precision.grad_scaler:
         model.fp16_scaler = torch.amp.GradScaler("cuda")
 
@@ -93,7 +97,9 @@ def build_meta_arch(cfg: DictConfig, device: torch.device) -> SSLMetaArch:
         model.student.backbone.compile()
         model.teacher.backbone.compile()
     configure_precision(cfg, model, device)
-    model.regularizer = build_anchor_regularizer(cfg, device)  # NCT anchor (None without anchor.checkpoint)
+    model.regularizer = build_anchor_regularizer(
+        cfg, device
+    )  # NCT anchor (None without anchor.checkpoint)
     return model
 
 
@@ -101,9 +107,11 @@ def _first_mismatch(message: str) -> str:
     """The first problem key of a ``load_state_dict`` error (size mismatch, missing or unexpected key)."""
     import re
 
-    for pattern, label in ((r"size mismatch for ([^:]+): (.*?)\.?$", "size mismatch: {0} ({1})"),
-                           (r'Missing key\(s\) in state_dict: "([^"]+)"', "missing key {0}"),
-                           (r'Unexpected key\(s\) in state_dict: "([^"]+)"', "unexpected key {0}")):  # fmt: skip
+    for pattern, label in (
+        (r"size mismatch for ([^:]+): (.*?)\.?$", "size mismatch: {0} ({1})"),
+        (r'Missing key\(s\) in state_dict: "([^"]+)"', "missing key {0}"),
+        (r'Unexpected key\(s\) in state_dict: "([^"]+)"', "unexpected key {0}"),
+    ):
         m = re.search(pattern, message, flags=re.MULTILINE)
         if m:
             return label.format(*(g.strip() for g in m.groups()))[:200]
@@ -143,12 +151,17 @@ def load_initial_state(
                 "pass a model_<iteration>.pth of a training run"
             )
         load_checkpoint_state(model, optimizer, ckpt["model"], None)
-        logger.info("model initialised from MODEL.WEIGHTS=%s; fresh schedules from iteration 0", cfg.MODEL.WEIGHTS)
+        logger.info(
+            "model initialised from MODEL.WEIGHTS=%s; fresh schedules from iteration 0",
+            cfg.MODEL.WEIGHTS,
+        )
     return 0, 0
 
 
 # ------------------------------------------------------------------------------------------ one step
-def clip_gradients_and_step(cfg: DictConfig, model: SSLMetaArch, optimizer: torch.optim.Optimizer) -> None:
+def clip_gradients_and_step(
+    cfg: DictConfig, model: SSLMetaArch, optimizer: torch.optim.Optimizer
+) -> None:
     """Clip each student sub-network's gradient norm to ``optim.clip_grad`` (official), then step."""
     scaler = model.fp16_scaler
     if scaler is not None:
@@ -184,18 +197,24 @@ def check_finite(losses: dict[str, float], iteration: int, output_dir: str) -> N
 
 
 def save_checkpoint(
-    checkpointer: Checkpointer, model: SSLMetaArch, optimizer: torch.optim.Optimizer, done: int, schedule_start: int
+    checkpointer: Checkpointer,
+    model: SSLMetaArch,
+    optimizer: torch.optim.Optimizer,
+    done: int,
+    schedule_start: int,
 ) -> None:
     """Full checkpoint after ``done`` iterations (every rank calls it: gathering states is collective)."""
     model.flush_center_updates()
     model_state, optimizer_state = checkpoint_state(model, optimizer)
-    checkpointer.save({
-        "model": model_state,
-        "optimizer": optimizer_state,
-        "grad_scaler": model.fp16_scaler.state_dict() if model.fp16_scaler is not None else {},
-        "iteration": done,
-        "schedule_start": schedule_start,
-    })  # fmt: skip
+    checkpointer.save(
+        {
+            "model": model_state,
+            "optimizer": optimizer_state,
+            "grad_scaler": model.fp16_scaler.state_dict() if model.fp16_scaler is not None else {},
+            "iteration": done,
+            "schedule_start": schedule_start,
+        }
+    )
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -206,7 +225,11 @@ class MetricsWriter:
         self.path = path
         self.enabled = distributed.is_main_process()
         if self.enabled and path.exists():
-            kept = [line for line in path.read_text().splitlines() if self._iteration(line) < start_iteration]
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if self._iteration(line) < start_iteration
+            ]
             from utils.atomic import atomic_write_text
 
             atomic_write_text(path, "".join(line + "\n" for line in kept))
@@ -237,7 +260,9 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
     optimizer = build_optimizer(cfg, model.get_params_groups())
     schedules = build_schedulers(cfg)
     start_iter, schedule_start = load_initial_state(cfg, model, optimizer, resume)
-    if distributed.is_main_process():  # only now: a config whose model does not fit the run never replaces its own
+    if (
+        distributed.is_main_process()
+    ):  # only now: a config whose model does not fit the run never replaces its own
         from dinov2.utils.config import write_config
 
         write_config(cfg, output_dir)
@@ -249,13 +274,24 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
     kept = keep_iterations(cfg)  # e.g. the curriculum switch epoch: always written, never pruned
     checkpointer = Checkpointer(output_dir, cfg.train.checkpoint_keep, kept)
     metrics = MetricsWriter(output_dir / METRICS_FILE, start_iter)
-    data_loader = build_train_data_loader(cfg, start_iter, device=device)  # batched augmentation runs on device
+    data_loader = build_train_data_loader(
+        cfg, start_iter, device=device
+    )  # batched augmentation runs on device
     global_batch = cfg.train.batch_size_per_gpu * distributed.get_global_size()
-    collapse = CollapseMonitor(cfg.dino.head_n_prototypes, cfg.train.collapse_warning_epochs * cfg.train.OFFICIAL_EPOCH_LENGTH)
+    collapse = CollapseMonitor(
+        cfg.dino.head_n_prototypes,
+        cfg.train.collapse_warning_epochs * cfg.train.OFFICIAL_EPOCH_LENGTH,
+    )
 
     losses: dict[str, float] = {}
-    progress = tqdm(range(start_iter, stop_iter), initial=start_iter, total=stop_iter, desc="DINOv2",
-                    disable=not distributed.is_main_process(), dynamic_ncols=True)  # fmt: skip
+    progress = tqdm(
+        range(start_iter, stop_iter),
+        initial=start_iter,
+        total=stop_iter,
+        desc="DINOv2",
+        disable=not distributed.is_main_process(),
+        dynamic_ncols=True,
+    )
     data_iter = iter(data_loader)
     for iteration in progress:
         t0 = time.perf_counter()
@@ -273,12 +309,22 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
             torch.cuda.synchronize(device)
         images_per_s = global_batch / (time.perf_counter() - t0)
         collapsed = collapse.update(losses, iteration)
-        metrics.write({"iteration": iteration, **losses, **sched, "images_per_s": images_per_s, "collapsed": collapsed})
+        metrics.write(
+            {
+                "iteration": iteration,
+                **losses,
+                **sched,
+                "images_per_s": images_per_s,
+                "collapsed": collapsed,
+            }
+        )
         progress.set_postfix(loss=f"{losses['total_loss']:.3f}", lr=f"{sched['lr']:.2e}")
 
         done = iteration + 1
         if (eval_period > 0 and done % eval_period == 0) or done == max_iter:
-            export_teacher(full_state_dict(model.teacher), output_dir, iteration)  # official: training_<iteration>
+            export_teacher(
+                full_state_dict(model.teacher), output_dir, iteration
+            )  # official: training_<iteration>
         if done % ckpt_period == 0 or done == stop_iter or done in kept:
             save_checkpoint(checkpointer, model, optimizer, done, schedule_start)
     progress.close()
@@ -289,11 +335,20 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("DINOv2 training", add_help=add_help)
     parser.add_argument(
-        "--config-file", default="", metavar="FILE", help="training YAML (keys: ssl_default_config.yaml)"
+        "--config-file",
+        default="",
+        metavar="FILE",
+        help="training YAML (keys: ssl_default_config.yaml)",
     )
-    parser.add_argument("--output-dir", "--output_dir", default="", type=str, help="checkpoints, metrics, exports")
-    parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints in the output dir (fresh run)")
-    parser.add_argument("opts", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.epochs=10")
+    parser.add_argument(
+        "--output-dir", "--output_dir", default="", type=str, help="checkpoints, metrics, exports"
+    )
+    parser.add_argument(
+        "--no-resume", action="store_true", help="ignore checkpoints in the output dir (fresh run)"
+    )
+    parser.add_argument(
+        "opts", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.epochs=10"
+    )
     return parser
 
 
@@ -304,7 +359,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if not args.output_dir:
         raise ValueError("--output-dir is required: checkpoints and metrics are written there")
     if args.no_resume and list(Path(args.output_dir).glob("model_*.pth")):
-        raise FileExistsError(f"--no-resume: {args.output_dir} already holds checkpoints; choose a new --output-dir")
+        raise FileExistsError(
+            f"--no-resume: {args.output_dir} already holds checkpoints; choose a new --output-dir"
+        )
     cfg = setup(args)
     device = get_device(cfg)
 
@@ -312,7 +369,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         fix_random_seeds(run_cfg.train.seed + distributed.get_global_rank())
         return do_train(run_cfg, build_meta_arch(run_cfg, device), resume=not args.no_resume)
 
-    if cfg.curriculum:  # one run per phase, in <output_dir>/phase_<k> (see dinov2/train/curriculum.py)
+    if (
+        cfg.curriculum
+    ):  # one run per phase, in <output_dir>/phase_<k> (see dinov2/train/curriculum.py)
         phases = run_curriculum(cfg, build_and_train)
         return {**phases[-1], "phases": phases}
     return build_and_train(cfg)

@@ -31,7 +31,9 @@ def merge_training_config(layers: Sequence[tuple[DictConfig, str]]) -> DictConfi
     return strict_merge(OmegaConf.create(dinov2_default_config), *layers)
 
 
-def load_training_config(config_file: str | os.PathLike | None, opts: Sequence[str] = ()) -> DictConfig:
+def load_training_config(
+    config_file: str | os.PathLike | None, opts: Sequence[str] = ()
+) -> DictConfig:
     """Defaults ← ``config_file`` ← ``opts`` (``key=value``); unknown keys and wrong types raise ConfigError."""
     layers = []
     if config_file:
@@ -46,22 +48,32 @@ def load_training_config(config_file: str | os.PathLike | None, opts: Sequence[s
 def check_values(cfg: DictConfig) -> None:
     """Value checks that the type check cannot do; each error names the key and what to set."""
     if cfg.optim.scaling_rule not in SCALING_RULES:
-        raise ConfigError(f"config key 'optim.scaling_rule' is {cfg.optim.scaling_rule!r}; valid: {SCALING_RULES}")
+        raise ConfigError(
+            f"config key 'optim.scaling_rule' is {cfg.optim.scaling_rule!r}; valid: {SCALING_RULES}"
+        )
     if cfg.train.centering not in ("centering", "sinkhorn_knopp"):
-        raise ConfigError(f"config key 'train.centering' is {cfg.train.centering!r}; valid: centering, sinkhorn_knopp")
+        raise ConfigError(
+            f"config key 'train.centering' is {cfg.train.centering!r}; valid: centering, sinkhorn_knopp"
+        )
     if cfg.compute_precision.autocast_dtype not in ("bf16", "fp16", "fp32"):
         raise ConfigError(
             f"config key 'compute_precision.autocast_dtype' is {cfg.compute_precision.autocast_dtype!r}; "
             "valid: bf16, fp16, fp32"
         )
     if cfg.train.distributed not in ("ddp", "fsdp"):
-        raise ConfigError(f"config key 'train.distributed' is {cfg.train.distributed!r}; valid: ddp, fsdp")
+        raise ConfigError(
+            f"config key 'train.distributed' is {cfg.train.distributed!r}; valid: ddp, fsdp"
+        )
     if cfg.train.batch_size_per_gpu < 1 or cfg.train.OFFICIAL_EPOCH_LENGTH < 1:
-        raise ConfigError("config keys 'train.batch_size_per_gpu' and 'train.OFFICIAL_EPOCH_LENGTH' must be >= 1")
+        raise ConfigError(
+            "config keys 'train.batch_size_per_gpu' and 'train.OFFICIAL_EPOCH_LENGTH' must be >= 1"
+        )
     # A zero-epoch run would "finish" at once and be passed on as a trained model.
     for key, minimum in (("optim.epochs", 1), ("train.num_workers", 0), ("optim.warmup_epochs", 0)):
         if OmegaConf.select(cfg, key) < minimum:
-            raise ConfigError(f"config key '{key}' must be >= {minimum}, got {OmegaConf.select(cfg, key)}")
+            raise ConfigError(
+                f"config key '{key}' must be >= {minimum}, got {OmegaConf.select(cfg, key)}"
+            )
     if cfg.optim.warmup_epochs > cfg.optim.epochs:
         raise ConfigError(
             f"config key 'optim.warmup_epochs' ({cfg.optim.warmup_epochs}) exceeds 'optim.epochs' ({cfg.optim.epochs})"
@@ -83,7 +95,9 @@ def apply_scaling_rules_to_cfg(cfg: DictConfig) -> DictConfig:
         cfg.optim.lr = base_lr * math.sqrt(global_batch / 1024.0)
         logger.info("sqrt scaling learning rate; base: %s, new: %s", base_lr, cfg.optim.lr)
     else:
-        raise ConfigError(f"config key 'optim.scaling_rule' is {cfg.optim.scaling_rule!r}; valid: sqrt_wrt_1024")
+        raise ConfigError(
+            f"config key 'optim.scaling_rule' is {cfg.optim.scaling_rule!r}; valid: sqrt_wrt_1024"
+        )
     return cfg
 
 

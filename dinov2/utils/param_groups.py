@@ -68,7 +68,11 @@ def get_params_groups_with_decay(
         if not param.requires_grad:
             continue
         lr_multiplier = get_vit_lr_decay_rate(
-            name, lr_decay_rate, num_layers=n_blocks, force_is_backbone=n_blocks > 0, chunked_blocks=chunked_blocks
+            name,
+            lr_decay_rate,
+            num_layers=n_blocks,
+            force_is_backbone=n_blocks > 0,
+            chunked_blocks=chunked_blocks,
         )
         no_decay = name.endswith(".bias") or "norm" in name or "gamma" in name
         if "patch_embed" in name:
@@ -82,12 +86,18 @@ def get_params_groups_with_decay(
                 "name": name,
             }
         )
-        logger.debug("%s: lr_multiplier %s, wd_multiplier %s", name, lr_multiplier, groups[-1]["wd_multiplier"])
+        logger.debug(
+            "%s: lr_multiplier %s, wd_multiplier %s",
+            name,
+            lr_multiplier,
+            groups[-1]["wd_multiplier"],
+        )
     return groups
 
 
 def fuse_params_groups(
-    all_params_groups: Iterable[dict], keys: tuple[str, ...] = ("lr_multiplier", "wd_multiplier", "is_last_layer")
+    all_params_groups: Iterable[dict],
+    keys: tuple[str, ...] = ("lr_multiplier", "wd_multiplier", "is_last_layer"),
 ) -> list[dict]:
     """Merge per-parameter groups with equal ``keys`` into one group each (fewer optimizer groups)."""
     fused: dict[str, dict] = defaultdict(lambda: {"params": []})

@@ -37,7 +37,9 @@ def _read_state_dict(pretrained_weights: str | os.PathLike) -> dict:
     if urlparse(path).scheme in ("http", "https"):
         return torch.hub.load_state_dict_from_url(path, map_location="cpu", weights_only=True)
     if not Path(path).is_file():
-        raise FileNotFoundError(f"pretrained weights not found: {path} (check MODEL.WEIGHTS / --pretrained-weights)")
+        raise FileNotFoundError(
+            f"pretrained weights not found: {path} (check MODEL.WEIGHTS / --pretrained-weights)"
+        )
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -63,7 +65,9 @@ def _select_backbone(state_dict: dict, checkpoint_key: str | None) -> dict[str, 
     state_dict = {_MODULE.sub(r"\1", k): v for k, v in state_dict.items()}
     if any(k.startswith("backbone.") for k in state_dict):
         # Meta-architecture layout: heads (dino_head.*, ibot_head.*) are not part of the backbone.
-        state_dict = {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
+        state_dict = {
+            k[len("backbone.") :]: v for k, v in state_dict.items() if k.startswith("backbone.")
+        }
     return state_dict
 
 
@@ -89,14 +93,26 @@ def convert_block_layout(state_dict: dict[str, Tensor], model: nn.Module) -> dic
     return out
 
 
-def _mismatch_report(state_dict: dict[str, Tensor], model: nn.Module) -> tuple[list[str], list[str]]:
+def _mismatch_report(
+    state_dict: dict[str, Tensor], model: nn.Module
+) -> tuple[list[str], list[str]]:
     """Return (problem lines, keys whose shapes differ)."""
     expected = model.state_dict()
-    lines = [f"missing key: {k} {tuple(v.shape)}" for k, v in expected.items() if k not in state_dict]
-    lines += [f"unexpected key: {k} {tuple(v.shape)}" for k, v in state_dict.items() if k not in expected]
-    bad_shapes = [k for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
+    lines = [
+        f"missing key: {k} {tuple(v.shape)}" for k, v in expected.items() if k not in state_dict
+    ]
+    lines += [
+        f"unexpected key: {k} {tuple(v.shape)}" for k, v in state_dict.items() if k not in expected
+    ]
+    bad_shapes = [
+        k for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape
+    ]
     for k in bad_shapes:
-        hint = " (build the model with the checkpoint's img_size/patch_size)" if k == "pos_embed" else ""
+        hint = (
+            " (build the model with the checkpoint's img_size/patch_size)"
+            if k == "pos_embed"
+            else ""
+        )
         shapes = f"checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
         lines.append(f"shape mismatch: {k} {shapes}{hint}")
     return lines, bad_shapes
@@ -128,11 +144,15 @@ def load_pretrained_weights(
     for k in bad_shapes:
         del state_dict[k]
     model.load_state_dict(state_dict, strict=False)
-    logger.info("Pretrained weights found at %s and loaded (%d problems)", pretrained_weights, len(problems))
+    logger.info(
+        "Pretrained weights found at %s and loaded (%d problems)", pretrained_weights, len(problems)
+    )
     return problems
 
 
-def save_backbone_safetensors(model: nn.Module, path: str | os.PathLike, overwrite: bool = False) -> Path:
+def save_backbone_safetensors(
+    model: nn.Module, path: str | os.PathLike, overwrite: bool = False
+) -> Path:
     """Write ``model.state_dict()`` as safetensors, atomically (temp file + rename).
 
     Refuses to replace an existing file unless ``overwrite``.
@@ -167,10 +187,14 @@ class CosineScheduler:
         freeze = np.zeros(freeze_iters)
         warmup = np.linspace(start_warmup_value, base_value, warmup_iters)
         iters = np.arange(total_iters - warmup_iters - freeze_iters)
-        cosine = final_value + 0.5 * (base_value - final_value) * (1 + np.cos(np.pi * iters / len(iters)))
+        cosine = final_value + 0.5 * (base_value - final_value) * (
+            1 + np.cos(np.pi * iters / len(iters))
+        )
         self.schedule = np.concatenate((freeze, warmup, cosine))
         if len(self.schedule) != total_iters:
-            raise ValueError(f"freeze {freeze_iters} + warmup {warmup_iters} exceed total_iters {total_iters}")
+            raise ValueError(
+                f"freeze {freeze_iters} + warmup {warmup_iters} exceed total_iters {total_iters}"
+            )
 
     def __getitem__(self, it: int) -> float:
         return self.final_value if it >= self.total_iters else float(self.schedule[it])

@@ -16,7 +16,9 @@ import gpu_suite  # noqa: E402
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "bench/gpu_suite.py", *args], cwd=REPO, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "bench/gpu_suite.py", *args], cwd=REPO, capture_output=True, text=True
+    )
 
 
 def _step_rows(text: str) -> dict[str, str]:
@@ -31,8 +33,14 @@ def test_dry_run_lists_every_step_as_skipped_and_writes_the_results_file(tmp_pat
     rows = _step_rows(out.read_text())
     names = [step.name for step in gpu_suite.all_steps()]
     assert list(rows) == names
-    assert {"cuda_tests", "bf16_sdpa_flash", "train_vit_small_batched_compile", "train_vit_base_per_image",
-            "n2n_bf16", "linear_probe"} <= set(names)  # fmt: skip
+    assert {
+        "cuda_tests",
+        "bf16_sdpa_flash",
+        "train_vit_small_batched_compile",
+        "train_vit_base_per_image",
+        "n2n_bf16",
+        "linear_probe",
+    } <= set(names)
     assert all(status == "skipped: --dry-run" for status in rows.values())
     assert "dry run" in out.read_text()
 
@@ -43,7 +51,11 @@ def test_without_cuda_every_step_is_skipped_with_the_reason(tmp_path):
     proc = _run("--out", str(out), "--only", "bf16_sdpa_flash", "n2n_bf16")
     assert proc.returncode == 0, proc.stderr
     rows = _step_rows(out.read_text())
-    assert rows["bf16_sdpa_flash"] == rows["n2n_bf16"] == "skipped: no CUDA device (torch.cuda.is_available() is False)"
+    assert (
+        rows["bf16_sdpa_flash"]
+        == rows["n2n_bf16"]
+        == "skipped: no CUDA device (torch.cuda.is_available() is False)"
+    )
     assert rows["cuda_tests"] == "skipped: not in --only"
 
 
@@ -59,11 +71,29 @@ def test_existing_results_are_kept_without_overwrite_and_a_bad_step_is_one_line(
 
 def test_training_step_figures_are_measured_on_a_tiny_model(tmp_path):
     # The GPU step's code path on the CPU: tiny ViT, tiny heads, 32/16-px crops of 500x375 JPEGs.
-    heads = [f"{h}.{k}={v}" for h in ("dino", "ibot") for k, v in
-             (("head_n_prototypes", 64), ("head_bottleneck_dim", 16), ("head_hidden_dim", 32))]  # fmt: skip
+    heads = [
+        f"{h}.{k}={v}"
+        for h in ("dino", "ibot")
+        for k, v in (
+            ("head_n_prototypes", 64),
+            ("head_bottleneck_dim", 16),
+            ("head_hidden_dim", 32),
+        )
+    ]
     figures = gpu_suite.train_step_figures(
-        "vit_pico", "batched", False, tmp_path, batch_size=2, device=torch.device("cpu"), patch_size=8,
-        global_size=32, local_size=16, warmup=1, steps=1, n_images=4, extra_opts=[*heads, "train.num_workers=0"],
-    )  # fmt: skip
+        "vit_pico",
+        "batched",
+        False,
+        tmp_path,
+        batch_size=2,
+        device=torch.device("cpu"),
+        patch_size=8,
+        global_size=32,
+        local_size=16,
+        warmup=1,
+        steps=1,
+        n_images=4,
+        extra_opts=[*heads, "train.num_workers=0"],
+    )
     assert figures["images/s"] > 0 and figures["GFLOP/step"] > 0
     assert figures["model s/step"] > 0 and figures["data s/step"] > 0

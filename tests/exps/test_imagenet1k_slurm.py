@@ -36,8 +36,11 @@ def test_nct_is_submitted_after_the_whole_n2n_dinov2_job(tmp_path: Path) -> None
     exp = REPO / "configs" / "experiments" / "imagenet1k" / "gauss100.yaml"
     proc = subprocess.run(
         ["sh", str(REPO / "exps" / "imagenet1k_slurm.sh"), str(exp), "--", "--partition", "p"],
-        env={**os.environ, "PY": str(py)}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env={**os.environ, "PY": str(py)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     jobs = {i + 1: line.split() for i, line in enumerate(log.read_text().splitlines())}
 
@@ -45,5 +48,7 @@ def test_nct_is_submitted_after_the_whole_n2n_dinov2_job(tmp_path: Path) -> None
         return next(i for i, args in jobs.items() if args[2] == "pretrain" and args[-1] == method)
 
     n2nd, nct = job_of("n2n_dinov2"), job_of("nct")
-    assert f"afterok:{n2nd}" in jobs[nct]  # not a job that ends at the switch epoch: the run's final checkpoint
+    assert (
+        f"afterok:{n2nd}" in jobs[nct]
+    )  # not a job that ends at the switch epoch: the run's final checkpoint
     assert jobs[nct][jobs[nct].index("--ngpus") + 1] == "4"

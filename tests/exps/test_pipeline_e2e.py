@@ -46,14 +46,22 @@ def _tree(root: Path) -> None:
             folder.mkdir(parents=True)
             for i in range(n):
                 cy, cx = rng.integers(10, 22, 2)
-                shape = (abs(yy - cy) < 7) & (abs(xx - cx) < 7) if c == 0 else (yy - cy) ** 2 + (xx - cx) ** 2 < 49
-                img = np.where(shape[..., None], 220 if c == 0 else 120, 30).astype(np.uint8).repeat(3, axis=2)
+                shape = (
+                    (abs(yy - cy) < 7) & (abs(xx - cx) < 7)
+                    if c == 0
+                    else (yy - cy) ** 2 + (xx - cx) ** 2 < 49
+                )
+                img = (
+                    np.where(shape[..., None], 220 if c == 0 else 120, 30)
+                    .astype(np.uint8)
+                    .repeat(3, axis=2)
+                )
                 Image.fromarray(img).save(folder / f"{i}.png")
 
 
 def _table(stdout: str) -> str:
     """The main results table of the last report printed (the first table after its caption)."""
-    lines = stdout[stdout.rindex("Noise `"):].splitlines()
+    lines = stdout[stdout.rindex("Noise `") :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| method"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     return "".join(line + "\n" for line in lines[start:end])
@@ -61,8 +69,14 @@ def _table(stdout: str) -> str:
 
 def _demo(experiment: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PY": sys.executable, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["sh", "exps/demo.sh", str(experiment)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=900)  # fmt: skip
+    return subprocess.run(
+        ["sh", "exps/demo.sh", str(experiment)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_demo_script_runs_every_stage_prints_four_methods_and_skips_finished_stages(tmp_path):
@@ -74,27 +88,49 @@ def test_demo_script_runs_every_stage_prints_four_methods_and_skips_finished_sta
     first = _demo(experiment)
     assert first.returncode == 0, first.stderr[-3000:]
     table = _table(first.stdout)
-    rows = [line for line in table.splitlines()[2:] if line.startswith("| ")]  # after the header and rule
+    rows = [
+        line for line in table.splitlines()[2:] if line.startswith("| ")
+    ]  # after the header and rule
     assert [r.split("|")[1].strip() for r in rows] == [
-        "random init (untrained)", "random init, denoised data", "raw pixels", "raw pixels, denoised data",
-        "DINOv2", "N2N + DINOv2", "DINOv2 w/ NC", "DINOv2 w/ NCT",
+        "random init (untrained)",
+        "random init, denoised data",
+        "raw pixels",
+        "raw pixels, denoised data",
+        "DINOv2",
+        "N2N + DINOv2",
+        "DINOv2 w/ NC",
+        "DINOv2 w/ NCT",
     ]  # reference rows first
     header = [c.strip() for c in table.splitlines()[0].split("|")]
     assert "gain kNN top-1" in header and "gain linear top-1" in header
     gain = header.index("gain kNN top-1")
     cells = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")] for r in rows}
     knn = header.index("kNN top-1")
-    for method, ref in (("DINOv2", "random init (untrained)"), ("N2N + DINOv2", "random init, denoised data")):
-        assert float(cells[method][gain]) == pytest.approx(float(cells[method][knn]) - float(cells[ref][knn]), abs=0.011)
+    for method, ref in (
+        ("DINOv2", "random init (untrained)"),
+        ("N2N + DINOv2", "random init, denoised data"),
+    ):
+        assert float(cells[method][gain]) == pytest.approx(
+            float(cells[method][knn]) - float(cells[ref][knn]), abs=0.011
+        )
     assert cells["random init (untrained)"][gain] == "–"
     report = out / "runs" / "tiny" / "gauss_50" / "report"
     written = (report / "results.md").read_text()
-    assert table in written and written.startswith("Noise `gauss_50` on `toy`")  # the report names both
-    assert "Noise-level sweep" in written and "| DINOv2 w/ NCT |" in written.split("Noise-level sweep")[1]
+    assert table in written and written.startswith(
+        "Noise `gauss_50` on `toy`"
+    )  # the report names both
+    assert (
+        "Noise-level sweep" in written
+        and "| DINOv2 w/ NCT |" in written.split("Noise-level sweep")[1]
+    )
     for figure in ("accuracy.png", "noise_grid.png", "noise_sweep.png"):
         assert (report / figure).stat().st_size > 0
     noisy, denoised = out / "data" / "toy_gauss_50", out / "data" / "toy_gauss_50_n2n"
-    assert len(list((noisy / "val").rglob("*.png"))) == len(list((denoised / "val").rglob("*.png"))) == 6
+    assert (
+        len(list((noisy / "val").rglob("*.png")))
+        == len(list((denoised / "val").rglob("*.png")))
+        == 6
+    )
     assert not (clean / "extra").exists()  # the user's clean tree is never written
 
     runs = out / "runs" / "tiny" / "gauss_50" / "pretrain"

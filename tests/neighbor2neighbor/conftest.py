@@ -39,17 +39,28 @@ def noisy_tree(tmp_path: Path) -> Path:
     for i, (h, w) in enumerate([(64, 80), (64, 80), (70, 64), (40, 50)]):
         folder = root / "train" / f"c{i % 2}"
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(add_noise_uint8(smooth_image(h, w, i), "gauss_50", rng)).save(folder / f"img{i}.png")
+        Image.fromarray(add_noise_uint8(smooth_image(h, w, i), "gauss_50", rng)).save(
+            folder / f"img{i}.png"
+        )
     return root
 
 
 def _tiny_config(train_root: Path, out_dir: Path, **extra: object):
     """The demo experiment with a tiny UNet, 64-px crops, 64-px validation and no workers."""
     overrides = {
-        "n2n.train_root": train_root, "n2n.out_dir": out_dir, "n2n.n_feature": 8, "n2n.crop_size": 64,
-        "n2n.batch_size": 2, "n2n.n_epoch": 5, "n2n.n_samples_per_epoch": 4, "n2n.val_photos": "[astronaut]",
-        "n2n.val_size": 64, "n2n.workers": 0, "n2n.device": "cpu", **extra,
-    }  # fmt: skip
+        "n2n.train_root": train_root,
+        "n2n.out_dir": out_dir,
+        "n2n.n_feature": 8,
+        "n2n.crop_size": 64,
+        "n2n.batch_size": 2,
+        "n2n.n_epoch": 5,
+        "n2n.n_samples_per_epoch": 4,
+        "n2n.val_photos": "[astronaut]",
+        "n2n.val_size": 64,
+        "n2n.workers": 0,
+        "n2n.device": "cpu",
+        **extra,
+    }
     return load_experiment(DEMO_EXPERIMENT, [f"{k}={v}" for k, v in overrides.items()])
 
 

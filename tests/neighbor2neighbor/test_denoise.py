@@ -71,7 +71,9 @@ def test_denoise_image_keeps_shape_and_alpha_of_uint8_images(model):
 
 
 def test_published_style_weights_load_strictly_and_model_files_round_trip(model, tmp_path):
-    bare = {f"module.{k}": v for k, v in model.state_dict().items()}  # DataParallel-saved reference weights
+    bare = {
+        f"module.{k}": v for k, v in model.state_dict().items()
+    }  # DataParallel-saved reference weights
     torch.save(bare, tmp_path / "published.pth")
     save_model(model, tmp_path / "ours.pth")
     x = torch.rand(1, 3, 32, 32)
@@ -99,10 +101,18 @@ def write_tree(root):
     rng = np.random.default_rng(0)
     (root / "train" / "a").mkdir(parents=True)
     (root / "val" / "b").mkdir(parents=True)
-    Image.fromarray(rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)).save(root / "train" / "a" / "rgb.png")
-    Image.fromarray(rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)).save(root / "train" / "a" / "q.jpg")
-    Image.fromarray(rng.integers(0, 256, (20, 9), dtype=np.uint8)).save(root / "train" / "a" / "gray.png")
-    Image.fromarray(rng.integers(0, 256, (40, 70, 4), dtype=np.uint8)).save(root / "val" / "b" / "rgba.png")
+    Image.fromarray(rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)).save(
+        root / "train" / "a" / "rgb.png"
+    )
+    Image.fromarray(rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)).save(
+        root / "train" / "a" / "q.jpg"
+    )
+    Image.fromarray(rng.integers(0, 256, (20, 9), dtype=np.uint8)).save(
+        root / "train" / "a" / "gray.png"
+    )
+    Image.fromarray(rng.integers(0, 256, (40, 70, 4), dtype=np.uint8)).save(
+        root / "val" / "b" / "rgba.png"
+    )
 
 
 def test_denoise_tree_writes_rgb_png_at_the_same_paths_and_resumes_identically(model, tmp_path):
@@ -113,11 +123,17 @@ def test_denoise_tree_writes_rgb_png_at_the_same_paths_and_resumes_identically(m
     outputs = {p.relative_to(dst).as_posix() for p in dst.rglob("*.png")}
     assert outputs == {"train/a/rgb.png", "train/a/q.png", "train/a/gray.png", "val/b/rgba.png"}
     assert summary.n_written == 4 and (dst / MARKER).is_file()
-    for rel, size in [("train/a/rgb.png", (47, 33)), ("train/a/gray.png", (9, 20)), ("val/b/rgba.png", (70, 40))]:
+    for rel, size in [
+        ("train/a/rgb.png", (47, 33)),
+        ("train/a/gray.png", (9, 20)),
+        ("val/b/rgba.png", (70, 40)),
+    ]:
         with Image.open(dst / rel) as img:
             assert img.mode == "RGB" and img.size == size
     before = (dst / "train/a/q.png").read_bytes()
-    assert denoise_tree(den, src, dst, splits=["train", "val"]).skipped_complete  # finished: skips itself
+    assert denoise_tree(
+        den, src, dst, splits=["train", "val"]
+    ).skipped_complete  # finished: skips itself
     (dst / MARKER).unlink()
     (dst / "train/a/q.png").unlink()  # an interrupted run: one output missing
     resumed = denoise_tree(den, src, dst, splits=["train", "val"], batch_size=2)
@@ -129,13 +145,38 @@ def test_denoise_cli_denoises_a_tree_and_rejects_a_bad_checkpoint_in_one_line(mo
     src, dst = tmp_path / "noisy", tmp_path / "out"
     write_tree(src)
     save_model(model, tmp_path / "model.pth")
-    base = [sys.executable, "-m", "neighbor2neighbor.denoise", "--src", str(src), "--dst", str(dst), "--device", "cpu"]
-    ok = subprocess.run([*base, "--checkpoint", str(tmp_path / "model.pth")], capture_output=True, text=True, timeout=120, env=ONE_THREAD)
+    base = [
+        sys.executable,
+        "-m",
+        "neighbor2neighbor.denoise",
+        "--src",
+        str(src),
+        "--dst",
+        str(dst),
+        "--device",
+        "cpu",
+    ]
+    ok = subprocess.run(
+        [*base, "--checkpoint", str(tmp_path / "model.pth")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ONE_THREAD,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "4 images written" in ok.stdout and "images/s" in ok.stdout
     assert len(list(dst.rglob("*.png"))) == 4 and (dst / "denoise_config.yaml").is_file()
     (tmp_path / "bad.pth").write_bytes(b"garbage")
-    bad = subprocess.run([*base, "--checkpoint", str(tmp_path / "bad.pth"), "--overwrite"],
-                         capture_output=True, text=True, timeout=120, env=ONE_THREAD)  # fmt: skip
+    bad = subprocess.run(
+        [*base, "--checkpoint", str(tmp_path / "bad.pth"), "--overwrite"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ONE_THREAD,
+    )
     assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines()[-1].startswith(f"error: cannot read checkpoint {tmp_path / 'bad.pth'}")
+    assert (
+        bad.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: cannot read checkpoint {tmp_path / 'bad.pth'}")
+    )

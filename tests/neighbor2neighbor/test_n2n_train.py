@@ -29,7 +29,9 @@ def test_milestones_follow_the_reference_formula():
     assert lr_milestones(5, [0.2, 0.4, 0.6, 0.8]) == [1, 2, 3]  # int(1) - 1 = 0 is never reached
 
 
-def test_resume_after_interruption_gives_the_same_weights_and_metrics(noisy_tree, tmp_path, tiny_config):
+def test_resume_after_interruption_gives_the_same_weights_and_metrics(
+    noisy_tree, tmp_path, tiny_config
+):
     straight = tiny_config(noisy_tree / "train", tmp_path / "straight")
     resumed = tiny_config(noisy_tree / "train", tmp_path / "resumed")
     train(straight)
@@ -65,8 +67,17 @@ def test_a_finished_run_skips_itself(noisy_tree, tmp_path, tiny_config):
 
 
 def test_cli_rejects_a_crop_size_the_unet_cannot_take_in_one_line(noisy_tree, tmp_path):
-    cmd = [sys.executable, "-m", "neighbor2neighbor.train", "--data", str(noisy_tree / "train"),
-           "--out-dir", str(tmp_path / "run"), "--crop-size", "48"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "neighbor2neighbor.train",
+        "--data",
+        str(noisy_tree / "train"),
+        "--out-dir",
+        str(tmp_path / "run"),
+        "--crop-size",
+        "48",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ONE_THREAD)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: config key 'n2n.crop_size'")
@@ -75,15 +86,23 @@ def test_cli_rejects_a_crop_size_the_unet_cannot_take_in_one_line(noisy_tree, tm
 def test_init_scale_from_the_config_reaches_the_model(noisy_tree, tmp_path, tiny_config):
     stds = {}
     for scale in (0.1, 1.0):
-        cfg = tiny_config(noisy_tree / "train", tmp_path / f"s{scale}", **{"n2n.n_epoch": 1, "n2n.init_scale": scale})
+        cfg = tiny_config(
+            noisy_tree / "train",
+            tmp_path / f"s{scale}",
+            **{"n2n.n_epoch": 1, "n2n.init_scale": scale},
+        )
         train(cfg)
-        weight = torch.load(tmp_path / f"s{scale}" / "model_last.pth", weights_only=True)["model"]["dec_conv1b.weight"]
+        weight = torch.load(tmp_path / f"s{scale}" / "model_last.pth", weights_only=True)["model"][
+            "dec_conv1b.weight"
+        ]
         stds[scale] = weight.std().item()  # two Adam steps of lr 3e-4 barely move a 96x96x3x3 init
     assert stds[1.0] == pytest.approx(math.sqrt(2.0 / (96 * 9)), rel=0.05)
     assert stds[0.1] == pytest.approx(0.1 * math.sqrt(2.0 / (96 * 9)), rel=0.1)
 
 
 def test_a_non_positive_init_scale_is_an_error_naming_the_key(noisy_tree, tmp_path, tiny_config):
-    with pytest.raises(ValueError, match="'n2n.init_scale' must be > 0"):  # refused when the config loads
+    with pytest.raises(
+        ValueError, match="'n2n.init_scale' must be > 0"
+    ):  # refused when the config loads
         tiny_config(noisy_tree / "train", tmp_path / "run", **{"n2n.init_scale": 0.0})
     assert not (tmp_path / "run" / "checkpoint.pth").exists()

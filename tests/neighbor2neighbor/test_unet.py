@@ -13,19 +13,51 @@ from neighbor2neighbor.unet import UNet
 # Every parameter of the reference arch_unet.UNet (blindspot=False), in state_dict order.
 REFERENCE_KEYS = [
     *[f"enc_conv{i}.{p}" for i in range(7) for p in ("weight", "bias")],
-    "up5.deconv.weight", "up5.deconv.bias", "dec_conv5a.weight", "dec_conv5a.bias", "dec_conv5b.weight", "dec_conv5b.bias",
-    "up4.deconv.weight", "up4.deconv.bias", "dec_conv4a.weight", "dec_conv4a.bias", "dec_conv4b.weight", "dec_conv4b.bias",
-    "up3.deconv.weight", "up3.deconv.bias", "dec_conv3a.weight", "dec_conv3a.bias", "dec_conv3b.weight", "dec_conv3b.bias",
-    "up2.deconv.weight", "up2.deconv.bias", "dec_conv2a.weight", "dec_conv2a.bias", "dec_conv2b.weight", "dec_conv2b.bias",
-    "up1.deconv.weight", "up1.deconv.bias", "dec_conv1a.weight", "dec_conv1a.bias", "dec_conv1b.weight", "dec_conv1b.bias",
-    "nin_a.weight", "nin_a.bias", "nin_b.weight", "nin_b.bias", "nin_c.weight", "nin_c.bias",
-]  # fmt: skip
+    "up5.deconv.weight",
+    "up5.deconv.bias",
+    "dec_conv5a.weight",
+    "dec_conv5a.bias",
+    "dec_conv5b.weight",
+    "dec_conv5b.bias",
+    "up4.deconv.weight",
+    "up4.deconv.bias",
+    "dec_conv4a.weight",
+    "dec_conv4a.bias",
+    "dec_conv4b.weight",
+    "dec_conv4b.bias",
+    "up3.deconv.weight",
+    "up3.deconv.bias",
+    "dec_conv3a.weight",
+    "dec_conv3a.bias",
+    "dec_conv3b.weight",
+    "dec_conv3b.bias",
+    "up2.deconv.weight",
+    "up2.deconv.bias",
+    "dec_conv2a.weight",
+    "dec_conv2a.bias",
+    "dec_conv2b.weight",
+    "dec_conv2b.bias",
+    "up1.deconv.weight",
+    "up1.deconv.bias",
+    "dec_conv1a.weight",
+    "dec_conv1a.bias",
+    "dec_conv1b.weight",
+    "dec_conv1b.bias",
+    "nin_a.weight",
+    "nin_a.bias",
+    "nin_b.weight",
+    "nin_b.bias",
+    "nin_c.weight",
+    "nin_c.bias",
+]
 
 
 def test_state_dict_keys_equal_the_reference_list_in_order():
     keys = list(UNet().state_dict())
     assert keys == REFERENCE_KEYS
-    assert {f"up{i}.deconv.bias" for i in range(1, 6)} <= set(keys)  # the reference deconvs have biases
+    assert {f"up{i}.deconv.bias" for i in range(1, 6)} <= set(
+        keys
+    )  # the reference deconvs have biases
 
 
 def test_a_state_dict_with_the_reference_key_set_loads_strictly(tmp_path):
@@ -52,7 +84,9 @@ def test_model_file_written_without_deconv_biases_loads_as_the_same_function(tmp
     torch.save({"model": old, "arch": arch}, tmp_path / "model_best.pth")
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(load_unet(tmp_path / "model_best.pth")(x), model(x), rtol=0, atol=0)
+        torch.testing.assert_close(
+            load_unet(tmp_path / "model_best.pth")(x), model(x), rtol=0, atol=0
+        )
 
 
 def test_reference_shapes_for_n_feature_48():
@@ -74,15 +108,23 @@ def test_init_is_kaiming_normal_times_0p1_with_zero_bias():
     w = model.dec_conv1b.weight  # 96*96*9 weights: the sample std is accurate to < 1 %
     expected_std = 0.1 * math.sqrt(2.0 / (96 * 9))
     assert w.std().item() == pytest.approx(expected_std, rel=0.02)
-    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in model.modules() if getattr(m, "bias", None) is not None)
+    assert all(
+        float(m.bias.detach().abs().max()) == 0.0
+        for m in model.modules()
+        if getattr(m, "bias", None) is not None
+    )
 
 
 def test_init_scale_multiplies_every_conv_and_deconv_init():
     torch.manual_seed(0)
     model = UNet(init_scale=1.0)
-    assert model.dec_conv1b.weight.std().item() == pytest.approx(math.sqrt(2.0 / (96 * 9)), rel=0.02)
+    assert model.dec_conv1b.weight.std().item() == pytest.approx(
+        math.sqrt(2.0 / (96 * 9)), rel=0.02
+    )
     # ConvTranspose2d's fan_in (as torch computes it) is weight.size(1) * kernel area = 96 * 4.
-    assert model.up1.deconv.weight.std().item() == pytest.approx(math.sqrt(2.0 / (96 * 4)), rel=0.02)
+    assert model.up1.deconv.weight.std().item() == pytest.approx(
+        math.sqrt(2.0 / (96 * 4)), rel=0.02
+    )
 
 
 def test_reference_init_starts_from_a_near_zero_output_and_plain_kaiming_does_not():

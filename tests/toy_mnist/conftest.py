@@ -42,7 +42,9 @@ def tiny_args() -> list[str]:
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
     """MNIST's idx format: magic (0, 0, uint8 code 8, n_dims), big-endian int32 dims, raw bytes."""
-    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}i", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(
+        f">{array.ndim}i", *array.shape
+    )
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
@@ -53,7 +55,10 @@ def mnist_root(digits: Digits, tmp_path: Path) -> Path:
     root = tmp_path / "mnist"
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for split, x, y in (("train", small.train_x, small.train_y), ("t10k", small.test_x, small.test_y)):
+    for split, x, y in (
+        ("train", small.train_x, small.train_y),
+        ("t10k", small.test_x, small.test_y),
+    ):
         _write_idx(raw / f"{split}-images-idx3-ubyte", (x * 255).round().numpy())
         _write_idx(raw / f"{split}-labels-idx1-ubyte", y.numpy())
     return root

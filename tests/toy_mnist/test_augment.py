@@ -6,7 +6,13 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from toy_mnist.augment import affine, random_view, resized_crop, sample_affine_params, sample_crop_params
+from toy_mnist.augment import (
+    affine,
+    random_view,
+    resized_crop,
+    sample_affine_params,
+    sample_crop_params,
+)
 from toy_mnist.data import Digits
 
 
@@ -42,11 +48,17 @@ def test_parameters_are_drawn_per_sample_within_the_transform_ranges() -> None:
     g = torch.Generator().manual_seed(1)
     c = sample_crop_params(n, (28, 28), g)
     area = c.height * c.width
-    assert ((c.top >= 0) & (c.left >= 0) & (c.top + c.height <= 28) & (c.left + c.width <= 28)).all()
+    assert (
+        (c.top >= 0) & (c.left >= 0) & (c.top + c.height <= 28) & (c.left + c.width <= 28)
+    ).all()
     # rounding w and h moves the area by at most about one row + one column around [0.8, 1] × 784
     assert area.min() >= 0.8 * 784 - 2 * 28 and area.max() <= 784
     ratio = c.width / c.height
-    assert ratio.min() >= 0.7 and ratio.max() <= 1.4 and len(set(zip(c.height.tolist(), c.width.tolist()))) > 10
+    assert (
+        ratio.min() >= 0.7
+        and ratio.max() <= 1.4
+        and len(set(zip(c.height.tolist(), c.width.tolist()))) > 10
+    )
     a = sample_affine_params(n, (28, 28), g)
     assert a.angle.abs().max() <= 15 and a.angle.abs().max() > 14
     assert a.shear_x.abs().max() <= 10 and a.shear_x.abs().max() > 9.5
@@ -67,13 +79,17 @@ def test_views_differ_from_the_digit_and_from_each_other_but_keep_its_class(digi
     templates = _unit(torch.stack([digits.train_x[digits.train_y == k].mean(0) for k in range(10)]))
 
     def classify(im: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(_unit(im)[:, None], templates[:, None], padding=4).amax(dim=(2, 3)).argmax(1)
+        return (
+            F.conv2d(_unit(im)[:, None], templates[:, None], padding=4).amax(dim=(2, 3)).argmax(1)
+        )
 
     x, y = digits.test_x, digits.test_y
     g = torch.Generator().manual_seed(0)
     view1, view2 = random_view(x, g), random_view(x, g)
     assert (view1 - x).abs().mean() > 0.05 and (view1 - view2).abs().mean() > 0.05
-    assert ((view1 - view2).flatten(1).abs().amax(1) > 0).all()  # every digit gets its own parameters
+    assert (
+        (view1 - view2).flatten(1).abs().amax(1) > 0
+    ).all()  # every digit gets its own parameters
     acc_orig = (classify(x) == y).float().mean().item()
     acc_view = (classify(view1) == y).float().mean().item()
     acc_flipped = (classify(view1.flip(1)) == y).float().mean().item()

@@ -20,7 +20,16 @@ def test_shell_script_runs_every_setting_and_writes_table_json_and_plot(
     out = tmp_path / "toy"
     root = mnist_root  # a real --mnist-root, quicker than MNIST-5k's parse
     proc = subprocess.run(
-        ["sh", str(REPO / "toy_mnist" / "mlp_exp.sh"), "2", "--out", str(out), "--mnist-root", str(root), *tiny_args],
+        [
+            "sh",
+            str(REPO / "toy_mnist" / "mlp_exp.sh"),
+            "2",
+            "--out",
+            str(out),
+            "--mnist-root",
+            str(root),
+            *tiny_args,
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -38,7 +47,12 @@ def test_shell_script_runs_every_setting_and_writes_table_json_and_plot(
         assert im.format == "PNG" and im.size[0] > 300
     assert (out / "seed_1" / "clean_epoch1.pt").is_file()
     lines = (out / "seed_0" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["setting"] for line in lines] == ["clean", "clean", "noisy", "clean_noisy"]
+    assert [json.loads(line)["setting"] for line in lines] == [
+        "clean",
+        "clean",
+        "noisy",
+        "clean_noisy",
+    ]
 
     # a rerun reads the finished seeds instead of training again: same numbers
     again = main(["--seeds", "2", "--out", str(out), "--mnist-root", str(root), *tiny_args])
@@ -54,24 +68,44 @@ def test_missing_mnist_root_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--mnist-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     message = str(exc.value.code)
-    assert message.startswith("error: --mnist-root") and "\n" not in message and "MNIST-5k" in message
+    assert (
+        message.startswith("error: --mnist-root") and "\n" not in message and "MNIST-5k" in message
+    )
     assert not (tmp_path / "o").exists()  # nothing written before the data is there
 
 
 def test_table_labels_come_from_the_config(
     tiny_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["--seeds", "1", "--out", str(tmp_path / "o"), "--n-train", "100", "--n-test", "50", *tiny_args]
+    args = [
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+        "--n-train",
+        "100",
+        "--n-test",
+        "50",
+        *tiny_args,
+    ]
     main([*args, "--noise-std", "0.8", "--switch-epoch", "1"])
     out = capsys.readouterr().out
-    assert "| clean 1 → noisy 1 epochs | noisy (std 0.8) |" in out and "| noisy | noisy (std 0.8) |" in out
+    assert (
+        "| clean 1 → noisy 1 epochs | noisy (std 0.8) |" in out
+        and "| noisy | noisy (std 0.8) |" in out
+    )
     assert "std 0.4" not in out and "clean 30" not in out
     assert "noisy (std 0.8)" in (tmp_path / "o" / "results.md").read_text()
 
 
-def test_epoch_scale_must_be_auto_or_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_epoch_scale_must_be_auto_or_positive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for bad in ("0", "-1", "fast"):
         with pytest.raises(SystemExit) as exc:
             main(["--epoch-scale", bad, "--out", str(tmp_path / "o")])
-        assert exc.value.code == 2 and "argument --epoch-scale: must be 'auto' or a number > 0" in capsys.readouterr().err
+        assert (
+            exc.value.code == 2
+            and "argument --epoch-scale: must be 'auto' or a number > 0" in capsys.readouterr().err
+        )
     assert not (tmp_path / "o").exists()

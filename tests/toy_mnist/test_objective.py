@@ -9,7 +9,9 @@ from toy_mnist.objective import Encoder, covariance, covariance_penalty, invaria
 
 def test_covariance_penalty_is_zero_for_whitened_embeddings() -> None:
     g = torch.Generator().manual_seed(0)
-    z = torch.randn(64, 8, generator=g, dtype=torch.float64) @ torch.randn(8, 8, generator=g, dtype=torch.float64)
+    z = torch.randn(64, 8, generator=g, dtype=torch.float64) @ torch.randn(
+        8, 8, generator=g, dtype=torch.float64
+    )
     zc = z - z.mean(0)
     # whiten with the inverse Cholesky factor of the covariance (divided by n): Cov(zw) = I exactly
     chol = torch.linalg.cholesky(zc.T @ zc / len(z))
@@ -40,7 +42,10 @@ def test_invariance_is_mean_squared_distance_and_loss_weights_the_penalty_on_bot
 def test_encoder_is_a_bias_free_784_128_32_mlp_with_the_reference_keys_and_seeded_init() -> None:
     enc = Encoder(torch.Generator().manual_seed(3))
     shapes = {k: tuple(v.shape) for k, v in enc.state_dict().items()}
-    assert shapes == {"net.0.weight": (128, 784), "net.2.weight": (32, 128)}  # the authors' published keys
+    assert shapes == {
+        "net.0.weight": (128, 784),
+        "net.2.weight": (32, 128),
+    }  # the authors' published keys
     assert enc(torch.rand(5, 28, 28)).shape == (5, 32)
     again = Encoder(torch.Generator().manual_seed(3))
     assert all(torch.equal(a, b) for a, b in zip(enc.parameters(), again.parameters()))

@@ -16,8 +16,19 @@ def test_probe_of_a_saved_final_encoder_reproduces_the_tables_accuracy(
     mnist_root: Path, tiny_args: list[str], tmp_path: Path
 ) -> None:
     root = str(mnist_root)
-    table = table_main(["--seeds", "2", "--out", str(tmp_path / "toy"), "--mnist-root", root, *tiny_args])
-    probe_args = ["--mnist-root", root, "--epoch-scale", "1", "--probe-epochs", "1", "--batch-size", "64"]
+    table = table_main(
+        ["--seeds", "2", "--out", str(tmp_path / "toy"), "--mnist-root", root, *tiny_args]
+    )
+    probe_args = [
+        "--mnist-root",
+        root,
+        "--epoch-scale",
+        "1",
+        "--probe-epochs",
+        "1",
+        "--batch-size",
+        "64",
+    ]
     for seed in (0, 1):
         for setting in ("noisy", "clean_noisy"):
             weights = tmp_path / "toy" / f"seed_{seed}" / f"{setting}_final.pt"
@@ -26,12 +37,16 @@ def test_probe_of_a_saved_final_encoder_reproduces_the_tables_accuracy(
             assert got["probe_data"] == "noisy (std 0.4)"
     weights = tmp_path / "toy" / "seed_1" / "clean_final.pt"
     out = tmp_path / "probe.json"
-    got = main(["--weights", str(weights), "--seed", "1", "--clean", "--json", str(out), *probe_args])
+    got = main(
+        ["--weights", str(weights), "--seed", "1", "--clean", "--json", str(out), *probe_args]
+    )
     assert got["accuracy"] == table["per_seed"]["1"]["clean/clean"] and got["probe_data"] == "clean"
     assert json.loads(out.read_text())["accuracy"] == got["accuracy"]
 
 
-def test_the_authors_state_dict_layout_loads_and_is_probed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_authors_state_dict_layout_loads_and_is_probed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     g = torch.Generator().manual_seed(0)
     # the published files: a bare state_dict of nn.Sequential(Linear(784, 128), ReLU, Linear(128, 32)), no biases
     authors = {
@@ -48,14 +63,28 @@ def test_the_authors_state_dict_layout_loads_and_is_probed(tmp_path: Path, capsy
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ({"fc1.weight": torch.zeros(128, 784), "fc2.weight": torch.zeros(32, 128)}, "are not the toy MLP's"),
-        ({"net.0.weight": torch.zeros(128, 784), "net.2.weight": torch.zeros(10, 128)}, "are not the toy MLP's"),
-        ({"net.0.weight": torch.full((128, 784), float("nan")), "net.2.weight": torch.zeros(32, 128)}, "NaN"),
+        (
+            {"fc1.weight": torch.zeros(128, 784), "fc2.weight": torch.zeros(32, 128)},
+            "are not the toy MLP's",
+        ),
+        (
+            {"net.0.weight": torch.zeros(128, 784), "net.2.weight": torch.zeros(10, 128)},
+            "are not the toy MLP's",
+        ),
+        (
+            {
+                "net.0.weight": torch.full((128, 784), float("nan")),
+                "net.2.weight": torch.zeros(32, 128),
+            },
+            "NaN",
+        ),
         ([torch.zeros(3)], "expected a state_dict"),
         ("text", "not a PyTorch state_dict"),
     ],
 )
-def test_a_file_that_is_not_a_toy_encoder_is_a_one_line_error(tmp_path: Path, content: object, message: str) -> None:
+def test_a_file_that_is_not_a_toy_encoder_is_a_one_line_error(
+    tmp_path: Path, content: object, message: str
+) -> None:
     weights = tmp_path / "w.pth"
     if content == "text":
         weights.write_text("not a checkpoint\n")

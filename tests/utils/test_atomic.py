@@ -47,6 +47,9 @@ def test_folders_are_created_and_checkpoints_round_trip(tmp_path):
 
 
 def test_atomic_open_only_writes(tmp_path):
-    with pytest.raises(ValueError, match="mode must start with 'w'"), atomic_open(tmp_path / "x", "a"):
+    with (
+        pytest.raises(ValueError, match="mode must start with 'w'"),
+        atomic_open(tmp_path / "x", "a"),
+    ):
         pass
     assert not list(tmp_path.iterdir())

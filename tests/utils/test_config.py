@@ -39,7 +39,9 @@ def test_open_mappings_take_new_sub_keys_from_the_command_line(tmp_path: Path) -
 
 
 def test_typo_in_an_override_names_the_closest_valid_key() -> None:
-    with pytest.raises(ConfigError, match=r"unknown config key 'noise.sigma' .*did you mean 'noise.sigma_255'\?"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'noise.sigma' .*did you mean 'noise.sigma_255'\?"
+    ):
         load_experiment(DEMO_EXPERIMENT, ["noise.sigma=50"])
 
 
@@ -63,7 +65,9 @@ def test_overrides_win_over_the_experiment_file_and_change_derived_paths() -> No
     cfg = load_experiment(DEMO_EXPERIMENT, ["noise.family=shot", "noise.lam=3"])
     assert cfg.noise.spec == "shot_3"
     assert cfg.data.noisy_root.endswith("mnist5k_shot_3")
-    assert load_experiment(DEMO_EXPERIMENT, ["noise.spec=speckle_0.7"]).data.noisy_root.endswith("speckle_0.7")
+    assert load_experiment(DEMO_EXPERIMENT, ["noise.spec=speckle_0.7"]).data.noisy_root.endswith(
+        "speckle_0.7"
+    )
 
 
 def test_bad_noise_level_names_the_config_key() -> None:

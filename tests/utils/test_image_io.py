@@ -45,20 +45,27 @@ def write_png16_rgb(path, values: np.ndarray) -> None:
     """A 16-bit RGB PNG written by hand (Pillow cannot write one)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     h, w, _ = values.shape
     rows = b"".join(b"\x00" + values[i].astype(">u2").tobytes() for i in range(h))
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
     )
 
 
 def test_sixteen_bit_rgb_keeps_the_high_byte(tmp_path):
     values = np.array([[[0, 257, 65535], [1000, 40000, 128]]], dtype=np.uint16)
     write_png16_rgb(tmp_path / "rgb16.png", values)
-    expected = np.array([[[0, 1, 255], [3, 156, 0]]], dtype=np.uint8)  # v >> 8 (1000 -> 3, not round(3.89))
+    expected = np.array(
+        [[[0, 1, 255], [3, 156, 0]]], dtype=np.uint8
+    )  # v >> 8 (1000 -> 3, not round(3.89))
     np.testing.assert_array_equal(load_rgb_uint8(tmp_path / "rgb16.png"), expected)
 
 
@@ -70,10 +77,14 @@ def test_alpha_is_dropped_not_composited(tmp_path, rgb):
 
 def test_grayscale_palette_and_cmyk_become_rgb(tmp_path, rgb):
     Image.fromarray(rgb[..., 0], mode="L").save(tmp_path / "l.png")
-    np.testing.assert_array_equal(load_rgb_uint8(tmp_path / "l.png"), np.repeat(rgb[..., :1], 3, axis=2))
+    np.testing.assert_array_equal(
+        load_rgb_uint8(tmp_path / "l.png"), np.repeat(rgb[..., :1], 3, axis=2)
+    )
     pal = Image.fromarray(rgb).quantize(colors=16)
     pal.save(tmp_path / "p.png")
-    np.testing.assert_array_equal(load_rgb_uint8(tmp_path / "p.png"), np.asarray(pal.convert("RGB")))
+    np.testing.assert_array_equal(
+        load_rgb_uint8(tmp_path / "p.png"), np.asarray(pal.convert("RGB"))
+    )
     cmyk = Image.fromarray(rgb).convert("CMYK")
     cmyk.save(tmp_path / "c.jpg", quality=95)
     out = load_rgb_uint8(tmp_path / "c.jpg")
@@ -93,4 +104,8 @@ def test_truncated_and_garbage_files_raise_an_error_naming_the_file(tmp_path, rg
 
 def test_image_extensions_are_case_insensitive_and_hidden_files_skipped():
     assert is_image_file("a/B.JPG") and is_image_file("x.Tiff") and is_image_file("y.webp")
-    assert not is_image_file("notes.txt") and not is_image_file(".x.png") and not is_image_file("noext")
+    assert (
+        not is_image_file("notes.txt")
+        and not is_image_file(".x.png")
+        and not is_image_file("noext")
+    )

@@ -42,7 +42,9 @@ def test_parse_accepts_the_nine_paper_levels_and_round_trips(spec: str) -> None:
     assert parse_noise_spec(parsed.tag) == parsed
 
 
-@pytest.mark.parametrize("bad", ["gauss_-3", "foo_1", "shot_0", "gauss", "gauss_abc", "", "speckle_nan", "gauss__3"])
+@pytest.mark.parametrize(
+    "bad", ["gauss_-3", "foo_1", "shot_0", "gauss", "gauss_abc", "", "speckle_nan", "gauss__3"]
+)
 def test_parse_rejects_bad_specs_listing_the_valid_forms(bad: str) -> None:
     with pytest.raises(ValueError, match="valid forms: gauss_<sigma_255"):
         parse_noise_spec(bad)
@@ -57,7 +59,9 @@ def test_spec_tags_are_canonical() -> None:
 
 def test_gaussian_residual_has_zero_mean_and_sigma_255_over_255_std() -> None:
     g = torch.Generator().manual_seed(0)
-    y = add_noise(flat(0.5), "gauss_20", g) - 0.5  # 6.4 sigma from the clip bounds: unclipped formulas hold
+    y = (
+        add_noise(flat(0.5), "gauss_20", g) - 0.5
+    )  # 6.4 sigma from the clip bounds: unclipped formulas hold
     assert_mean_var(y, 0.0, (20 / 255) ** 2)
 
 
@@ -144,4 +148,6 @@ def test_snr_db_matches_a_hand_computation() -> None:
     noisy = clean + np.array([0.5, 0, 0, 0])
     assert snr_db(noisy, clean) == pytest.approx(10 * math.log10(4 / 0.25))
     assert snr_db(torch.from_numpy(clean), torch.from_numpy(clean)) == math.inf
-    assert snr_db(add_noise(flat(0.5), "gauss_100"), flat(0.5)) < snr_db(add_noise(flat(0.5), "gauss_50"), flat(0.5))
+    assert snr_db(add_noise(flat(0.5), "gauss_100"), flat(0.5)) < snr_db(
+        add_noise(flat(0.5), "gauss_50"), flat(0.5)
+    )

@@ -20,9 +20,13 @@ from utils.settings_record import (
 SETTINGS = {"noise.spec": "gauss_50", "n2n.n_epoch": 4, "n2n.val_photos": ("coffee",)}
 
 
-def test_a_changed_key_is_refused_in_one_line_naming_key_values_and_both_choices(tmp_path: Path) -> None:
+def test_a_changed_key_is_refused_in_one_line_naming_key_values_and_both_choices(
+    tmp_path: Path,
+) -> None:
     save_settings(tmp_path, "n2n", SETTINGS)
-    check_settings(tmp_path, "n2n", dict(SETTINGS))  # same settings (a tuple recorded as a list): accepted
+    check_settings(
+        tmp_path, "n2n", dict(SETTINGS)
+    )  # same settings (a tuple recorded as a list): accepted
     with pytest.raises(StaleOutputsError) as err:
         check_settings(tmp_path, "n2n", {**SETTINGS, "n2n.n_epoch": 8}, what="the N2N run")
     message = str(err.value)
@@ -35,14 +39,20 @@ def test_overwrite_and_a_stage_without_outputs_are_not_refused(tmp_path: Path) -
     save_settings(tmp_path, "n2n", SETTINGS)
     changed = {**SETTINGS, "noise.spec": "shot_3"}
     check_settings(tmp_path, "n2n", changed, overwrite=True)
-    check_settings(tmp_path, "n2n", changed, has_outputs=False)  # it failed before writing: the fix goes through
-    check_settings(tmp_path / "fresh", "n2n", changed)  # no record at all (outputs older than records)
+    check_settings(
+        tmp_path, "n2n", changed, has_outputs=False
+    )  # it failed before writing: the fix goes through
+    check_settings(
+        tmp_path / "fresh", "n2n", changed
+    )  # no record at all (outputs older than records)
 
 
 def test_the_first_change_follows_the_new_order_and_ignores_keys_one_side_lacks() -> None:
     old = {"a": 1, "b": 2, "c": 3}
     assert first_change(old, {"c": 4, "b": 5, "a": 1}) == "c"
-    assert first_change(old, {"a": 1, "b": 2, "c": 3, "d": 9}) is None  # a key recorded only from now on
+    assert (
+        first_change(old, {"a": 1, "b": 2, "c": 3, "d": 9}) is None
+    )  # a key recorded only from now on
     assert first_change(old, {"a": 1}) is None
 
 

@@ -61,20 +61,28 @@ def read_labels(root: Path) -> list[tuple[str, str]] | None:
     for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        class_id, sep, class_name = line.partition(",")  # names may contain commas ("tench, Tinca tinca")
+        class_id, sep, class_name = line.partition(
+            ","
+        )  # names may contain commas ("tench, Tinca tinca")
         if not sep or not class_id.strip():
-            raise DatasetIndexError(f"{path}:{line_no}: expected 'class_id,class_name', got {line!r}")
+            raise DatasetIndexError(
+                f"{path}:{line_no}: expected 'class_id,class_name', got {line!r}"
+            )
         pairs.append((class_id.strip(), class_name.strip()))
     return pairs
 
 
-def scan_split(split_dir: Path, progress: bool = False) -> tuple[list[tuple[str, str]], dict[str, int]]:
+def scan_split(
+    split_dir: Path, progress: bool = False
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """Sorted ``(relative path, class folder)`` of the images of one split, and the mtimes of its folders."""
     items: list[tuple[str, str]] = []
     mtimes = {".": split_dir.stat().st_mtime_ns}
     entries = [e for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith(".")]
     classes = sorted(entries, key=lambda e: e.name)
-    for entry in tqdm(classes, desc=f"index {split_dir}", unit="class", disable=not progress, leave=False):
+    for entry in tqdm(
+        classes, desc=f"index {split_dir}", unit="class", disable=not progress, leave=False
+    ):
         for folder, dirs, files in os.walk(entry.path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             rel_dir = Path(folder).relative_to(split_dir).as_posix()
@@ -99,7 +107,9 @@ def _class_list(root: Path, scans: dict[str, list[tuple[str, str]]]) -> tuple[li
     ids = [class_id for class_id, _ in labels]
     unknown = sorted(set(folders) - set(ids))
     if unknown:
-        raise DatasetIndexError(f"class folder {unknown[0]!r} is not listed in {root / LABELS_FILE}; add a line for it")
+        raise DatasetIndexError(
+            f"class folder {unknown[0]!r} is not listed in {root / LABELS_FILE}; add a line for it"
+        )
     return ids, [name for _, name in labels]
 
 
@@ -109,7 +119,9 @@ def build_index(root: str | os.PathLike, extra: str | os.PathLike | None = None)
     extra = Path(extra) if extra is not None else default_extra(root)
     present = {split: root / d for split, d in SPLIT_DIRS.items() if (root / d).is_dir()}
     if not present:
-        raise DatasetIndexError(f"{root} has no train/ or val/ folder (expected ROOT/train/<class>/<image>)")
+        raise DatasetIndexError(
+            f"{root} has no train/ or val/ folder (expected ROOT/train/<class>/<image>)"
+        )
     scans, mtimes = {}, {}
     scanned_ns = time.time_ns()
     for split, split_dir in present.items():
@@ -123,7 +135,10 @@ def build_index(root: str | os.PathLike, extra: str | os.PathLike | None = None)
         # vouches for entries written by another run.
         (extra / f"index-{split}.json").unlink(missing_ok=True)
         paths = [rel.encode("utf-8") for rel, _ in items]
-        entries = np.empty(len(items), dtype=[("path", f"S{max(map(len, paths), default=1)}"), ("class_index", "<u4")])
+        entries = np.empty(
+            len(items),
+            dtype=[("path", f"S{max(map(len, paths), default=1)}"), ("class_index", "<u4")],
+        )
         entries["path"] = paths
         entries["class_index"] = [class_index[cls] for _, cls in items]
         for name, array in (
@@ -150,7 +165,9 @@ def check_fresh(root: Path, extra: Path, split: str) -> None:
     record_path = extra / f"index-{split}.json"
     fix = fix_command(root, extra)
     if not record_path.is_file():
-        raise DatasetIndexError(f"no index for {root / SPLIT_DIRS[split]} ({record_path} missing); run: {fix}")
+        raise DatasetIndexError(
+            f"no index for {root / SPLIT_DIRS[split]} ({record_path} missing); run: {fix}"
+        )
     record = json.loads(record_path.read_text())
     if record.get("version") != INDEX_VERSION:
         raise DatasetIndexError(f"index {record_path} has an old format; run: {fix}")

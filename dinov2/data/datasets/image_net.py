@@ -46,7 +46,9 @@ class _Split(Enum):
         try:
             return cls[str(split).upper()]
         except KeyError:
-            raise ValueError(f"unknown split {split!r}; valid: {', '.join(s.name for s in cls)}") from None
+            raise ValueError(
+                f"unknown split {split!r}; valid: {', '.join(s.name for s in cls)}"
+            ) from None
 
 
 class ImageNet(Dataset):
@@ -75,12 +77,20 @@ class ImageNet(Dataset):
         try:
             self.noise_seed = int(noise_seed)
         except ValueError:
-            raise ValueError(f"noise_seed={noise_seed!r} is not an integer; e.g. noise_seed=42") from None
+            raise ValueError(
+                f"noise_seed={noise_seed!r} is not an integer; e.g. noise_seed=42"
+            ) from None
         self._split = _Split.parse(split)
         self.root = Path(root)
         self._extra_root = Path(extra) if extra is not None else default_extra(self.root)
-        self.transforms, self.transform, self.target_transform = transforms, transform, target_transform
-        entries, self._class_ids, self._class_names = load_index(self.root, self._extra_root, self._split.name)
+        self.transforms, self.transform, self.target_transform = (
+            transforms,
+            transform,
+            target_transform,
+        )
+        entries, self._class_ids, self._class_names = load_index(
+            self.root, self._extra_root, self._split.name
+        )
         self._paths = entries["path"]
         self._targets = entries["class_index"].astype(np.int64)
 
@@ -94,7 +104,9 @@ class ImageNet(Dataset):
 
     def get_image_rel_path(self, index: int) -> str:
         """POSIX path of image ``index`` relative to the root (``train/<class>/<name>``), as generate_noise sees it."""
-        return posixpath.normpath(f"{SPLIT_DIRS[self._split.name]}/{self._paths[index].decode('utf-8')}")
+        return posixpath.normpath(
+            f"{SPLIT_DIRS[self._split.name]}/{self._paths[index].decode('utf-8')}"
+        )
 
     def load_image(self, index: int) -> Image.Image:
         """Decoded RGB image ``index``, with the load-time noise when the dataset has a ``noise`` spec."""
@@ -103,7 +115,9 @@ class ImageNet(Dataset):
         from utils.generate_noise import image_rng
 
         rng = image_rng(self.noise_seed, self.get_image_rel_path(index))
-        return Image.fromarray(add_noise_uint8(load_rgb_uint8(self.get_image_path(index)), self.noise, rng))
+        return Image.fromarray(
+            add_noise_uint8(load_rgb_uint8(self.get_image_path(index)), self.noise, rng)
+        )
 
     def get_image_data(self, index: int) -> bytes:
         """The encoded bytes of image ``index`` (official API)."""

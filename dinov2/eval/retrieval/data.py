@@ -32,10 +32,13 @@ QUERY_NOISE_SEED = 100
 # The globals a revisited gnd pickle may name: numpy arrays and scalars (numpy 1 and 2 module paths).
 # dict, list, str, int, float, tuple, bool and None need no global.
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-}  # fmt: skip
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
 
 
 class GndFileError(ValueError):
@@ -61,30 +64,56 @@ def safe_load_gnd(path: Path) -> Any:
                 f"{path} is not plain ground-truth data ({reason}); refusing to load it: a gnd file holds only "
                 "dicts, lists, strings and numbers — get it again from the revisited benchmark"
             ) from None
-        raise GndFileError(f"{path} is not a pickle file ({reason}); expected a revisited gnd_<dataset>.pkl") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
-        raise GndFileError(f"{path} is truncated or not a gnd pickle ({type(e).__name__}); get it again") from None
+        raise GndFileError(
+            f"{path} is not a pickle file ({reason}); expected a revisited gnd_<dataset>.pkl"
+        ) from None
+    except (
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        MemoryError,
+    ) as e:
+        raise GndFileError(
+            f"{path} is truncated or not a gnd pickle ({type(e).__name__}); get it again"
+        ) from None
 
 
 def check_gnd(cfg: Any, pkl: Path) -> None:
     """The structure the evaluation relies on; the first problem is a :class:`GndFileError` naming the file."""
     if not isinstance(cfg, dict):
-        raise GndFileError(f"{pkl} holds a {type(cfg).__name__}, not the dict of a revisited gnd file")
+        raise GndFileError(
+            f"{pkl} holds a {type(cfg).__name__}, not the dict of a revisited gnd file"
+        )
     missing_keys = [k for k in ("imlist", "qimlist", "gnd") if k not in cfg]
     if missing_keys:
-        raise GndFileError(f"{pkl} lacks the key {missing_keys[0]!r}; it is not a revisited gnd file")
+        raise GndFileError(
+            f"{pkl} lacks the key {missing_keys[0]!r}; it is not a revisited gnd file"
+        )
     for key in ("imlist", "qimlist"):
         names = cfg[key]
-        if not isinstance(names, list | tuple) or not names or not all(isinstance(n, str) for n in names):
+        if (
+            not isinstance(names, list | tuple)
+            or not names
+            or not all(isinstance(n, str) for n in names)
+        ):
             raise GndFileError(f"{pkl}: {key!r} must be a non-empty list of image names")
     gnd = cfg["gnd"]
     if not isinstance(gnd, list | tuple) or len(gnd) < len(cfg["qimlist"]):
         n = len(gnd) if isinstance(gnd, list | tuple) else 0
-        raise GndFileError(f"{pkl}: 'gnd' has {n} entries for {len(cfg['qimlist'])} queries (qimlist); one per query")
+        raise GndFileError(
+            f"{pkl}: 'gnd' has {n} entries for {len(cfg['qimlist'])} queries (qimlist); one per query"
+        )
     for q, entry in enumerate(gnd[: len(cfg["qimlist"])]):
-        lacking = [k for k in ("easy", "hard", "junk") if not isinstance(entry, dict) or k not in entry]
+        lacking = [
+            k for k in ("easy", "hard", "junk") if not isinstance(entry, dict) or k not in entry
+        ]
         if lacking:
-            raise GndFileError(f"{pkl}: gnd entry {q} (query {cfg['qimlist'][q]}) lacks its {lacking[0]!r} list")
+            raise GndFileError(
+                f"{pkl}: gnd entry {q} (query {cfg['qimlist'][q]}) lacks its {lacking[0]!r} list"
+            )
 
 
 def load_gnd(data_root: str | os.PathLike, name: str) -> tuple[dict, Path]:
@@ -92,8 +121,11 @@ def load_gnd(data_root: str | os.PathLike, name: str) -> tuple[dict, Path]:
     folder = Path(data_root) / name
     pkl = folder / f"gnd_{name}.pkl"
     if not pkl.is_file():
-        hint = "build it: python -m dinov2.eval.retrieval.mini_set ROOT" if name == "mini" else (
-            f"download gnd_{name}.pkl and the jpg/ folder (revisitop) into {folder}")
+        hint = (
+            "build it: python -m dinov2.eval.retrieval.mini_set ROOT"
+            if name == "mini"
+            else (f"download gnd_{name}.pkl and the jpg/ folder (revisitop) into {folder}")
+        )
         raise FileNotFoundError(f"{pkl} not found; {hint}")
     cfg = safe_load_gnd(pkl)
     check_gnd(cfg, pkl)
@@ -116,8 +148,13 @@ class RetrievalImages(Dataset):
     """
 
     def __init__(
-        self, folder: Path, names: list[str], transform: Callable, boxes: list | None = None,
-        noise: str | NoiseSpec | None = None, noise_seed: int = DB_NOISE_SEED,
+        self,
+        folder: Path,
+        names: list[str],
+        transform: Callable,
+        boxes: list | None = None,
+        noise: str | NoiseSpec | None = None,
+        noise_seed: int = DB_NOISE_SEED,
         denoiser: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.paths = [folder / f"{n}.jpg" for n in names]

@@ -38,7 +38,16 @@ from PIL import Image, ImageOps
 log = logging.getLogger(__name__)
 
 NAME = "mini"
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera", "brick")
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "camera",
+    "brick",
+)
 QUERY_BOX = (0.25, 0.25, 0.75, 0.75)
 # (x1, y1, x2, y2) relative crops and their augmentation: none | flip | dark
 DB_BOXES = (
@@ -83,7 +92,9 @@ def _photo(name: str) -> Image.Image:
 
 def _resize_long_side(img: Image.Image, size: int) -> Image.Image:
     scale = size / max(img.size)
-    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
+    return img.resize(
+        (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC
+    )
 
 
 def _db_view(photo: Image.Image, box: tuple[float, ...], aug: str, size: int) -> Image.Image:
@@ -97,7 +108,9 @@ def _db_view(photo: Image.Image, box: tuple[float, ...], aug: str, size: int) ->
     return crop
 
 
-def mini_set_records(size: int = 128, photos: tuple[str, ...] = PHOTOS) -> tuple[dict, dict[str, Image.Image]]:
+def mini_set_records(
+    size: int = 128, photos: tuple[str, ...] = PHOTOS
+) -> tuple[dict, dict[str, Image.Image]]:
     """The ``gnd`` dict (revisited format) and ``{name: image}`` of the mini set, in memory."""
     imlist, qimlist, gnd, images = [], [], [], {}
     for p, name in enumerate(photos):
@@ -144,7 +157,12 @@ def build_mini_set(root: str | os.PathLike, size: int = 128, overwrite: bool = F
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("wrote mini retrieval set (%d db, %d queries) to %s", len(cfg["imlist"]), len(cfg["qimlist"]), out)
+    log.info(
+        "wrote mini retrieval set (%d db, %d queries) to %s",
+        len(cfg["imlist"]),
+        len(cfg["qimlist"]),
+        out,
+    )
     return out
 
 

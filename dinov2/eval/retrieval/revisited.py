@@ -93,7 +93,9 @@ def compute_map(
     return float(aps[valid].mean()), aps, prs[valid].mean(axis=0), prs
 
 
-def setting_gnd(gnd: Sequence[Mapping[str, Sequence[int]]], setting: str) -> list[dict[str, np.ndarray]]:
+def setting_gnd(
+    gnd: Sequence[Mapping[str, Sequence[int]]], setting: str
+) -> list[dict[str, np.ndarray]]:
     """``ok``/``junk`` lists of the Easy, Medium or Hard setting built from ``easy``/``hard``/``junk``."""
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; valid: {', '.join(SETTINGS)}")

@@ -29,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dinov2.train.train import main as train_main
     from utils.config import ConfigError, error_line
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     args = get_args_parser().parse_args(argv)
     try:
         summary = train_main(args)
@@ -41,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(summary["losses"].items()))
-    print(f"trained to iteration {summary['iteration']} in {args.output_dir}" + (f": {losses}" if losses else ""))
+    print(
+        f"trained to iteration {summary['iteration']} in {args.output_dir}"
+        + (f": {losses}" if losses else "")
+    )
     return 0
 
 

@@ -14,7 +14,9 @@ N_LOCAL = 2
 
 
 def _augmentation(**kwargs) -> DataAugmentationDINO:
-    return DataAugmentationDINO((0.32, 1.0), (0.05, 0.32), N_LOCAL, global_crops_size=32, local_crops_size=16, **kwargs)
+    return DataAugmentationDINO(
+        (0.32, 1.0), (0.05, 0.32), N_LOCAL, global_crops_size=32, local_crops_size=16, **kwargs
+    )
 
 
 def _square_pair() -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +90,10 @@ def test_paired_noisy_and_clean_crops_are_geometrically_aligned():
 
 def test_paired_image_of_another_size_is_a_clear_error():
     with pytest.raises(ValueError, match="same height and width"):
-        _augmentation()(torch.zeros(3, 32, 32, dtype=torch.uint8), paired_image=torch.zeros(3, 30, 32, dtype=torch.uint8))
+        _augmentation()(
+            torch.zeros(3, 32, 32, dtype=torch.uint8),
+            paired_image=torch.zeros(3, 30, 32, dtype=torch.uint8),
+        )
 
 
 def test_probability_outside_unit_interval_is_rejected():
@@ -111,13 +116,19 @@ def test_effective_blur_and_solarize_probabilities_match_the_defaults(monkeypatc
     blurred, global 2 blurred 90%, locals 50%, solarisation 20% on global 2 only (the official
     code's effective behaviour)."""
     n_local = 4
-    augmentation = DataAugmentationDINO((0.32, 1.0), (0.05, 0.32), n_local, global_crops_size=16, local_crops_size=8)
+    augmentation = DataAugmentationDINO(
+        (0.32, 1.0), (0.05, 0.32), n_local, global_crops_size=16, local_crops_size=8
+    )
     blur_counts: dict = {}
     _spy(monkeypatch, v2.GaussianBlur, blur_counts)
     solarize_calls = []
     original_solarize = v2.RandomSolarize.transform
     monkeypatch.setattr(
-        v2.RandomSolarize, "transform", lambda self, inpt, params: solarize_calls.append(1) or original_solarize(self, inpt, params)
+        v2.RandomSolarize,
+        "transform",
+        lambda self, inpt, params: (
+            solarize_calls.append(1) or original_solarize(self, inpt, params)
+        ),
     )
     image = _square_pair()[0][:, :16, :16]
     torch.manual_seed(0)
@@ -126,7 +137,11 @@ def test_effective_blur_and_solarize_probabilities_match_the_defaults(monkeypatc
         augmentation(image)
 
     def rate(pipeline, n_crops: int) -> float:
-        blur = next(t for t in pipeline.transforms if isinstance(t, v2.RandomApply) and isinstance(t.transforms[0], v2.GaussianBlur))
+        blur = next(
+            t
+            for t in pipeline.transforms
+            if isinstance(t, v2.RandomApply) and isinstance(t.transforms[0], v2.GaussianBlur)
+        )
         return blur_counts.get(id(blur.transforms[0]), 0) / (n_images * n_crops)
 
     assert rate(augmentation.global_transfo1, 1) == 0.0

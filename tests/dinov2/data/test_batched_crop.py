@@ -45,23 +45,35 @@ def test_weights_of_a_2x_downscale_are_pil_bicubic_taps():
     # input pixels 1..8, filter at (j + 0.5 - 5) / 2 = -1.75, -1.25, ..., 1.75 (a = -0.5), normalised.
     def cubic(x: float) -> float:
         x = abs(x)
-        return 1.5 * x**3 - 2.5 * x**2 + 1 if x < 1 else -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2 if x < 2 else 0.0
+        return (
+            1.5 * x**3 - 2.5 * x**2 + 1
+            if x < 1
+            else -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2
+            if x < 2
+            else 0.0
+        )
 
     taps = [cubic((j + 0.5 - 5) / 2) for j in range(8)]
     expected = torch.tensor(taps) / sum(taps)
-    torch.testing.assert_close(antialias_bicubic_weights(torch.tensor([8]), 4, 8)[0, 2], expected.float())
+    torch.testing.assert_close(
+        antialias_bicubic_weights(torch.tensor([8]), 4, 8)[0, 2], expected.float()
+    )
 
 
 @pytest.mark.parametrize("size", [16, 48, 224])
 def test_resized_crop_equals_torch_antialiased_bicubic_on_each_box(size):
     images = _images()
     ragged = RaggedImages.from_images(images)
-    boxes = sample_resized_crop_boxes(ragged.sizes, (0.05, 1.0), generator=torch.Generator().manual_seed(1))
+    boxes = sample_resized_crop_boxes(
+        ragged.sizes, (0.05, 1.0), generator=torch.Generator().manual_seed(1)
+    )
     flip = torch.tensor([False, True, False, True])
     out = resized_crop(ragged, torch.arange(4), boxes, flip, size)
     for n, (top, left, h, w) in enumerate(boxes.tolist()):
         box = images[n][None, :, top : top + h, left : left + w].float() / 255
-        expected = F.interpolate(box, size=(size, size), mode="bicubic", antialias=True).clamp(0, 1)[0]
+        expected = F.interpolate(box, size=(size, size), mode="bicubic", antialias=True).clamp(
+            0, 1
+        )[0]
         expected = expected.flip(-1) if flip[n] else expected
         torch.testing.assert_close(out[n], expected, atol=2e-5, rtol=0)
 
@@ -82,12 +94,20 @@ def test_resized_crop_of_one_image_many_times_picks_the_right_image():
 def test_boxes_follow_torchvision_random_resized_crop_distribution():
     scale, ratio, n = (0.05, 0.32), (3 / 4, 4 / 3), 4000
     sizes = torch.tensor([[375, 500]] * n)
-    boxes = sample_resized_crop_boxes(sizes, scale, ratio, generator=torch.Generator().manual_seed(0))
+    boxes = sample_resized_crop_boxes(
+        sizes, scale, ratio, generator=torch.Generator().manual_seed(0)
+    )
     torch.manual_seed(0)
     image = torch.zeros(3, 375, 500)
-    reference = torch.tensor([v2.RandomResizedCrop.get_params(image, list(scale), list(ratio)) for _ in range(n)])
+    reference = torch.tensor(
+        [v2.RandomResizedCrop.get_params(image, list(scale), list(ratio)) for _ in range(n)]
+    )
     for name, ours, ref in [
-        ("area fraction", boxes[:, 2] * boxes[:, 3] / (375 * 500), reference[:, 2] * reference[:, 3] / (375 * 500)),
+        (
+            "area fraction",
+            boxes[:, 2] * boxes[:, 3] / (375 * 500),
+            reference[:, 2] * reference[:, 3] / (375 * 500),
+        ),
         ("aspect", boxes[:, 3] / boxes[:, 2], reference[:, 3] / reference[:, 2]),
         ("top", boxes[:, 0].double(), reference[:, 0].double()),
         ("left", boxes[:, 1].double(), reference[:, 1].double()),
@@ -109,13 +129,18 @@ def test_boxes_fall_back_to_the_centred_clamped_ratio_crop_like_torchvision():
     expected = [0, (100 - width) // 2, 10, width]
     assert boxes.tolist() == [expected] * 5
     torch.manual_seed(0)
-    assert list(v2.RandomResizedCrop.get_params(torch.zeros(3, 10, 100), [0.9, 1.0], [3 / 4, 4 / 3])) == expected
+    assert (
+        list(v2.RandomResizedCrop.get_params(torch.zeros(3, 10, 100), [0.9, 1.0], [3 / 4, 4 / 3]))
+        == expected
+    )
 
 
 def test_boxes_of_different_images_are_independent():
     n = 6000
     sizes = torch.tensor([[64, 64]] * n)
-    boxes = sample_resized_crop_boxes(sizes, (0.08, 1.0), generator=torch.Generator().manual_seed(3))
+    boxes = sample_resized_crop_boxes(
+        sizes, (0.08, 1.0), generator=torch.Generator().manual_seed(3)
+    )
     area = (boxes[:, 2] * boxes[:, 3]).double().numpy()
     # Consecutive crops: correlation within what independence allows (|r| < 4 / sqrt(n)).
     assert abs(np.corrcoef(area[:-1], area[1:])[0, 1]) < 4 / math.sqrt(n)

@@ -16,8 +16,11 @@ def _samples(paired: bool = False) -> list:
     torch.manual_seed(0)
     samples = []
     for _ in range(BATCH):
-        crops = {"global_crops": [torch.randn(3, 32, 32) for _ in range(2)],
-                 "local_crops": [torch.randn(3, 16, 16) for _ in range(N_LOCAL)], "offsets": ()}  # fmt: skip
+        crops = {
+            "global_crops": [torch.randn(3, 32, 32) for _ in range(2)],
+            "local_crops": [torch.randn(3, 16, 16) for _ in range(N_LOCAL)],
+            "offsets": (),
+        }
         if paired:
             crops["global_crops_paired"] = [torch.randn(3, 32, 32) for _ in range(2)]
         samples.append((crops, 0))
@@ -37,8 +40,12 @@ def test_crops_are_stacked_crop_major_and_cast():
     assert batch["collated_local_crops"].shape == (N_LOCAL * BATCH, 3, 16, 16)
     assert batch["collated_global_crops"].dtype == torch.bfloat16
     # Row i * BATCH + b is crop i of image b.
-    assert torch.equal(batch["collated_global_crops"][1 * BATCH + 2], samples[2][0]["global_crops"][1].bfloat16())
-    assert torch.equal(batch["collated_local_crops"][2 * BATCH + 3], samples[3][0]["local_crops"][2].bfloat16())
+    assert torch.equal(
+        batch["collated_global_crops"][1 * BATCH + 2], samples[2][0]["global_crops"][1].bfloat16()
+    )
+    assert torch.equal(
+        batch["collated_local_crops"][2 * BATCH + 3], samples[3][0]["local_crops"][2].bfloat16()
+    )
     assert "collated_global_crops_paired" not in batch
 
 
@@ -73,7 +80,9 @@ def test_indices_weights_and_count_describe_the_masks():
     assert abs(weights.sum().item() - 4) < 1e-5
     owner = batch["mask_indices_list"] // N_TOKENS
     for crop in owner.unique():
-        torch.testing.assert_close(weights[owner == crop], torch.full_like(weights[owner == crop], 1 / masks[crop].sum()))
+        torch.testing.assert_close(
+            weights[owner == crop], torch.full_like(weights[owner == crop], 1 / masks[crop].sum())
+        )
 
 
 def test_paired_global_crops_are_collated_in_the_same_layout():

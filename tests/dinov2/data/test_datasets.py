@@ -18,9 +18,13 @@ def make_root(root: Path) -> Path:
     """train: a=3 (png, JPG, 16-bit png), b=2 (bmp, rgba png); val: b=1 (tif). Class value in red channel."""
     rng = np.random.default_rng(0)
     files = {
-        "train/a/0.png": "RGB", "train/a/1.JPG": "RGB", "train/a/2.png": "I;16",
-        "train/b/0.bmp": "RGB", "train/b/1.png": "RGBA", "val/b/0.tif": "RGB",
-    }  # fmt: skip
+        "train/a/0.png": "RGB",
+        "train/a/1.JPG": "RGB",
+        "train/a/2.png": "I;16",
+        "train/b/0.bmp": "RGB",
+        "train/b/1.png": "RGBA",
+        "val/b/0.tif": "RGB",
+    }
     for rel, mode in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         size = (10 + len(rel), 12)
@@ -62,7 +66,12 @@ def test_items_are_rgb_pil_images_of_the_stored_size(root):
 
 
 def test_transforms_are_applied_to_image_and_target(root):
-    ds = ImageNet(split="VAL", root=root, transform=lambda im: np.asarray(im), target_transform=lambda t: t + 10)
+    ds = ImageNet(
+        split="VAL",
+        root=root,
+        transform=lambda im: np.asarray(im),
+        target_transform=lambda t: t + 10,
+    )
     image, target = ds[0]
     assert image.shape == (12, 21, 3) and target == 11
 
@@ -73,7 +82,9 @@ def test_stale_index_error_names_the_fixing_command(root, change):
         Image.new("RGB", (4, 4)).save(root / "train" / "a" / "new.webp")
     else:
         (root / "train" / "b" / "0.bmp").unlink()
-    with pytest.raises(DatasetIndexError, match=rf"stale .* run: python process_metadata.py {root}$"):
+    with pytest.raises(
+        DatasetIndexError, match=rf"stale .* run: python process_metadata.py {root}$"
+    ):
         ImageNet(split="TRAIN", root=root)
     assert len(ImageNet(split="VAL", root=root)) == 1  # the other split is unaffected
     assert process_metadata([str(root)]) == 0
@@ -94,7 +105,9 @@ def test_index_of_aged_folders_is_accepted_then_detects_a_new_file(root):
 
 def test_missing_index_error_names_the_fixing_command(tmp_path):
     root = make_root(tmp_path / "raw")
-    with pytest.raises(DatasetIndexError, match=rf"missing\); run: python process_metadata.py {root}$"):
+    with pytest.raises(
+        DatasetIndexError, match=rf"missing\); run: python process_metadata.py {root}$"
+    ):
         ImageNet(split="TRAIN", root=root)
     with pytest.raises(DatasetIndexError, match=rf"--extra {tmp_path / 'idx'}$"):
         ImageNet(split="TRAIN", root=root, extra=tmp_path / "idx")

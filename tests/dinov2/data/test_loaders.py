@@ -23,7 +23,9 @@ def test_dataset_string_gives_the_split_root_and_extra(root, tmp_path):
     ds = make_dataset(dataset_str=f"ImageNet:split=TRAIN:root={root}:extra={tmp_path / 'idx'}")
     assert isinstance(ds, ImageNet) and ds.split is ImageNet.Split.TRAIN and len(ds) == 3
     np.testing.assert_array_equal(ds.get_targets(), [0, 1, 1])
-    val = make_dataset(dataset_str=f"ImageNet:split=val:root={root}:extra={tmp_path / 'idx'}")  # any case
+    val = make_dataset(
+        dataset_str=f"ImageNet:split=val:root={root}:extra={tmp_path / 'idx'}"
+    )  # any case
     assert val.split is ImageNet.Split.VAL and len(val) == 1
 
 
@@ -45,7 +47,10 @@ def test_parse_returns_class_and_keyword_arguments():
     ("dataset_str", "message"),
     [
         ("ImageNet22k:split=TRAIN:root=/r", "unknown dataset 'ImageNet22k'.*valid: ImageNet"),
-        ("ImageNet:split=TRAIN:root=/r:sizes=3", "unknown key 'sizes'.*valid: extra, noise, noise_seed, root, split"),
+        (
+            "ImageNet:split=TRAIN:root=/r:sizes=3",
+            "unknown key 'sizes'.*valid: extra, noise, noise_seed, root, split",
+        ),
         ("ImageNet:split=TEST:root=/r", "unknown split 'TEST'; valid: TRAIN, VAL"),
         ("ImageNet:root=/r", "lacks split="),
         ("ImageNet:split=TRAIN", "lacks root="),

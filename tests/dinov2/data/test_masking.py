@@ -29,7 +29,9 @@ def test_zero_request_gives_empty_mask_of_grid_shape():
 def test_single_block_is_one_filled_rectangle_at_a_random_position():
     # Area fixed to 9 and aspect fixed to 1: every draw must be exactly one 3x3 block.
     random.seed(1)
-    generator = MaskingGenerator((8, 8), min_num_patches=9, max_num_patches=9, min_aspect=1.0, max_aspect=1.0)
+    generator = MaskingGenerator(
+        (8, 8), min_num_patches=9, max_num_patches=9, min_aspect=1.0, max_aspect=1.0
+    )
     corners = set()
     for _ in range(100):
         mask = generator(9)

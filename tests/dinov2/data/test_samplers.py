@@ -7,7 +7,13 @@ import itertools
 import pytest
 import torch
 
-from dinov2.data import EpochSampler, InfiniteSampler, SamplerType, ShardedInfiniteSampler, make_data_loader
+from dinov2.data import (
+    EpochSampler,
+    InfiniteSampler,
+    SamplerType,
+    ShardedInfiniteSampler,
+    make_data_loader,
+)
 
 
 def _take(sampler, n: int) -> list[int]:
@@ -16,7 +22,10 @@ def _take(sampler, n: int) -> list[int]:
 
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_two_ranks_cover_the_dataset_disjointly_on_every_pass(shuffle):
-    shards = [ShardedInfiniteSampler(sample_count=10, shuffle=shuffle, seed=3, start=r, step=2) for r in range(2)]
+    shards = [
+        ShardedInfiniteSampler(sample_count=10, shuffle=shuffle, seed=3, start=r, step=2)
+        for r in range(2)
+    ]
     streams = [_take(s, 15) for s in shards]  # 3 passes of 5 indices per rank
     for p in range(3):
         a, b = (stream[5 * p : 5 * p + 5] for stream in streams)
@@ -28,7 +37,10 @@ def test_two_ranks_cover_the_dataset_disjointly_on_every_pass(shuffle):
 
 
 def test_sharded_sampler_keeps_ranks_in_lockstep_and_infinite_sampler_uses_all_samples():
-    sharded = [_take(ShardedInfiniteSampler(sample_count=11, shuffle=True, start=r, step=2), 5) for r in range(2)]
+    sharded = [
+        _take(ShardedInfiniteSampler(sample_count=11, shuffle=True, start=r, step=2), 5)
+        for r in range(2)
+    ]
     assert len(set(sharded[0]) | set(sharded[1])) == 10  # one sample per pass dropped, 5 each
     plain = [InfiniteSampler(sample_count=11, shuffle=True, start=r, step=2) for r in range(2)]
     first_pass = _take(plain[0], 6) + _take(plain[1], 5)
@@ -55,8 +67,14 @@ def test_data_loader_with_advance_continues_the_batch_sequence():
     dataset = torch.utils.data.TensorDataset(torch.arange(20))
 
     def loader(advance: int):
-        return make_data_loader(dataset=dataset, batch_size=3, num_workers=0, seed=5,
-                                sampler_type=SamplerType.SHARDED_INFINITE, sampler_advance=advance)  # fmt: skip
+        return make_data_loader(
+            dataset=dataset,
+            batch_size=3,
+            num_workers=0,
+            seed=5,
+            sampler_type=SamplerType.SHARDED_INFINITE,
+            sampler_advance=advance,
+        )
 
     straight = [batch[0].tolist() for batch in itertools.islice(loader(0), 10)]
     resumed = [batch[0].tolist() for batch in itertools.islice(loader(4 * 3), 6)]
@@ -78,5 +96,10 @@ def test_bad_shard_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="too small"):
         ShardedInfiniteSampler(sample_count=1, start=0, step=2)
     with pytest.raises(ValueError, match="sampler_advance"):
-        make_data_loader(dataset=list(range(4)), batch_size=2, num_workers=0,
-                         sampler_type=SamplerType.EPOCH, sampler_advance=2)  # fmt: skip
+        make_data_loader(
+            dataset=list(range(4)),
+            batch_size=2,
+            num_workers=0,
+            sampler_type=SamplerType.EPOCH,
+            sampler_advance=2,
+        )

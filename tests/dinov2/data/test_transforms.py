@@ -17,20 +17,26 @@ from dinov2.data.transforms import (
 
 
 def _expected_normalised(rgb: tuple[int, int, int]) -> torch.Tensor:
-    return torch.tensor([(v / 255 - m) / s for v, m, s in zip(rgb, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)])
+    return torch.tensor(
+        [(v / 255 - m) / s for v, m, s in zip(rgb, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)]
+    )
 
 
 def test_eval_transform_resizes_centre_crops_and_normalises_a_pil_image():
     image = Image.new("RGB", (300, 200), color=(200, 100, 50))
     out = make_classification_eval_transform(resize_size=64, crop_size=56)(image)
     assert type(out) is torch.Tensor and out.shape == (3, 56, 56) and out.dtype == torch.float32
-    torch.testing.assert_close(out[:, 28, 28], _expected_normalised((200, 100, 50)), atol=1e-2, rtol=0)
+    torch.testing.assert_close(
+        out[:, 28, 28], _expected_normalised((200, 100, 50)), atol=1e-2, rtol=0
+    )
 
 
 def test_eval_transform_accepts_float_tensors_in_unit_range():
     image = torch.full((3, 80, 60), 0.5)
     out = make_classification_eval_transform(resize_size=64, crop_size=56)(image)
-    expected = torch.tensor([(0.5 - m) / s for m, s in zip(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)])
+    expected = torch.tensor(
+        [(0.5 - m) / s for m, s in zip(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)]
+    )
     torch.testing.assert_close(out[:, 10, 10], expected, atol=1e-4, rtol=0)
 
 

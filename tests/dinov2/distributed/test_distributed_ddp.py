@@ -31,11 +31,13 @@ def image_crops(step: int) -> list[dict]:
         masks = torch.zeros(2, GRID * GRID, dtype=torch.bool)
         for c in range(2):
             masks[c, torch.randperm(GRID * GRID, generator=g)[:3]] = True
-        images.append({
-            "global": torch.randn(2, 3, 32, 32, generator=g),
-            "local": torch.randn(N_LOCAL, 3, 16, 16, generator=g),
-            "masks": masks,
-        })  # fmt: skip
+        images.append(
+            {
+                "global": torch.randn(2, 3, 32, 32, generator=g),
+                "local": torch.randn(N_LOCAL, 3, 16, 16, generator=g),
+                "masks": masks,
+            }
+        )
     return images
 
 
@@ -44,8 +46,12 @@ def collate(images: list[dict]) -> dict:
     masks = torch.cat([torch.stack([im["masks"][c] for im in images]) for c in range(2)])
     indices = masks.flatten().nonzero().flatten()
     return {
-        "collated_global_crops": torch.cat([torch.stack([im["global"][c] for im in images]) for c in range(2)]),
-        "collated_local_crops": torch.cat([torch.stack([im["local"][c] for im in images]) for c in range(N_LOCAL)]),
+        "collated_global_crops": torch.cat(
+            [torch.stack([im["global"][c] for im in images]) for c in range(2)]
+        ),
+        "collated_local_crops": torch.cat(
+            [torch.stack([im["local"][c] for im in images]) for c in range(N_LOCAL)]
+        ),
         "collated_masks": masks,
         "mask_indices_list": indices,
         "masks_weight": (1 / masks.sum(-1, keepdim=True).float()).expand_as(masks)[masks],
@@ -62,7 +68,9 @@ def run_steps(rank: int, world_size: int, strategy: str = "ddp") -> tuple[list[d
     from dinov2.utils.config import load_training_config
 
     torch.set_num_threads(1)
-    cfg = load_training_config(TINY_CONFIG, ["dino.koleo_loss_weight=0", f"train.distributed={strategy}"])
+    cfg = load_training_config(
+        TINY_CONFIG, ["dino.koleo_loss_weight=0", f"train.distributed={strategy}"]
+    )
     torch.manual_seed(rank)  # different inits per rank: DDP must broadcast rank 0's weights
     if world_size == 1:
         torch.manual_seed(0)
@@ -80,13 +88,21 @@ def run_steps(rank: int, world_size: int, strategy: str = "ddp") -> tuple[list[d
         clip_gradients_and_step(cfg, model, optimizer)
         model.update_teacher(0.9)
     # FSDP holds shards (DTensor): gather full tensors (a collective, so on every rank).
-    state = {k: (v.full_tensor() if isinstance(v, DTensor) else v).detach().clone() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.full_tensor() if isinstance(v, DTensor) else v).detach().clone()
+        for k, v in model.state_dict().items()
+    }
     return history, state
 
 
 def ddp_worker(rank: int, world_size: int, port: int, out: str, strategy: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     from dinov2 import distributed
 
     distributed.enable()
@@ -111,5 +127,7 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path,
     for k, v in state.items():
         torch.testing.assert_close(ddp["state"][k], v, rtol=1e-4, atol=1e-6, msg=k)
     # Training moved the weights (a vacuous comparison of untouched weights would also pass).
-    assert not torch.equal(state["student.backbone.blocks.0.attn.qkv.weight"],
-                           state["teacher.backbone.blocks.0.attn.qkv.weight"])  # fmt: skip
+    assert not torch.equal(
+        state["student.backbone.blocks.0.attn.qkv.weight"],
+        state["teacher.backbone.blocks.0.attn.qkv.weight"],
+    )

@@ -12,7 +12,11 @@ def test_single_process_without_launcher_variables(monkeypatch):
         monkeypatch.delenv(k, raising=False)
     distributed.enable()
     assert not distributed.is_enabled()
-    assert (distributed.get_global_rank(), distributed.get_global_size(), distributed.is_main_process()) == (0, 1, True)
+    assert (
+        distributed.get_global_rank(),
+        distributed.get_global_size(),
+        distributed.is_main_process(),
+    ) == (0, 1, True)
 
 
 def test_slurm_variables_become_torchrun_variables(monkeypatch):

@@ -25,7 +25,9 @@ def tiny_vit() -> torch.nn.Module:
     from dinov2.models.vision_transformer import DinoVisionTransformer
 
     torch.manual_seed(0)
-    return DinoVisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=4, num_heads=2).eval()
+    return DinoVisionTransformer(
+        img_size=32, patch_size=8, embed_dim=16, depth=4, num_heads=2
+    ).eval()
 
 
 class ColourSquares(Dataset):
@@ -36,7 +38,7 @@ class ColourSquares(Dataset):
         self.labels = torch.arange(n) % n_classes
         self.images = 0.1 * torch.randn(n, 3, 32, 32, generator=g)
         for i, c in enumerate(self.labels.tolist()):
-            self.images[i, :, 8 * c : 8 * c + 16, 8 : 24] += 2.0
+            self.images[i, :, 8 * c : 8 * c + 16, 8:24] += 2.0
         self.targets = self.labels.tolist()
 
     def __len__(self) -> int:

@@ -31,7 +31,9 @@ def test_knn_scores_match_brute_force():
     for k in (1, 5, 20):
         for q in range(7):
             expected = brute_force_scores(train, labels, test[q], k, 0.07, 4)
-            torch.testing.assert_close(scores[k][q], torch.tensor(expected, dtype=torch.float32), rtol=1e-4, atol=1e-3)
+            torch.testing.assert_close(
+                scores[k][q], torch.tensor(expected, dtype=torch.float32), rtol=1e-4, atol=1e-3
+            )
 
 
 def test_knn_accuracy_on_toy_clusters_and_k_above_dataset_size():
@@ -42,7 +44,9 @@ def test_knn_accuracy_on_toy_clusters_and_k_above_dataset_size():
     test = centres + 0.1 * torch.randn(3, 3, generator=g)
     acc = knn_accuracy(train, train_y, test, torch.arange(3), ks=(3, 200))
     assert acc["k=3"]["top1"] == 100.0
-    assert acc["k=200"]["top5"] == 100.0  # k clamps to the 15 training points; top-5 clamps to 3 classes
+    assert (
+        acc["k=200"]["top5"] == 100.0
+    )  # k clamps to the 15 training points; top-5 clamps to 3 classes
     # with all 15 neighbours voting, the exp(sim/T) weights still let the own cluster win
     assert acc["k=200"]["top1"] == 100.0
 

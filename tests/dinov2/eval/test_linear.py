@@ -18,7 +18,9 @@ from dinov2.eval.linear_heads import (
 
 
 def test_52_heads_get_scaled_lrs_inputs_and_sgd_settings():
-    classifiers, groups = setup_linear_classifiers(8, (1, 4), LEARNING_RATES, batch_size=512, num_classes=3)
+    classifiers, groups = setup_linear_classifiers(
+        8, (1, 4), LEARNING_RATES, batch_size=512, num_classes=3
+    )
     assert len(classifiers) == 52 == len(groups)
     expected = {}
     for n in (1, 4):
@@ -48,7 +50,11 @@ def test_linear_input_concatenates_last_blocks_then_avgpool():
     avg = torch.full((2, 3), -1.0)
     assert torch.equal(create_linear_input(cls, avg, 1, False), cls[:, 3])
     x = create_linear_input(cls, avg, 4, True)
-    assert x.shape == (2, 15) and torch.equal(x[:, :12], cls.flatten(1)) and torch.equal(x[:, 12:], avg)
+    assert (
+        x.shape == (2, 15)
+        and torch.equal(x[:, :12], cls.flatten(1))
+        and torch.equal(x[:, 12:], avg)
+    )
 
 
 def separable(n: int, seed: int, n_classes: int = 4, dim: int = 8):
@@ -60,14 +66,17 @@ def separable(n: int, seed: int, n_classes: int = 4, dim: int = 8):
 
 
 def test_probe_reaches_99_percent_on_linearly_separable_features():
-    per_head, best = probe_cached_features(separable(256, 0), separable(200, 1), epochs=4, batch_size=64)
+    per_head, best = probe_cached_features(
+        separable(256, 0), separable(200, 1), epochs=4, batch_size=64
+    )
     assert per_head[best]["top1"] >= 99.0
 
 
 def test_best_head_is_chosen_on_validation():
     # One tiny and one usable lr: the best head must be a usable-lr head, and the argmax of val top-1.
-    per_head, best = probe_cached_features(separable(200, 0), separable(100, 1), epochs=3, batch_size=64,
-                                           learning_rates=(1e-5, 0.1))
+    per_head, best = probe_cached_features(
+        separable(200, 0), separable(100, 1), epochs=3, batch_size=64, learning_rates=(1e-5, 0.1)
+    )
     assert len(per_head) == 8
     assert per_head[best]["top1"] == max(v["top1"] for v in per_head.values())
     assert best.endswith(classifier_name(1, False, 0.1 * 64 / 256).rsplit("_lr_", 1)[1])
@@ -77,12 +86,26 @@ def test_best_head_is_chosen_on_validation():
 @pytest.mark.parametrize("fast", [True, False])
 def test_run_linear_probe_writes_results_in_both_modes(tiny_vit, squares, tmp_path, fast):
     train, val = squares
-    results = run_linear_probe(tiny_vit, train, val, fast=fast, epochs=2, batch_size=8, output_dir=tmp_path,
-                               learning_rates=(1e-3, 0.1), save_checkpoint_frequency=1, eval_period_iterations=2)
+    results = run_linear_probe(
+        tiny_vit,
+        train,
+        val,
+        fast=fast,
+        epochs=2,
+        batch_size=8,
+        output_dir=tmp_path,
+        learning_rates=(1e-3, 0.1),
+        save_checkpoint_frequency=1,
+        eval_period_iterations=2,
+    )
     written = json.loads((tmp_path / RESULTS_NAME).read_text())
-    assert written["top1"] == results["top1"] and written["mode"] == ("fast" if fast else "protocol")
+    assert written["top1"] == results["top1"] and written["mode"] == (
+        "fast" if fast else "protocol"
+    )
     assert len(written["classifiers"]) == 8 and 0 <= written["top1"] <= written["top5"] <= 100
-    metrics = [json.loads(line) for line in (tmp_path / "metrics_linear.jsonl").read_text().splitlines()]
+    metrics = [
+        json.loads(line) for line in (tmp_path / "metrics_linear.jsonl").read_text().splitlines()
+    ]
     assert any("val_top1" in m for m in metrics) and any("loss" in m for m in metrics)
     assert (tmp_path / "model_linear.pth").is_file()
 
@@ -93,7 +116,9 @@ def _heads(path):
 
 def test_protocol_mode_resumes_from_its_checkpoint(tiny_vit, squares, tmp_path):
     train, val = squares
-    kw = dict(fast=False, batch_size=8, learning_rates=(0.1,), save_checkpoint_frequency=1, epochs=2)
+    kw = dict(
+        fast=False, batch_size=8, learning_rates=(0.1,), save_checkpoint_frequency=1, epochs=2
+    )
     run_linear_probe(tiny_vit, train, val, output_dir=tmp_path, **kw)
     first = _heads(tmp_path)
     # Both epochs are in the checkpoint: a second call trains nothing, so even with the training
@@ -107,7 +132,9 @@ def test_protocol_mode_resumes_from_its_checkpoint(tiny_vit, squares, tmp_path):
 
 
 def test_small_batches_keep_52_distinct_head_names():
-    classifiers, groups = setup_linear_classifiers(4, (1, 4), LEARNING_RATES, batch_size=4, num_classes=2)
+    classifiers, groups = setup_linear_classifiers(
+        4, (1, 4), LEARNING_RATES, batch_size=4, num_classes=2
+    )
     assert len(classifiers) == 52 and len({g["name"] for g in groups}) == 52
 
 
@@ -118,8 +145,16 @@ def test_selection_uses_validation_accuracy_not_training_fit():
     train_cls, train_avg, train_y = separable(256, 0)
     train_avg = torch.eye(4, 8)[train_y] * 3.0 + 0.3 * torch.randn(256, 8, generator=g)
     val_y = torch.arange(200) % 4
-    val = (torch.randn(200, 4, 8, generator=g), torch.eye(4, 8)[val_y] * 3.0 + 0.3 * torch.randn(200, 8, generator=g), val_y)
-    per_head, best = probe_cached_features((train_cls, train_avg, train_y), val, epochs=4, batch_size=64,
-                                           learning_rates=(0.1,))
+    val = (
+        torch.randn(200, 4, 8, generator=g),
+        torch.eye(4, 8)[val_y] * 3.0 + 0.3 * torch.randn(200, 8, generator=g),
+        val_y,
+    )
+    per_head, best = probe_cached_features(
+        (train_cls, train_avg, train_y), val, epochs=4, batch_size=64, learning_rates=(0.1,)
+    )
     assert "avgpool_True" in best
-    assert per_head[best]["top1"] > max(v["top1"] for k, v in per_head.items() if "avgpool_False" in k) + 20
+    assert (
+        per_head[best]["top1"]
+        > max(v["top1"] for k, v in per_head.items() if "avgpool_False" in k) + 20
+    )

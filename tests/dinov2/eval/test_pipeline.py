@@ -38,7 +38,11 @@ def test_experiment_runs_every_evaluation_of_the_method_with_a_checkpoint(experi
         assert main(["--experiment", str(experiment)]) == 0, capsys.readouterr().err[-1000:]
     linear = json.loads((eval_dir / "results_eval_linear.json").read_text())
     assert linear["mode"] == "fast" and linear["n_train"] == 12
-    assert set(json.loads((eval_dir / "results_eval_knn.json").read_text())) == {"k=1", "k=3", "best"}
+    assert set(json.loads((eval_dir / "results_eval_knn.json").read_text())) == {
+        "k=1",
+        "k=3",
+        "best",
+    }
     retrieval = json.loads((eval_dir / "results_eval_retrieval.json").read_text())
     assert retrieval["settings"]["noise"] == "gauss_100" and not retrieval["settings"]["denoised"]
     # a second run skips the finished evaluation and keeps its file

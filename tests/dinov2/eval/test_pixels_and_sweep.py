@@ -14,13 +14,16 @@ from dinov2.eval.sweep import CLEAN, check_sweep_specs, default_sweep_specs, swe
 
 
 def _strings(root):
-    return (f"ImageNet:split=TRAIN:root={root}:extra={root / 'extra'}",
-            f"ImageNet:split=VAL:root={root}:extra={root / 'extra'}")  # fmt: skip
+    return (
+        f"ImageNet:split=TRAIN:root={root}:extra={root / 'extra'}",
+        f"ImageNet:split=VAL:root={root}:extra={root / 'extra'}",
+    )
 
 
 def test_raw_pixel_knn_equals_a_brute_force_nearest_neighbour(image_tree):
-    train, val = eval_datasets(*_strings(image_tree), resize_size=32, crop_size=32, noise="gauss_100",
-                               train_augment=False)  # fmt: skip
+    train, val = eval_datasets(
+        *_strings(image_tree), resize_size=32, crop_size=32, noise="gauss_100", train_augment=False
+    )
     result = run_knn(PixelBackbone(32), train, val, ks=[1])
     # By hand: cosine similarity of flattened normalised pixels, label of the most similar training image.
     xtr = np.stack([train[i][0].numpy().ravel() for i in range(len(train))])
@@ -50,9 +53,14 @@ def test_sweep_at_the_clean_level_equals_the_clean_evaluation_and_a_noise_level_
     transform = make_classification_eval_transform(resize_size=32, crop_size=32)
     bases = load_dataset(train_str), load_dataset(val_str)
     for spec, noise in ((CLEAN, None), ("gauss_100", "gauss_100")):
-        swept = sweep_level(tiny_vit, *bases, transform, spec, ks=[1, 3], linear_epochs=1, linear_batch_size=4)
-        direct = run_knn(tiny_vit, *eval_datasets(train_str, val_str, 32, 32, noise=noise, train_augment=False),
-                         ks=[1, 3])  # fmt: skip
+        swept = sweep_level(
+            tiny_vit, *bases, transform, spec, ks=[1, 3], linear_epochs=1, linear_batch_size=4
+        )
+        direct = run_knn(
+            tiny_vit,
+            *eval_datasets(train_str, val_str, 32, 32, noise=noise, train_augment=False),
+            ks=[1, 3],
+        )
         assert swept["knn_top1"] == pytest.approx(direct["best"]["top1"])
         assert 0.0 <= swept["linear_top1"] <= 100.0
 

@@ -14,22 +14,37 @@ from dinov2.eval.report import BARS_NAME, GRID_NAME, TABLE_NAME, collect_metrics
 def fake_run(folder, linear=None, knn=None, retrieval=None):
     folder.mkdir(parents=True)
     if linear is not None:
-        (folder / "results_eval_linear.json").write_text(json.dumps({"top1": linear, "top5": linear + 10}))
+        (folder / "results_eval_linear.json").write_text(
+            json.dumps({"top1": linear, "top5": linear + 10})
+        )
     if knn is not None:
-        (folder / "results_eval_knn.json").write_text(json.dumps({"k=10": {"top1": knn, "top5": 99.0},
-                                                                   "k=20": {"top1": knn - 1, "top5": 99.0}}))
+        (folder / "results_eval_knn.json").write_text(
+            json.dumps(
+                {"k=10": {"top1": knn, "top5": 99.0}, "k=20": {"top1": knn - 1, "top5": 99.0}}
+            )
+        )
     if retrieval is not None:
-        (folder / "results_eval_retrieval.json").write_text(json.dumps(
-            {"mini": {"mAP_easy": 90.0, "mAP_medium": retrieval, "mAP_hard": retrieval / 2}, "settings": {}}))
+        (folder / "results_eval_retrieval.json").write_text(
+            json.dumps(
+                {
+                    "mini": {"mAP_easy": 90.0, "mAP_medium": retrieval, "mAP_hard": retrieval / 2},
+                    "settings": {},
+                }
+            )
+        )
     return folder
 
 
 def test_table_has_one_row_per_method_and_dash_for_missing_metrics(tmp_path):
-    runs = [fake_run(tmp_path / "dinov2", linear=61.5, knn=55.25, retrieval=40.0),
-            fake_run(tmp_path / "nct", linear=70.125)]
+    runs = [
+        fake_run(tmp_path / "dinov2", linear=61.5, knn=55.25, retrieval=40.0),
+        fake_run(tmp_path / "nct", linear=70.125),
+    ]
     table = write_report(runs, tmp_path / "report")
     lines = table.splitlines()
-    assert lines[0] == "| method | linear top-1 | linear top-5 | kNN top-1 | mini mAP M | mini mAP H |"
+    assert (
+        lines[0] == "| method | linear top-1 | linear top-5 | kNN top-1 | mini mAP M | mini mAP H |"
+    )
     assert lines[2] == "| DINOv2 | 61.50 | 71.50 | 55.25 | 40.00 | 20.00 |"
     assert lines[3] == "| DINOv2 w/ NCT | 70.12 | 80.12 | – | – | – |"
     assert (tmp_path / "report" / TABLE_NAME).read_text() == table
@@ -45,7 +60,9 @@ def test_noise_grid_has_one_row_per_folder(tmp_path):
     for name, value in (("clean", 200), ("noisy", 100), ("denoised", 150)):
         for i in range(3):
             (tmp_path / name / "c").mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.full((20, 30, 3), value, np.uint8)).save(tmp_path / name / "c" / f"{i}.png")
+            Image.fromarray(np.full((20, 30, 3), value, np.uint8)).save(
+                tmp_path / name / "c" / f"{i}.png"
+            )
         folders.append(tmp_path / name)
     write_report([fake_run(tmp_path / "run", linear=10.0)], tmp_path / "out", grid_folders=folders)
     grid = np.asarray(Image.open(tmp_path / "out" / GRID_NAME).convert("L"))
@@ -76,9 +93,14 @@ def test_noise_grid_matches_jpeg_clean_to_png_noisy_and_takes_one_image_per_clas
         for c, value in (("a", 40), ("b", 220)):
             (tmp_path / name / c).mkdir(parents=True)
             for i in range(3):
-                Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(tmp_path / name / c / f"{i}{ext}")
-    write_report([fake_run(tmp_path / "run", linear=10.0)], tmp_path / "out",
-                 grid_folders=[tmp_path / "clean", tmp_path / "noisy"])
+                Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(
+                    tmp_path / name / c / f"{i}{ext}"
+                )
+    write_report(
+        [fake_run(tmp_path / "run", linear=10.0)],
+        tmp_path / "out",
+        grid_folders=[tmp_path / "clean", tmp_path / "noisy"],
+    )
     grid = np.asarray(Image.open(tmp_path / "out" / GRID_NAME).convert("L"))
     assert grid.shape == (2 + 98 * 2, 2 + 98 * 6)  # 2 rows (clean, noisy) × 6 common images
     first_row = [int(grid[50, 2 + 98 * k + 48]) for k in range(6)]

@@ -15,12 +15,19 @@ from dinov2.eval.sweep import sweep_level
 
 def _sweep(tiny_vit, image_tree, spec: str) -> dict:
     extra = image_tree / "extra"
-    bases = [load_dataset(f"ImageNet:split={s}:root={image_tree}:extra={extra}") for s in ("TRAIN", "VAL")]
+    bases = [
+        load_dataset(f"ImageNet:split={s}:root={image_tree}:extra={extra}")
+        for s in ("TRAIN", "VAL")
+    ]
     transform = make_classification_eval_transform(resize_size=32, crop_size=32)
-    return sweep_level(tiny_vit, *bases, transform, spec, ks=[1, 3], linear_epochs=2, linear_batch_size=4)
+    return sweep_level(
+        tiny_vit, *bases, transform, spec, ks=[1, 3], linear_epochs=2, linear_batch_size=4
+    )
 
 
-def test_a_sweep_level_gives_the_same_linear_probe_whatever_the_global_rng_state(image_tree, tiny_vit):
+def test_a_sweep_level_gives_the_same_linear_probe_whatever_the_global_rng_state(
+    image_tree, tiny_vit
+):
     results = []
     for prior_seed in (1, 12345):
         torch.manual_seed(prior_seed)  # what an earlier stage of the same process may have left
@@ -28,7 +35,9 @@ def test_a_sweep_level_gives_the_same_linear_probe_whatever_the_global_rng_state
     assert results[0] == results[1]
 
 
-def test_the_linear_heads_of_a_sweep_level_are_initialised_from_a_fixed_seed(image_tree, tiny_vit, monkeypatch):
+def test_the_linear_heads_of_a_sweep_level_are_initialised_from_a_fixed_seed(
+    image_tree, tiny_vit, monkeypatch
+):
     import dinov2.eval.sweep as sweep
 
     initial_weights = []

@@ -8,7 +8,9 @@ import torch
 from dinov2.layers import Attention, MemEffAttention
 
 
-def naive_attention(attn: Attention, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def naive_attention(
+    attn: Attention, x: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     B, N, C = x.shape
     h = attn.num_heads
     d = C // h

@@ -3,20 +3,40 @@
 import pytest
 import torch
 
-from dinov2.layers import Block, LayerScale, NestedTensorBlock, SwiGLUFFNFused, drop_add_residual_stochastic_depth
+from dinov2.layers import (
+    Block,
+    LayerScale,
+    NestedTensorBlock,
+    SwiGLUFFNFused,
+    drop_add_residual_stochastic_depth,
+)
 from dinov2.layers.drop_path import drop_path
 
 
 def test_block_state_dict_keys_are_official():
     blk = Block(16, num_heads=2, qkv_bias=True, init_values=1e-5)
     assert list(blk.state_dict()) == [
-        "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
-        "ls1.gamma", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight",
-        "mlp.fc2.bias", "ls2.gamma",
+        "norm1.weight",
+        "norm1.bias",
+        "attn.qkv.weight",
+        "attn.qkv.bias",
+        "attn.proj.weight",
+        "attn.proj.bias",
+        "ls1.gamma",
+        "norm2.weight",
+        "norm2.bias",
+        "mlp.fc1.weight",
+        "mlp.fc1.bias",
+        "mlp.fc2.weight",
+        "mlp.fc2.bias",
+        "ls2.gamma",
     ]
     swiglu = Block(16, num_heads=2, ffn_layer=SwiGLUFFNFused)
     assert [k for k in swiglu.state_dict() if k.startswith("mlp.")] == [
-        "mlp.w12.weight", "mlp.w12.bias", "mlp.w3.weight", "mlp.w3.bias"
+        "mlp.w12.weight",
+        "mlp.w12.bias",
+        "mlp.w3.weight",
+        "mlp.w3.bias",
     ]
 
 

@@ -13,10 +13,14 @@ def test_dino_head_state_dict_keys_are_official():
     head = DINOHead(in_dim=16, out_dim=10, hidden_dim=32, bottleneck_dim=8)
     keys = {k: tuple(v.shape) for k, v in head.state_dict().items()}
     assert keys == {
-        "mlp.0.weight": (32, 16), "mlp.0.bias": (32,),
-        "mlp.2.weight": (32, 32), "mlp.2.bias": (32,),
-        "mlp.4.weight": (8, 32), "mlp.4.bias": (8,),
-        "last_layer.weight_g": (10, 1), "last_layer.weight_v": (10, 8),
+        "mlp.0.weight": (32, 16),
+        "mlp.0.bias": (32,),
+        "mlp.2.weight": (32, 32),
+        "mlp.2.bias": (32,),
+        "mlp.4.weight": (8, 32),
+        "mlp.4.bias": (8,),
+        "last_layer.weight_g": (10, 1),
+        "last_layer.weight_v": (10, 8),
     }
 
 
@@ -60,6 +64,9 @@ def test_dino_head_gradients_reach_g_and_v():
 
 
 def test_dino_head_with_batchnorm_and_one_layer():
-    assert list(DINOHead(16, 10, nlayers=1, bottleneck_dim=8).state_dict())[:2] == ["mlp.0.weight", "mlp.0.bias"]
+    assert list(DINOHead(16, 10, nlayers=1, bottleneck_dim=8).state_dict())[:2] == [
+        "mlp.0.weight",
+        "mlp.0.bias",
+    ]
     bn = DINOHead(16, 10, use_bn=True, hidden_dim=32, bottleneck_dim=8)
     assert isinstance(bn.mlp[1], nn.BatchNorm1d) and isinstance(bn.mlp[6], nn.Linear)

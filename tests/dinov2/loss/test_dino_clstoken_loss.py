@@ -33,12 +33,20 @@ def numpy_sinkhorn(logits: np.ndarray, temp: float, n_iterations: int) -> np.nda
 
 
 def test_forward_sums_batch_mean_cross_entropy_over_all_student_teacher_pairs():
-    students = [torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.2, 0.1]]), torch.tensor([[0.0, 2.0, 0.0], [-1.0, 0.0, 1.0]])]
-    teachers = [torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]), torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0]])]
+    students = [
+        torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.2, 0.1]]),
+        torch.tensor([[0.0, 2.0, 0.0], [-1.0, 0.0, 1.0]]),
+    ]
+    teachers = [
+        torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]),
+        torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0]]),
+    ]
     expected = 0.0
     for s in students:
         for t in teachers:
-            per_image = [_cross_entropy_reference(t[b].tolist(), s[b].tolist(), 0.1) for b in range(2)]
+            per_image = [
+                _cross_entropy_reference(t[b].tolist(), s[b].tolist(), 0.1) for b in range(2)
+            ]
             expected += sum(per_image) / 2
     loss = DINOLoss(out_dim=3, student_temp=0.1)(students, teachers)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
@@ -73,7 +81,9 @@ def test_sinkhorn_knopp_teacher_matches_reference_and_has_uniform_marginals():
     logits = torch.randn(6, 4)
     loss = DINOLoss(out_dim=4)
     q3 = loss.sinkhorn_knopp_teacher(logits, teacher_temp=0.5, n_iterations=3)
-    np.testing.assert_allclose(q3.numpy(), numpy_sinkhorn(logits.numpy(), 0.5, 3), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        q3.numpy(), numpy_sinkhorn(logits.numpy(), 0.5, 3), rtol=1e-5, atol=1e-6
+    )
     # Every sample's assignment is a distribution; with enough iterations each prototype
     # receives B / K of the total mass (the equipartition constraint).
     q = loss.sinkhorn_knopp_teacher(logits, teacher_temp=0.5, n_iterations=200)
@@ -120,7 +130,9 @@ def test_two_gloo_ranks_match_one_process_on_the_global_batch():
     logits = torch.randn(8, 5)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    mp.start_processes(_ddp_worker, args=(_free_port(), logits, queue), nprocs=2, start_method="spawn")
+    mp.start_processes(
+        _ddp_worker, args=(_free_port(), logits, queue), nprocs=2, start_method="spawn"
+    )
     results = sorted((queue.get(timeout=60) for _ in range(2)), key=lambda r: r[0])
     dino = DINOLoss(out_dim=5)
     expected_q = dino.sinkhorn_knopp_teacher(logits, teacher_temp=0.5)

@@ -7,13 +7,26 @@ import torch.nn.functional as F
 from dinov2.models import DinoVisionTransformer, vit_base, vit_giant2, vit_small
 
 BLOCK_KEYS = [
-    "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
-    "ls1.gamma", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight",
-    "mlp.fc2.bias", "ls2.gamma",
+    "norm1.weight",
+    "norm1.bias",
+    "attn.qkv.weight",
+    "attn.qkv.bias",
+    "attn.proj.weight",
+    "attn.proj.bias",
+    "ls1.gamma",
+    "norm2.weight",
+    "norm2.bias",
+    "mlp.fc1.weight",
+    "mlp.fc1.bias",
+    "mlp.fc2.weight",
+    "mlp.fc2.bias",
+    "ls2.gamma",
 ]
 
 
-def official_keys(depth: int, registers: bool = False, chunk: int = 0, swiglu: bool = False) -> list[str]:
+def official_keys(
+    depth: int, registers: bool = False, chunk: int = 0, swiglu: bool = False
+) -> list[str]:
     """The official DINOv2 backbone key list, written from its naming scheme."""
     keys = ["cls_token", "pos_embed"] + (["register_tokens"] if registers else []) + ["mask_token"]
     keys += ["patch_embed.proj.weight", "patch_embed.proj.bias"]
@@ -33,7 +46,15 @@ def meta_model(factory, **kwargs):
 
 
 def tiny(**kwargs) -> DinoVisionTransformer:
-    kw = dict(img_size=32, patch_size=8, embed_dim=32, depth=4, num_heads=2, block_chunks=0, init_values=1e-5)
+    kw = dict(
+        img_size=32,
+        patch_size=8,
+        embed_dim=32,
+        depth=4,
+        num_heads=2,
+        block_chunks=0,
+        init_values=1e-5,
+    )
     kw.update(kwargs)
     return DinoVisionTransformer(**kw).eval()
 
@@ -57,7 +78,9 @@ def test_default_block_chunks_1_is_the_official_single_chunk_layout():
     assert "blocks.0.11.ls2.gamma" in keys and "blocks.11.ls2.gamma" not in keys
 
 
-def expected_vit_params(dim: int, depth: int, patch: int, img: int, layerscale: bool, mlp_hidden: int) -> int:
+def expected_vit_params(
+    dim: int, depth: int, patch: int, img: int, layerscale: bool, mlp_hidden: int
+) -> int:
     """Backbone parameter count derived by hand from the architecture."""
     n_patches = (img // patch) ** 2
     tokens = dim + (n_patches + 1) * dim + dim  # cls, pos_embed (with cls), mask_token
@@ -98,7 +121,9 @@ def test_official_initialisation():
 
 def test_drop_path_rates_linear_and_uniform():
     linear = tiny(depth=5, drop_path_rate=0.2)
-    assert [b.sample_drop_ratio for b in linear.blocks] == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2])
+    assert [b.sample_drop_ratio for b in linear.blocks] == pytest.approx(
+        [0.0, 0.05, 0.1, 0.15, 0.2]
+    )
     uniform = tiny(depth=5, drop_path_rate=0.2, drop_path_uniform=True)
     assert [b.sample_drop_ratio for b in uniform.blocks] == pytest.approx([0.2] * 5)
 
@@ -143,8 +168,12 @@ def test_pos_embed_offset_zero_resizes_to_exact_size_and_default_offset_differs(
     ref = F.interpolate(grid, size=(6, 8), mode="bicubic").permute(0, 2, 3, 1).reshape(1, 48, 32)
     out = model.interpolate_pos_encoding(torch.zeros(1, 49, 32), 48, 64)
     torch.testing.assert_close(out[:, 1:], ref)
-    model.interpolate_offset = 0.1  # official: scale factor (6.1/4, 8.1/4) -> slightly different samples
-    assert not torch.allclose(model.interpolate_pos_encoding(torch.zeros(1, 49, 32), 48, 64)[:, 1:], ref)
+    model.interpolate_offset = (
+        0.1  # official: scale factor (6.1/4, 8.1/4) -> slightly different samples
+    )
+    assert not torch.allclose(
+        model.interpolate_pos_encoding(torch.zeros(1, 49, 32), 48, 64)[:, 1:], ref
+    )
     model.interpolate_antialias = True  # downsampling path runs with antialias
     assert model.interpolate_pos_encoding(torch.zeros(1, 5, 32), 16, 16).shape == (1, 5, 32)
 
@@ -169,8 +198,12 @@ def test_list_input_equals_separate_crops():
     g, loc = torch.randn(2, 3, 32, 32), torch.randn(4, 3, 16, 16)
     masks = torch.rand(2, 16) > 0.5
     outs = model.forward_features([g, loc], [masks, None])
-    torch.testing.assert_close(outs[0]["x_norm_patchtokens"], model.forward_features(g, masks)["x_norm_patchtokens"])
-    torch.testing.assert_close(outs[1]["x_norm_clstoken"], model.forward_features(loc)["x_norm_clstoken"])
+    torch.testing.assert_close(
+        outs[0]["x_norm_patchtokens"], model.forward_features(g, masks)["x_norm_patchtokens"]
+    )
+    torch.testing.assert_close(
+        outs[1]["x_norm_clstoken"], model.forward_features(loc)["x_norm_clstoken"]
+    )
 
 
 def test_get_intermediate_layers_shapes_and_chunked_equivalence():

@@ -35,8 +35,15 @@ n2n: {{n_feature: 8, crop_size: 64, batch_size: 2, n_epoch: 1, n_samples_per_epo
 eval: {{resize_size: 32, crop_size: 32, batch_size: 8, num_workers: 0,
         linear: {{epochs: 1, batch_size: 4}}, knn: {{nb_knn: [1, 3]}}}}
 """
-STEPS = ["noise", "n2n", "denoise", "pretrain:dinov2", "pretrain:n2n_dinov2", "pretrain:nc",
-         "evaluate:dinov2:linear,knn"]  # fmt: skip
+STEPS = [
+    "noise",
+    "n2n",
+    "denoise",
+    "pretrain:dinov2",
+    "pretrain:n2n_dinov2",
+    "pretrain:nc",
+    "evaluate:dinov2:linear,knn",
+]
 
 
 def _tree(root: Path) -> None:
@@ -49,8 +56,16 @@ def _tree(root: Path) -> None:
             folder.mkdir(parents=True)
             for i in range(n):
                 cy, cx = rng.integers(10, 22, 2)
-                shape = (abs(yy - cy) < 7) & (abs(xx - cx) < 7) if c == 0 else (yy - cy) ** 2 + (xx - cx) ** 2 < 49
-                img = np.where(shape[..., None], 220 if c == 0 else 120, 30).astype(np.uint8).repeat(3, axis=2)
+                shape = (
+                    (abs(yy - cy) < 7) & (abs(xx - cx) < 7)
+                    if c == 0
+                    else (yy - cy) ** 2 + (xx - cx) ** 2 < 49
+                )
+                img = (
+                    np.where(shape[..., None], 220 if c == 0 else 120, 30)
+                    .astype(np.uint8)
+                    .repeat(3, axis=2)
+                )
                 Image.fromarray(img).save(folder / f"{i}.png")
 
 
@@ -72,7 +87,9 @@ def _assert_same_checkpoint(a: Path, b: Path) -> None:
     assert ta.keys() == tb.keys(), a
     assert ta, a
     differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
-    assert not differ, f"{a.name}: {len(differ)} tensors differ between the two folders, e.g. {differ[:3]}"
+    assert not differ, (
+        f"{a.name}: {len(differ)} tensors differ between the two folders, e.g. {differ[:3]}"
+    )
 
 
 def _files(root: Path, pattern: str) -> dict[str, Path]:
@@ -84,7 +101,10 @@ def test_two_fresh_runs_in_two_output_folders_give_the_same_data_weights_and_res
     _tree(clean)
     experiment = tmp_path / "twin.yaml"
     experiment.write_text(EXPERIMENT.format(clean=clean, repo=REPO))
-    roots = [tmp_path / "first_folder", tmp_path / "b"]  # different lengths: paths must not reach any number
+    roots = [
+        tmp_path / "first_folder",
+        tmp_path / "b",
+    ]  # different lengths: paths must not reach any number
     for root in roots:
         assert run_steps(str(experiment), STEPS, [f"output_root={root}"], log=lambda _: None) == 0
     a, b = roots
@@ -102,7 +122,10 @@ def test_two_fresh_runs_in_two_output_folders_give_the_same_data_weights_and_res
     for key in ckpts_a:
         _assert_same_checkpoint(ckpts_a[key], ckpts_b[key])
     for key, metrics_a in _files(run_a / "pretrain", "training_metrics.json").items():
-        lines_a, lines_b = metrics_a.read_text().splitlines(), (run_b / "pretrain" / key).read_text().splitlines()
+        lines_a, lines_b = (
+            metrics_a.read_text().splitlines(),
+            (run_b / "pretrain" / key).read_text().splitlines(),
+        )
         timing = ("images_per_s",)  # wall-clock speed is the only field allowed to differ
         assert [{k: v for k, v in json.loads(x).items() if k not in timing} for x in lines_a] == [
             {k: v for k, v in json.loads(x).items() if k not in timing} for x in lines_b

@@ -21,12 +21,16 @@ def _tree(root: Path) -> None:
         for c in range(2):
             folder = root / split / f"class{c}"
             folder.mkdir(parents=True)
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / "0.png")
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                folder / "0.png"
+            )
 
 
 def test_nct_refuses_to_start_until_the_anchor_checkpoint_exists(tmp_path: Path) -> None:
     demo = load_experiment(DEMO_EXPERIMENT)
-    final = int(demo.pretrain.epochs)  # anchor to the N2N + DINOv2 run's final epoch, as the paper's IN-1k configs
+    final = int(
+        demo.pretrain.epochs
+    )  # anchor to the N2N + DINOv2 run's final epoch, as the paper's IN-1k configs
     assert final > demo.pretrain.switch_epoch
     overrides = [f"output_root={tmp_path}", f"nct.anchor_epoch={final}"]
     cfg = load_experiment(DEMO_EXPERIMENT, overrides)
@@ -35,11 +39,16 @@ def test_nct_refuses_to_start_until_the_anchor_checkpoint_exists(tmp_path: Path)
     source = Path(cfg.pretrain.runs_dir) / "n2n_dinov2"
     source.mkdir(parents=True)
     epoch_length = training_config_for(cfg, "nct").train.OFFICIAL_EPOCH_LENGTH
-    checkpoint_path(source, cfg.pretrain.switch_epoch * epoch_length).write_bytes(b"")  # the branch point exists
+    checkpoint_path(source, cfg.pretrain.switch_epoch * epoch_length).write_bytes(
+        b""
+    )  # the branch point exists
     with pytest.raises(FileNotFoundError) as exc:
         pretrain(str(DEMO_EXPERIMENT), "nct", overrides)
     message = str(exc.value)
     assert "\n" not in message and f"nct.anchor_epoch={final}" in message
-    assert str(checkpoint_path(source, final * epoch_length)) in message and "--method n2n_dinov2" in message
+    assert (
+        str(checkpoint_path(source, final * epoch_length)) in message
+        and "--method n2n_dinov2" in message
+    )
     run_dir = Path(cfg.pretrain.runs_dir) / "nct"
     assert not run_dir.exists()  # nothing written before the anchor is there

@@ -29,7 +29,9 @@ def tree(tmp_path_factory) -> Path:
     for c in range(2):
         (root / "train" / f"c{c}").mkdir(parents=True)
         for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / "train" / f"c{c}" / f"{i}.png")
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                root / "train" / f"c{c}" / f"{i}.png"
+            )
     build_index(root)
     return root
 
@@ -38,21 +40,36 @@ def _teacher(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint_file(path)["teacher"]
 
 
-def test_random_init_export_equals_the_teacher_a_training_run_of_the_same_seed_starts_from(tmp_path, tree):
+def test_random_init_export_equals_the_teacher_a_training_run_of_the_same_seed_starts_from(
+    tmp_path, tree
+):
     cfg = make_cfg(tmp_path / "unused", tree, "train.seed=3")
     export = _teacher(export_random_init(cfg, tmp_path / "random_init"))
     # One iteration at lr 0: the student does not move and the EMA teacher stays where it was,
     # so the run's export is its initial teacher, built by the official entry point from the same seed.
     run = tmp_path / "run"
-    train_main(["--config-file", str(tmp_path / "random_init" / "config.yaml"), "--output-dir", str(run),
-                "optim.epochs=1", "train.OFFICIAL_EPOCH_LENGTH=1", "optim.base_lr=0", "optim.min_lr=0",
-                f"train.dataset_path=ImageNet:split=TRAIN:root={tree}", "train.batch_size_per_gpu=4"])  # fmt: skip
+    train_main(
+        [
+            "--config-file",
+            str(tmp_path / "random_init" / "config.yaml"),
+            "--output-dir",
+            str(run),
+            "optim.epochs=1",
+            "train.OFFICIAL_EPOCH_LENGTH=1",
+            "optim.base_lr=0",
+            "optim.min_lr=0",
+            f"train.dataset_path=ImageNet:split=TRAIN:root={tree}",
+            "train.batch_size_per_gpu=4",
+        ]
+    )
     trained = _teacher(run / "eval" / "training_0" / "teacher_checkpoint.pth")
     backbone = [k for k in export if k.startswith("backbone.")]
     assert backbone and set(backbone) == {k for k in trained if k.startswith("backbone.")}
     for k in backbone:  # equal up to the EMA's rounding (m * t + (1 - m) * t)
         torch.testing.assert_close(export[k], trained[k], rtol=1e-6, atol=1e-9, msg=k)
-    other = _teacher(export_random_init(make_cfg(tmp_path / "unused", tree, "train.seed=4"), tmp_path / "other"))
+    other = _teacher(
+        export_random_init(make_cfg(tmp_path / "unused", tree, "train.seed=4"), tmp_path / "other")
+    )
     assert not torch.equal(other["backbone.cls_token"], export["backbone.cls_token"])
 
 

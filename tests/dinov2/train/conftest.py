@@ -20,6 +20,8 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder = root / "train" / f"class{c}"
         folder.mkdir(parents=True)
         for i in range(8):
-            Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+            Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(
+                folder / f"{i}.png"
+            )
     build_index(root)
     return root

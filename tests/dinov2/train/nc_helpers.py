@@ -11,7 +11,11 @@ from PIL import Image, ImageFilter
 from dinov2.train.checkpointing import load_checkpoint_file
 from dinov2.train.train import METRICS_FILE, build_meta_arch, do_train, fix_random_seeds
 
-FAST = ("train.OFFICIAL_EPOCH_LENGTH=2", "optim.warmup_epochs=1", "teacher.warmup_teacher_temp_epochs=1")
+FAST = (
+    "train.OFFICIAL_EPOCH_LENGTH=2",
+    "optim.warmup_epochs=1",
+    "teacher.warmup_teacher_temp_epochs=1",
+)
 
 
 def make_blurred_copy(src_root: Path, dst_root: Path) -> Path:
@@ -48,7 +52,11 @@ def read_metrics(output_dir: Path) -> list[dict]:
 
 def model_state(path: Path, drop_prefix: str = "regularizer.") -> dict[str, torch.Tensor]:
     """The ``model`` state of a full checkpoint, without this run's own anchor state."""
-    return {k: v for k, v in load_checkpoint_file(path)["model"].items() if not k.startswith(drop_prefix)}
+    return {
+        k: v
+        for k, v in load_checkpoint_file(path)["model"].items()
+        if not k.startswith(drop_prefix)
+    }
 
 
 def assert_states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from nc_helpers import FAST, assert_states_equal, make_blurred_copy, model_state, read_metrics, train
+from nc_helpers import (
+    FAST,
+    assert_states_equal,
+    make_blurred_copy,
+    model_state,
+    read_metrics,
+    train,
+)
 from train_helpers import TINY_CONFIG, make_cfg
 
 from dinov2.data.paired import PairedDatasetError
@@ -35,7 +42,9 @@ def frozen(arch) -> torch.nn.ModuleDict:
     return build_teacher_modules(arch.cfg)
 
 
-def paired_batch(batch_size: int = 3, n_local: int = 2, grid: int = 4, seed: int = 0, device: str = "cpu") -> Batch:
+def paired_batch(
+    batch_size: int = 3, n_local: int = 2, grid: int = 4, seed: int = 0, device: str = "cpu"
+) -> Batch:
     """Collated batch with ``collated_global_crops_paired``; 3 masked patches per global crop."""
     g = torch.Generator().manual_seed(seed)
     n_global = 2 * batch_size
@@ -46,7 +55,8 @@ def paired_batch(batch_size: int = 3, n_local: int = 2, grid: int = 4, seed: int
     global_crops = torch.randn(n_global, 3, 32, 32, generator=g)
     images = {
         "collated_global_crops": global_crops,
-        "collated_global_crops_paired": global_crops + 0.3 * torch.randn(global_crops.shape, generator=g),
+        "collated_global_crops_paired": global_crops
+        + 0.3 * torch.randn(global_crops.shape, generator=g),
         "collated_local_crops": torch.randn(n_local * batch_size, 3, 16, 16, generator=g),
         "collated_masks": masks,
         "mask_indices_list": indices,
@@ -60,7 +70,10 @@ def paired_batch(batch_size: int = 3, n_local: int = 2, grid: int = 4, seed: int
 def expected_targets(arch, backbone, heads, batch, teacher_temp=0.07):
     """Targets computed by hand: ``backbone`` on the paired crops, ``heads``, fresh centring state."""
     out = backbone(batch.extras["collated_global_crops_paired"], is_training=True)
-    dino, ibot = DINOLoss(arch.cfg.dino.head_n_prototypes), iBOTPatchLoss(arch.cfg.dino.head_n_prototypes)
+    dino, ibot = (
+        DINOLoss(arch.cfg.dino.head_n_prototypes),
+        iBOTPatchLoss(arch.cfg.dino.head_n_prototypes),
+    )
     return compute_teacher_targets(out, heads, batch, teacher_temp, dino_loss=dino, ibot_loss=ibot)
 
 
@@ -85,20 +98,33 @@ def test_head_modes_agree_when_the_live_heads_equal_the_frozen_heads(arch, froze
     """The heads are the *only* difference between the modes (same backbone, same centring)."""
     arch.teacher.dino_head.load_state_dict(frozen.dino_head.state_dict())
     batch = paired_batch()
-    live = AnchorRegularizer(arch.cfg, frozen, heads="live")(arch, batch, arch.get_student_output(batch), 0.07)
-    froz = AnchorRegularizer(arch.cfg, frozen, heads="frozen")(arch, batch, arch.get_student_output(batch), 0.07)
-    assert live.keys() == froz.keys() == {"anchor_dino_local_crops_loss", "anchor_dino_global_crops_loss",
-                                          "anchor_ibot_loss"}  # fmt: skip
+    live = AnchorRegularizer(arch.cfg, frozen, heads="live")(
+        arch, batch, arch.get_student_output(batch), 0.07
+    )
+    froz = AnchorRegularizer(arch.cfg, frozen, heads="frozen")(
+        arch, batch, arch.get_student_output(batch), 0.07
+    )
+    assert (
+        live.keys()
+        == froz.keys()
+        == {"anchor_dino_local_crops_loss", "anchor_dino_global_crops_loss", "anchor_ibot_loss"}
+    )
     for k in live:
         torch.testing.assert_close(live[k], froz[k], rtol=0, atol=0)
 
 
-def test_anchor_loss_is_lambda_times_the_main_dino_and_ibot_terms_against_frozen_targets(arch, frozen):
+def test_anchor_loss_is_lambda_times_the_main_dino_and_ibot_terms_against_frozen_targets(
+    arch, frozen
+):
     batch = paired_batch()
     student = arch.get_student_output(batch)
     weight = 2.5
-    losses = AnchorRegularizer(arch.cfg, frozen, weight=weight, heads="frozen")(arch, batch, student, 0.07)
-    terms = arch.dino_ibot_losses(student, expected_targets(arch, frozen.backbone, heads_of(frozen), batch), batch)
+    losses = AnchorRegularizer(arch.cfg, frozen, weight=weight, heads="frozen")(
+        arch, batch, student, 0.07
+    )
+    terms = arch.dino_ibot_losses(
+        student, expected_targets(arch, frozen.backbone, heads_of(frozen), batch), batch
+    )
     for name, value in terms.items():
         torch.testing.assert_close(losses[f"anchor_{name}"], weight * value)
     assert "anchor_koleo_loss" not in losses
@@ -109,7 +135,9 @@ def test_zero_weight_computes_nothing_and_leaves_the_rng_and_centres_untouched(a
     batch = paired_batch()
     rng = torch.get_rng_state()
     assert anchor(arch, batch, arch.get_student_output(batch), 0.07) == {}
-    assert torch.equal(torch.get_rng_state(), rng)  # the tiny preset has no drop path: no draw expected
+    assert torch.equal(
+        torch.get_rng_state(), rng
+    )  # the tiny preset has no drop path: no draw expected
     assert torch.count_nonzero(anchor.dino_loss.center) == 0
 
 
@@ -120,9 +148,13 @@ def test_centring_state_is_the_anchors_own_and_starts_from_the_checkpoint(arch, 
         arch.teacher[k].load_state_dict(frozen[k].state_dict())
     torch.save({"model": arch.state_dict(), "iteration": 3}, tmp_path / "model_0000003.pth")
     teacher_state, centers = read_teacher_state(tmp_path / "model_0000003.pth")
-    anchor = AnchorRegularizer(arch.cfg, build_teacher_modules(arch.cfg), centers, weight=1.0, heads="frozen")
+    anchor = AnchorRegularizer(
+        arch.cfg, build_teacher_modules(arch.cfg), centers, weight=1.0, heads="frozen"
+    )
     anchor.frozen_teacher.load_state_dict(teacher_state)
-    assert torch.all(anchor.dino_loss.center == 0.5) and torch.all(anchor.ibot_patch_loss.center == -0.25)
+    assert torch.all(anchor.dino_loss.center == 0.5) and torch.all(
+        anchor.ibot_patch_loss.center == -0.25
+    )
     anchor.get_targets(arch, paired_batch(), 0.07)
     # Its centre moved (update applied at once), the main loss's centre did not.
     assert not torch.all(anchor.dino_loss.center == 0.5)
@@ -156,7 +188,9 @@ def test_student_gets_gradient_from_the_anchor_and_the_frozen_teacher_does_not(a
 def test_missing_paired_crops_name_the_dataset_string_to_use(arch, frozen):
     batch = paired_batch()
     batch.extras.clear()
-    with pytest.raises(ValueError, match="PairedImageNet:split=TRAIN:root=NOISY:paired_root=DENOISED"):
+    with pytest.raises(
+        ValueError, match="PairedImageNet:split=TRAIN:root=NOISY:paired_root=DENOISED"
+    ):
         AnchorRegularizer(arch.cfg, frozen)(arch, batch, arch.get_student_output(batch), 0.07)
 
 
@@ -165,13 +199,17 @@ def test_unknown_head_mode_is_rejected(arch, frozen):
         AnchorRegularizer(arch.cfg, frozen, heads="ema")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 autocast of the frozen teacher is CUDA-only")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="bf16 autocast of the frozen teacher is CUDA-only"
+)
 def test_frozen_backbone_runs_in_bf16_on_cuda_and_moves_with_the_module(arch, frozen):
     arch = arch.cuda()
     anchor = AnchorRegularizer(arch.cfg, frozen).cuda()
     assert all(p.is_cuda for p in anchor.frozen_teacher.parameters())
     dtypes = []
-    anchor.frozen_teacher.backbone.blocks[0].attn.qkv.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    anchor.frozen_teacher.backbone.blocks[0].attn.qkv.register_forward_hook(
+        lambda m, i, o: dtypes.append(o.dtype)
+    )
     targets = anchor.get_targets(arch, paired_batch(device="cuda"), 0.07)
     assert dtypes == [torch.bfloat16] and torch.isfinite(targets.dino).all()
 
@@ -194,57 +232,119 @@ def switch_checkpoint(denoised_root, tmp_path_factory) -> Path:
 
 
 def nc_cfg(out: Path, noisy: Path, switch: Path, *opts: str):
-    return make_cfg(out, noisy, *FAST, "optim.epochs=2", "train.stop_at_iteration=3",
-                    f"branch.checkpoint={switch}", *opts)  # fmt: skip
+    return make_cfg(
+        out,
+        noisy,
+        *FAST,
+        "optim.epochs=2",
+        "train.stop_at_iteration=3",
+        f"branch.checkpoint={switch}",
+        *opts,
+    )
 
 
-def nct_opts(noisy: Path, denoised: Path, switch: Path, weight: float, heads: str = "live") -> tuple[str, ...]:
-    return (f"train.dataset_path=PairedImageNet:split=TRAIN:root={noisy}:paired_root={denoised}",
-            f"anchor.checkpoint={switch}", f"anchor.weight={weight}", f"anchor.heads={heads}")  # fmt: skip
+def nct_opts(
+    noisy: Path, denoised: Path, switch: Path, weight: float, heads: str = "live"
+) -> tuple[str, ...]:
+    return (
+        f"train.dataset_path=PairedImageNet:split=TRAIN:root={noisy}:paired_root={denoised}",
+        f"anchor.checkpoint={switch}",
+        f"anchor.weight={weight}",
+        f"anchor.heads={heads}",
+    )
 
 
-def test_zero_weight_nct_gives_parameters_identical_to_nc(image_root, denoised_root, switch_checkpoint, tmp_path):
+def test_zero_weight_nct_gives_parameters_identical_to_nc(
+    image_root, denoised_root, switch_checkpoint, tmp_path
+):
     train(nc_cfg(tmp_path / "nc", image_root, switch_checkpoint))
-    nct_model, _ = train(nc_cfg(tmp_path / "nct0", image_root, switch_checkpoint,
-                                *nct_opts(image_root, denoised_root, switch_checkpoint, 0.0)))  # fmt: skip
-    assert isinstance(nct_model.regularizer, AnchorRegularizer)  # paired data read, anchor built, λ = 0
-    assert_states_equal(model_state(tmp_path / "nct0" / "model_0000003.pth"),
-                        model_state(tmp_path / "nc" / "model_0000003.pth"))  # fmt: skip
+    nct_model, _ = train(
+        nc_cfg(
+            tmp_path / "nct0",
+            image_root,
+            switch_checkpoint,
+            *nct_opts(image_root, denoised_root, switch_checkpoint, 0.0),
+        )
+    )
+    assert isinstance(
+        nct_model.regularizer, AnchorRegularizer
+    )  # paired data read, anchor built, λ = 0
+    assert_states_equal(
+        model_state(tmp_path / "nct0" / "model_0000003.pth"),
+        model_state(tmp_path / "nc" / "model_0000003.pth"),
+    )
 
 
 @pytest.mark.parametrize("heads", ["live", "frozen"])
 def test_nct_trains_with_logged_anchor_terms_and_a_bit_identical_frozen_teacher(
     image_root, denoised_root, switch_checkpoint, tmp_path, heads
 ):
-    model, _ = train(nc_cfg(tmp_path, image_root, switch_checkpoint,
-                            *nct_opts(image_root, denoised_root, switch_checkpoint, 4.0, heads)))  # fmt: skip
+    model, _ = train(
+        nc_cfg(
+            tmp_path,
+            image_root,
+            switch_checkpoint,
+            *nct_opts(image_root, denoised_root, switch_checkpoint, 4.0, heads),
+        )
+    )
     teacher_state, _ = read_teacher_state(switch_checkpoint)
     assert_states_equal(model.regularizer.frozen_teacher.state_dict(), teacher_state)
     records = read_metrics(tmp_path)
     terms = ("anchor_dino_local_crops_loss", "anchor_dino_global_crops_loss", "anchor_ibot_loss")
     for r in records:
         assert all(r[k] > 0 for k in terms)
-        main_terms = (r["dino_local_crops_loss"] + r["dino_global_crops_loss"] + 2 * r["koleo_loss"]
-                      + 2 * r["ibot_loss"])  # fmt: skip
+        main_terms = (
+            r["dino_local_crops_loss"]
+            + r["dino_global_crops_loss"]
+            + 2 * r["koleo_loss"]
+            + 2 * r["ibot_loss"]
+        )
         assert r["total_loss"] == pytest.approx(main_terms + sum(r[k] for k in terms), rel=1e-5)
     # The run's checkpoint holds the anchor's centres but not the frozen weights.
     saved = load_checkpoint_file(tmp_path / "model_0000003.pth")["model"]
     assert "regularizer.dino_loss.center" in saved and not any("frozen" in k for k in saved)
 
 
-def test_nct_resume_is_exact_including_the_anchor_centres(image_root, denoised_root, switch_checkpoint, tmp_path):
+def test_nct_resume_is_exact_including_the_anchor_centres(
+    image_root, denoised_root, switch_checkpoint, tmp_path
+):
     opts = nct_opts(image_root, denoised_root, switch_checkpoint, 2.0)
-    train(nc_cfg(tmp_path / "straight", image_root, switch_checkpoint, *opts, "train.stop_at_iteration=4"))
-    train(nc_cfg(tmp_path / "split", image_root, switch_checkpoint, *opts, "train.stop_at_iteration=2"))
-    train(nc_cfg(tmp_path / "split", image_root, switch_checkpoint, *opts, "train.stop_at_iteration=4"))
+    train(
+        nc_cfg(
+            tmp_path / "straight", image_root, switch_checkpoint, *opts, "train.stop_at_iteration=4"
+        )
+    )
+    train(
+        nc_cfg(
+            tmp_path / "split", image_root, switch_checkpoint, *opts, "train.stop_at_iteration=2"
+        )
+    )
+    train(
+        nc_cfg(
+            tmp_path / "split", image_root, switch_checkpoint, *opts, "train.stop_at_iteration=4"
+        )
+    )
     straight = model_state(tmp_path / "straight" / "model_0000004.pth", drop_prefix="-")
-    assert_states_equal(model_state(tmp_path / "split" / "model_0000004.pth", drop_prefix="-"), straight)
+    assert_states_equal(
+        model_state(tmp_path / "split" / "model_0000004.pth", drop_prefix="-"), straight
+    )
 
 
-def test_missing_pair_stops_the_run_before_the_first_step_listing_the_paths(image_root, switch_checkpoint, tmp_path):
+def test_missing_pair_stops_the_run_before_the_first_step_listing_the_paths(
+    image_root, switch_checkpoint, tmp_path
+):
     broken = make_blurred_copy(image_root, tmp_path / "denoised")
     (broken / "train" / "class1" / "3.png").unlink()
     out = tmp_path / "run"
-    with pytest.raises(PairedDatasetError, match=r"1 noisy images have no denoised counterpart .* class1/3\.png"):
-        train(nc_cfg(out, image_root, switch_checkpoint, *nct_opts(image_root, broken, switch_checkpoint, 1.0)))
+    with pytest.raises(
+        PairedDatasetError, match=r"1 noisy images have no denoised counterpart .* class1/3\.png"
+    ):
+        train(
+            nc_cfg(
+                out,
+                image_root,
+                switch_checkpoint,
+                *nct_opts(image_root, broken, switch_checkpoint, 1.0),
+            )
+        )
     assert not (out / METRICS_FILE).exists() and list_checkpoints(out) == []

@@ -68,8 +68,14 @@ def _train(cfg) -> None:
     do_train(cfg, build_meta_arch(cfg, torch.device("cpu")))
 
 
-def test_metrics_hold_finite_collapse_diagnostics_once_per_iteration_also_after_resume(tmp_path, image_root):
-    common = ("optim.epochs=1", "train.checkpoint_period_iterations=3", "train.collapse_warning_epochs=1")
+def test_metrics_hold_finite_collapse_diagnostics_once_per_iteration_also_after_resume(
+    tmp_path, image_root
+):
+    common = (
+        "optim.epochs=1",
+        "train.checkpoint_period_iterations=3",
+        "train.collapse_warning_epochs=1",
+    )
     _train(make_cfg(tmp_path, image_root, *common, "train.stop_at_iteration=3"))
     _train(make_cfg(tmp_path, image_root, *common, "train.stop_at_iteration=6"))
     records = [json.loads(line) for line in (tmp_path / METRICS_FILE).read_text().splitlines()]

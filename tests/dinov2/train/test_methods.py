@@ -33,22 +33,44 @@ def test_imagenet100_experiments_give_the_paper_runs(name):
     noisy, denoised = exp.data.noisy_root, exp.data.denoised_root
     on_noisy = f"ImageNet:split=TRAIN:root={noisy}:extra={noisy}/extra"
     assert runs["dinov2"].train.dataset_path == on_noisy
-    assert runs["n2n_dinov2"].train.dataset_path == f"ImageNet:split=TRAIN:root={denoised}:extra={denoised}/extra"
+    assert (
+        runs["n2n_dinov2"].train.dataset_path
+        == f"ImageNet:split=TRAIN:root={denoised}:extra={denoised}/extra"
+    )
     assert runs["dinov2"].optim.epochs == runs["n2n_dinov2"].optim.epochs == 200
     assert list(runs["n2n_dinov2"].train.keep_checkpoint_epochs) == [140]
-    switch = str(Path(exp.pretrain.runs_dir) / "n2n_dinov2" / "model_0175000.pth")  # epoch 140 x 1250
+    switch = str(
+        Path(exp.pretrain.runs_dir) / "n2n_dinov2" / "model_0175000.pth"
+    )  # epoch 140 x 1250
     for m in ("nc", "nct"):
-        assert runs[m].optim.epochs == 60 and runs[m].branch.checkpoint == switch and runs[m].branch.mode == "restart"
+        assert (
+            runs[m].optim.epochs == 60
+            and runs[m].branch.checkpoint == switch
+            and runs[m].branch.mode == "restart"
+        )
     assert runs["nc"].train.dataset_path == on_noisy and runs["nc"].anchor.checkpoint == ""
     nct = runs["nct"]
     assert nct.train.dataset_path == f"Paired{on_noisy}:paired_root={denoised}"
-    assert nct.anchor.checkpoint == switch and nct.anchor.heads == "live"  # IN-100: anchored at the epoch-140 branch
+    assert (
+        nct.anchor.checkpoint == switch and nct.anchor.heads == "live"
+    )  # IN-100: anchored at the epoch-140 branch
     assert nct.anchor.weight == {**PAPER_LAMBDA, **SAME_FAMILY}[name]
     assert len({cfg.train.output_dir for cfg in runs.values()}) == 4
-    blur = {m: tuple(runs[m].crops[f"{c}_blur_p"] for c in ("global_crops_1", "global_crops_2", "local_crops"))
-            for m in METHODS}  # fmt: skip
-    assert blur["nct"] == (1.0, 0.1, 0.5)  # the authors' paired NCT augmentation applies these directly
-    assert blur["nc"] == blur["dinov2"] == blur["n2n_dinov2"] == (0.0, 0.9, 0.5)  # official effective values
+    blur = {
+        m: tuple(
+            runs[m].crops[f"{c}_blur_p"]
+            for c in ("global_crops_1", "global_crops_2", "local_crops")
+        )
+        for m in METHODS
+    }
+    assert blur["nct"] == (
+        1.0,
+        0.1,
+        0.5,
+    )  # the authors' paired NCT augmentation applies these directly
+    assert (
+        blur["nc"] == blur["dinov2"] == blur["n2n_dinov2"] == (0.0, 0.9, 0.5)
+    )  # official effective values
     assert runs["nct"].crops.global_crops_2_solarize_p == 0.2
 
 
@@ -64,17 +86,29 @@ def test_imagenet1k_experiments_give_the_paper_runs(name, weight):
     )
     # the switch checkpoint (epoch 30) and the anchor (the final one, epoch 100) are both kept from pruning
     assert base.optim.epochs == 100 and list(base.train.keep_checkpoint_epochs) == [30, 100]
-    assert base.optim.warmup_epochs == 10 and base.teacher.warmup_teacher_temp_epochs == 30  # official defaults
+    assert (
+        base.optim.warmup_epochs == 10 and base.teacher.warmup_teacher_temp_epochs == 30
+    )  # official defaults
     for cfg in (nc, nct):
-        assert cfg.optim.epochs == 70 and cfg.optim.warmup_epochs == 5 and cfg.teacher.warmup_teacher_temp_epochs == 15
+        assert (
+            cfg.optim.epochs == 70
+            and cfg.optim.warmup_epochs == 5
+            and cfg.teacher.warmup_teacher_temp_epochs == 15
+        )
         assert cfg.branch.checkpoint.endswith("n2n_dinov2/model_0075000.pth")  # epoch 30 x 2500
     assert nct.anchor.weight == weight
     # NCT's frozen teacher is the N2N + DINOv2 run's final checkpoint (100 x 2500), not the branch point
-    assert nct.anchor.checkpoint == str(Path(exp.pretrain.runs_dir) / "n2n_dinov2" / "model_0250000.pth")
+    assert nct.anchor.checkpoint == str(
+        Path(exp.pretrain.runs_dir) / "n2n_dinov2" / "model_0250000.pth"
+    )
     assert nc.anchor.checkpoint == ""
     for cfg in (base, nc, nct):  # the authors' ViT-B stochastic depth
         assert cfg.student.drop_path_rate == 0.1 and cfg.student.drop_path_uniform is True
-    assert (nct.crops.global_crops_1_blur_p, nct.crops.global_crops_2_blur_p, nct.crops.local_crops_blur_p) == (
+    assert (
+        nct.crops.global_crops_1_blur_p,
+        nct.crops.global_crops_2_blur_p,
+        nct.crops.local_crops_blur_p,
+    ) == (
         1.0,
         0.1,
         0.5,
@@ -89,21 +123,36 @@ def test_paper_configs_evaluate_with_the_papers_protocol(folder):
         assert ev.linear.fast is False, path.name  # protocol mode: augmented, the official 52 heads
         assert list(ev.retrieval.datasets) == ["roxford5k", "rparis6k"], path.name
         if folder == "imagenet100":  # 10 x 1250 iterations at batch 128, every 5-epoch export
-            assert (ev.linear.epochs, ev.linear.epoch_length, ev.linear.batch_size, ev.checkpoints) == (
+            assert (
+                ev.linear.epochs,
+                ev.linear.epoch_length,
+                ev.linear.batch_size,
+                ev.checkpoints,
+            ) == (
                 10,
                 1250,
                 128,
                 "all",
             )
         else:  # 20 epochs at the authors' global batch 4 x 256, final export only
-            assert (ev.linear.epochs, ev.linear.batch_size, ev.checkpoints) == (20, 4 * 256, "final"), path.name
+            assert (ev.linear.epochs, ev.linear.batch_size, ev.checkpoints) == (
+                20,
+                4 * 256,
+                "final",
+            ), path.name
     demo = load_experiment(EXPERIMENTS / "demo.yaml").eval
-    assert demo.linear.fast is True and demo.checkpoints == "final" and list(demo.retrieval.datasets) == ["mini"]
+    assert (
+        demo.linear.fast is True
+        and demo.checkpoints == "final"
+        and list(demo.retrieval.datasets) == ["mini"]
+    )
 
 
 def test_anchor_epoch_zero_means_the_switch_epoch_and_out_of_range_is_a_config_error():
     exp = load_experiment(EXPERIMENTS / "imagenet1k" / "gauss100.yaml", ["nct.anchor_epoch=0"])
-    assert training_config_for(exp, "nct").anchor.checkpoint.endswith("n2n_dinov2/model_0075000.pth")
+    assert training_config_for(exp, "nct").anchor.checkpoint.endswith(
+        "n2n_dinov2/model_0075000.pth"
+    )
     assert list(training_config_for(exp, "n2n_dinov2").train.keep_checkpoint_epochs) == [30]
     exp = load_experiment(EXPERIMENTS / "imagenet1k" / "gauss100.yaml", ["nct.anchor_epoch=101"])
     with pytest.raises(ConfigError, match="nct.anchor_epoch"):
@@ -114,7 +163,10 @@ def test_changing_the_noise_is_one_edit():
     exp = load_experiment(EXPERIMENTS / "imagenet100" / "gauss100.yaml", ["noise.sigma_255=50"])
     nct = training_config_for(exp, "nct")
     assert exp.name == "imagenet100_gauss_50"
-    assert "imagenet100_gauss_50/" in nct.train.output_dir and "imagenet100_gauss_50:" in nct.train.dataset_path
+    assert (
+        "imagenet100_gauss_50/" in nct.train.output_dir
+        and "imagenet100_gauss_50:" in nct.train.dataset_path
+    )
 
 
 def test_unknown_method_and_late_switch_are_rejected():
@@ -123,7 +175,10 @@ def test_unknown_method_and_late_switch_are_rejected():
         training_config_for(exp, "ncx")
     with pytest.raises(ConfigError, match="pretrain.switch_epoch"):
         training_config_for(
-            load_experiment(EXPERIMENTS / "imagenet100" / "gauss100.yaml", ["pretrain.switch_epoch=200"]), "nc"
+            load_experiment(
+                EXPERIMENTS / "imagenet100" / "gauss100.yaml", ["pretrain.switch_epoch=200"]
+            ),
+            "nc",
         )
 
 
@@ -146,23 +201,39 @@ def _write_trees(exp, n_per_class: int = 6) -> None:
 
 
 def test_tiny_experiment_trains_dinov2_n2n_nc_and_nct_and_writes_four_teacher_checkpoints(tmp_path):
-    exp = load_experiment(None, [
-        "name=tiny", f"output_root={tmp_path}", "data.name=mnist", f"data.clean_root={tmp_path}/clean",
-        f"pretrain.config_file={TINY_CONFIG}", "pretrain.epochs=3", "pretrain.switch_epoch=2",
-        "pretrain.curriculum_epochs=1", "pretrain.overrides.train.batch_size_per_gpu=4",
-        "pretrain.overrides.train.OFFICIAL_EPOCH_LENGTH=2", "pretrain.overrides.optim.warmup_epochs=1",
-        "nct.weight=2.0",
-    ])  # fmt: skip
+    exp = load_experiment(
+        None,
+        [
+            "name=tiny",
+            f"output_root={tmp_path}",
+            "data.name=mnist",
+            f"data.clean_root={tmp_path}/clean",
+            f"pretrain.config_file={TINY_CONFIG}",
+            "pretrain.epochs=3",
+            "pretrain.switch_epoch=2",
+            "pretrain.curriculum_epochs=1",
+            "pretrain.overrides.train.batch_size_per_gpu=4",
+            "pretrain.overrides.train.OFFICIAL_EPOCH_LENGTH=2",
+            "pretrain.overrides.optim.warmup_epochs=1",
+            "nct.weight=2.0",
+        ],
+    )
     _write_trees(exp)
     for method in METHODS:  # in pipeline order: nc and nct branch off the n2n_dinov2 run
         cfg = training_config_for(exp, method)
         OmegaConf.save(cfg, tmp_path / f"{method}.yaml")
         out = cfg.train.output_dir
         summary = main(
-            get_args_parser().parse_args(["--config-file", str(tmp_path / f"{method}.yaml"), "--output-dir", out])
+            get_args_parser().parse_args(
+                ["--config-file", str(tmp_path / f"{method}.yaml"), "--output-dir", out]
+            )
         )
         last = summary["iteration"] - 1
-        export = load_checkpoint_file(Path(out) / "eval" / f"training_{last}" / "teacher_checkpoint.pth")
+        export = load_checkpoint_file(
+            Path(out) / "eval" / f"training_{last}" / "teacher_checkpoint.pth"
+        )
         assert "backbone.cls_token" in export["teacher"]
         assert ("anchor_ibot_loss" in summary["losses"]) == (method == "nct")
-    assert (Path(exp.pretrain.runs_dir) / "n2n_dinov2" / "model_0000004.pth").is_file()  # the kept switch checkpoint
+    assert (
+        Path(exp.pretrain.runs_dir) / "n2n_dinov2" / "model_0000004.pth"
+    ).is_file()  # the kept switch checkpoint

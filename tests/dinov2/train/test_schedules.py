@@ -16,10 +16,17 @@ EPOCH = 10  # OFFICIAL_EPOCH_LENGTH of the tiny config
 
 @pytest.fixture(scope="module")
 def schedules():
-    cfg = load_training_config(TINY_CONFIG, [
-        "optim.epochs=5", "optim.warmup_epochs=1", "optim.lr=0.1", "optim.min_lr=0.001",
-        "teacher.warmup_teacher_temp_epochs=2", "optim.freeze_last_layer_epochs=1",
-    ])  # fmt: skip
+    cfg = load_training_config(
+        TINY_CONFIG,
+        [
+            "optim.epochs=5",
+            "optim.warmup_epochs=1",
+            "optim.lr=0.1",
+            "optim.min_lr=0.001",
+            "teacher.warmup_teacher_temp_epochs=2",
+            "optim.freeze_last_layer_epochs=1",
+        ],
+    )
     return build_schedulers(cfg)
 
 
@@ -60,9 +67,14 @@ def test_last_layer_lr_is_frozen_for_the_first_epoch(schedules):
 
 def test_apply_optim_scheduler_uses_group_multipliers():
     a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.AdamW([
-        {"params": [a], "lr_multiplier": 0.5, "wd_multiplier": 0.0, "is_last_layer": False},
-        {"params": [b], "lr_multiplier": 1.0, "wd_multiplier": 1.0, "is_last_layer": True},
-    ])  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [a], "lr_multiplier": 0.5, "wd_multiplier": 0.0, "is_last_layer": False},
+            {"params": [b], "lr_multiplier": 1.0, "wd_multiplier": 1.0, "is_last_layer": True},
+        ]
+    )
     apply_optim_scheduler(optimizer, lr=0.2, wd=0.3, last_layer_lr=0.0)
-    assert [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups] == [(0.1, 0.0), (0.0, 0.3)]
+    assert [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups] == [
+        (0.1, 0.0),
+        (0.0, 0.3),
+    ]

@@ -40,7 +40,9 @@ def synthetic_batch(batch_size: int = 3, n_local: int = 2, grid: int = 4, seed: 
     }
 
 
-def cross_entropy(target: torch.Tensor, student_logits: torch.Tensor, temp: float = 0.1) -> torch.Tensor:
+def cross_entropy(
+    target: torch.Tensor, student_logits: torch.Tensor, temp: float = 0.1
+) -> torch.Tensor:
     return -(target * F.log_softmax(student_logits / temp, dim=-1)).sum(-1).mean()
 
 
@@ -49,15 +51,23 @@ def test_dino_terms_are_normalised_by_the_number_of_crop_pairs(arch):
     g = torch.Generator().manual_seed(1)
     local = [torch.randn(B, K, generator=g) for _ in range(n_local)]
     s_global = [torch.randn(B, K, generator=g) for _ in range(2)]
-    t_for = [torch.softmax(torch.randn(B, K, generator=g), -1) for _ in range(2)]  # t_for[i]: target of crop i
-    student = StudentOutput({}, {}, torch.zeros(2 * B, 4), torch.cat(local), torch.cat(s_global), None)
+    t_for = [
+        torch.softmax(torch.randn(B, K, generator=g), -1) for _ in range(2)
+    ]  # t_for[i]: target of crop i
+    student = StudentOutput(
+        {}, {}, torch.zeros(2 * B, 4), torch.cat(local), torch.cat(s_global), None
+    )
     targets = TeacherTargets(dino=torch.stack(t_for), ibot=None)
     batch = Batch.from_collated(synthetic_batch(B, n_local), torch.device("cpu"))
     arch.do_ibot = False
     losses = arch.dino_ibot_losses(student, targets, batch)
-    n_pairs = 2 * 1 + 2 * n_local  # 2 crossed global pairs + every local crop against both global crops
+    n_pairs = (
+        2 * 1 + 2 * n_local
+    )  # 2 crossed global pairs + every local crop against both global crops
     local_expected = sum(cross_entropy(t, s) for s in local for t in t_for) / n_pairs
-    global_expected = (cross_entropy(t_for[0], s_global[0]) + cross_entropy(t_for[1], s_global[1])) / n_pairs
+    global_expected = (
+        cross_entropy(t_for[0], s_global[0]) + cross_entropy(t_for[1], s_global[1])
+    ) / n_pairs
     torch.testing.assert_close(losses["dino_local_crops_loss"], local_expected)
     torch.testing.assert_close(losses["dino_global_crops_loss"], global_expected)
 
@@ -75,8 +85,12 @@ def test_teacher_targets_pair_each_global_crop_with_the_other(arch):
 
 def test_forward_backward_total_is_the_official_weighted_sum_and_teacher_gets_no_gradient(arch):
     losses = arch.forward_backward(synthetic_batch(), teacher_temp=0.04)
-    expected = (losses["dino_local_crops_loss"] + losses["dino_global_crops_loss"]
-                + 2 * losses["koleo_loss"] + 2 * losses["ibot_loss"])  # fmt: skip
+    expected = (
+        losses["dino_local_crops_loss"]
+        + losses["dino_global_crops_loss"]
+        + 2 * losses["koleo_loss"]
+        + 2 * losses["ibot_loss"]
+    )
     torch.testing.assert_close(losses["total_loss"], expected)
     assert all(p.grad is None for p in arch.teacher.parameters())
     assert all(p.grad is not None for p in arch.student.backbone.blocks.parameters())
@@ -112,8 +126,14 @@ def test_update_teacher_is_an_exponential_moving_average(arch):
 
 def test_state_dict_uses_official_keys(arch):
     keys = set(arch.state_dict())
-    for k in ("student.backbone.cls_token", "student.backbone.blocks.0.ls1.gamma", "student.dino_head.mlp.0.weight",
-              "teacher.dino_head.last_layer.weight_g", "dino_loss.center", "ibot_patch_loss.center"):  # fmt: skip
+    for k in (
+        "student.backbone.cls_token",
+        "student.backbone.blocks.0.ls1.gamma",
+        "student.dino_head.mlp.0.weight",
+        "teacher.dino_head.last_layer.weight_g",
+        "dino_loss.center",
+        "ibot_patch_loss.center",
+    ):
         assert k in keys
     assert not any("module." in k for k in keys)
 

@@ -39,12 +39,27 @@ def _children(pid: int) -> list[int]:
 
 def test_preempted_local_job_is_requeued_and_resumes_from_its_last_checkpoint(tmp_path, image_root):
     out, jobs = tmp_path / "run", tmp_path / "jobs"
-    job = submit([
-        "train", "--cluster", "local", "--ngpus", "0", "--timeout", "10", "--job-dir", str(jobs),
-        "--config-file", str(TINY_CONFIG), "--output-dir", str(out),
-        f"train.dataset_path=ImageNet:split=TRAIN:root={image_root}", "train.batch_size_per_gpu=4",
-        "optim.epochs=15", "train.checkpoint_period_iterations=5",
-    ])  # fmt: skip
+    job = submit(
+        [
+            "train",
+            "--cluster",
+            "local",
+            "--ngpus",
+            "0",
+            "--timeout",
+            "10",
+            "--job-dir",
+            str(jobs),
+            "--config-file",
+            str(TINY_CONFIG),
+            "--output-dir",
+            str(out),
+            f"train.dataset_path=ImageNet:split=TRAIN:root={image_root}",
+            "train.batch_size_per_gpu=4",
+            "optim.epochs=15",
+            "train.checkpoint_period_iterations=5",
+        ]
+    )
     _wait_for(lambda: list_checkpoints(out), 120, "the first checkpoint")
     # What slurm does before a time-out or a preemption: signal the task. submitit calls our
     # checkpoint(), the task exits with the requeue code and the local controller starts it again.
@@ -56,13 +71,28 @@ def test_preempted_local_job_is_requeued_and_resumes_from_its_last_checkpoint(tm
     log = "".join(p.read_text() for p in jobs.rglob("*_log.err"))
     assert "requeueing train" in log
     assert "resumed from" in log and "at iteration" in log
-    iterations = [json.loads(line)["iteration"] for line in (out / METRICS_FILE).read_text().splitlines()]
+    iterations = [
+        json.loads(line)["iteration"] for line in (out / METRICS_FILE).read_text().splitlines()
+    ]
     assert iterations == list(range(150))  # resumed runs rewrite the lines after their checkpoint
     assert (out / "eval" / "training_149" / "teacher_checkpoint.pth").is_file()
 
 
 def test_failing_stage_fails_the_job(tmp_path):
-    job = submit(["train", "--cluster", "local", "--ngpus", "0", "--job-dir", str(tmp_path / "jobs"),
-                  "--config-file", str(tmp_path / "missing.yaml"), "--output-dir", str(tmp_path / "run")])
+    job = submit(
+        [
+            "train",
+            "--cluster",
+            "local",
+            "--ngpus",
+            "0",
+            "--job-dir",
+            str(tmp_path / "jobs"),
+            "--config-file",
+            str(tmp_path / "missing.yaml"),
+            "--output-dir",
+            str(tmp_path / "run"),
+        ]
+    )
     with pytest.raises(Exception, match="exited with status 2"):
         job.result()

@@ -34,7 +34,9 @@ def test_loader_started_at_iteration_1_continues_the_uninterrupted_stream(tmp_pa
     resumed = first_batches(cfg, 1, 2)
     assert_same_batch(straight[1], resumed[0])
     assert_same_batch(straight[2], resumed[1])
-    assert not torch.equal(straight[0]["collated_global_crops"], straight[1]["collated_global_crops"])
+    assert not torch.equal(
+        straight[0]["collated_global_crops"], straight[1]["collated_global_crops"]
+    )
 
 
 def test_batches_do_not_depend_on_the_number_of_workers(tmp_path, image_root):
@@ -59,14 +61,20 @@ def test_batched_stream_resumes_exactly_and_does_not_depend_on_the_workers(tmp_p
     resumed = first_batches(cfg, 1, 2)
     assert_same_batch(straight[1], resumed[0])
     assert_same_batch(straight[2], resumed[1])
-    assert not torch.equal(straight[0]["collated_global_crops"], straight[1]["collated_global_crops"])
-    with_workers = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=batched", "train.num_workers=2"), 0, 2)
+    assert not torch.equal(
+        straight[0]["collated_global_crops"], straight[1]["collated_global_crops"]
+    )
+    with_workers = first_batches(
+        make_cfg(tmp_path, image_root, "train.augmentation=batched", "train.num_workers=2"), 0, 2
+    )
     for a, b in zip(straight, with_workers):
         assert_same_batch(a, b)
 
 
 def test_batched_path_gives_the_per_image_batch_layout_and_masks(tmp_path, image_root):
-    per_image = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=per_image"), 0, 1)[0]
+    per_image = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=per_image"), 0, 1)[
+        0
+    ]
     batched = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=batched"), 0, 1)[0]
     assert batched.keys() == per_image.keys()
     for k, v in per_image.items():
@@ -79,7 +87,9 @@ def test_batched_path_gives_the_per_image_batch_layout_and_masks(tmp_path, image
 
 def test_auto_augmentation_is_per_image_on_cpu_and_a_bad_value_names_the_key(tmp_path, image_root):
     auto = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=auto"), 0, 1)[0]
-    assert_same_batch(auto, first_batches(make_cfg(tmp_path, image_root, "train.augmentation=per_image"), 0, 1)[0])
+    assert_same_batch(
+        auto, first_batches(make_cfg(tmp_path, image_root, "train.augmentation=per_image"), 0, 1)[0]
+    )
     with pytest.raises(ValueError, match="train.augmentation.*per_image, batched, auto"):
         build_train_data_loader(make_cfg(tmp_path, image_root, "train.augmentation=gpu"), 0)
 
@@ -87,8 +97,12 @@ def test_auto_augmentation_is_per_image_on_cpu_and_a_bad_value_names_the_key(tmp
 def test_batched_paired_dataset_yields_paired_crops_with_the_same_parameters(tmp_path, image_root):
     copy = tmp_path / "denoised"
     shutil.copytree(image_root / "train", copy / "train")
-    cfg = make_cfg(tmp_path, image_root, "train.augmentation=batched",
-                   f"train.dataset_path=PairedImageNet:split=TRAIN:root={image_root}:paired_root={copy}")  # fmt: skip
+    cfg = make_cfg(
+        tmp_path,
+        image_root,
+        "train.augmentation=batched",
+        f"train.dataset_path=PairedImageNet:split=TRAIN:root={image_root}:paired_root={copy}",
+    )
     batch = first_batches(cfg, 0, 1)[0]
     assert torch.equal(batch["collated_global_crops_paired"], batch["collated_global_crops"])
 
@@ -100,19 +114,41 @@ def _train(cfg):
     return model
 
 
-def test_batched_training_killed_after_4_iterations_and_resumed_equals_8_straight_iterations(tmp_path, image_root):
+def test_batched_training_killed_after_4_iterations_and_resumed_equals_8_straight_iterations(
+    tmp_path, image_root
+):
     # 100-iteration schedule; the straight run stops after 8, the other process is SIGKILLed as soon as
     # its iteration-4 checkpoint exists (never a clean exit), then the run resumes in a fresh process state.
-    common = ("train.augmentation=batched", "optim.epochs=1", "train.OFFICIAL_EPOCH_LENGTH=100",
-              "train.checkpoint_period_iterations=4", "student.drop_path_rate=0.2")  # fmt: skip
-    straight = _train(make_cfg(tmp_path / "straight", image_root, *common, "train.stop_at_iteration=8"))
+    common = (
+        "train.augmentation=batched",
+        "optim.epochs=1",
+        "train.OFFICIAL_EPOCH_LENGTH=100",
+        "train.checkpoint_period_iterations=4",
+        "student.drop_path_rate=0.2",
+    )
+    straight = _train(
+        make_cfg(tmp_path / "straight", image_root, *common, "train.stop_at_iteration=8")
+    )
 
     killed = tmp_path / "killed"
-    cmd = [sys.executable, str(REPO / "dinov2" / "run" / "train" / "train.py"), "--config-file", str(TINY_CONFIG),
-           "--output-dir", str(killed), f"train.dataset_path=ImageNet:split=TRAIN:root={image_root}",
-           "train.batch_size_per_gpu=4", *common]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO / "dinov2" / "run" / "train" / "train.py"),
+        "--config-file",
+        str(TINY_CONFIG),
+        "--output-dir",
+        str(killed),
+        f"train.dataset_path=ImageNet:split=TRAIN:root={image_root}",
+        "train.batch_size_per_gpu=4",
+        *common,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     try:
         deadline = time.monotonic() + 600
         while not (killed / "model_0000004.pth").exists():
@@ -123,7 +159,9 @@ def test_batched_training_killed_after_4_iterations_and_resumed_equals_8_straigh
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stderr.close()
-    assert not (killed / "model_0000008.pth").exists(), "killed too late: the run reached iteration 8"
+    assert not (killed / "model_0000008.pth").exists(), (
+        "killed too late: the run reached iteration 8"
+    )
 
     resumed = _train(make_cfg(killed, image_root, *common, "train.stop_at_iteration=8"))
     expected, got = straight.state_dict(), resumed.state_dict()

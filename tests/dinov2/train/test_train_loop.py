@@ -31,17 +31,33 @@ def read_metrics(output_dir: Path) -> list[dict]:
 def test_tiny_model_trains_20_iterations_with_finite_decreasing_loss(tmp_path, image_root):
     # Sinkhorn-Knopp targets, a constant teacher temperature and no warm-up: the loss falls from the start.
     cfg = make_cfg(
-        tmp_path, image_root, "optim.epochs=2", "optim.base_lr=0.05", "optim.warmup_epochs=0",
-        "teacher.warmup_teacher_temp_epochs=0", "train.centering=sinkhorn_knopp",
-    )  # fmt: skip
+        tmp_path,
+        image_root,
+        "optim.epochs=2",
+        "optim.base_lr=0.05",
+        "optim.warmup_epochs=0",
+        "teacher.warmup_teacher_temp_epochs=0",
+        "train.centering=sinkhorn_knopp",
+    )
     _, summary = train(cfg)
     records = read_metrics(tmp_path)
     assert [r["iteration"] for r in records] == list(range(20))
     losses = [r["total_loss"] for r in records]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.5
-    keys = {"dino_local_crops_loss", "dino_global_crops_loss", "ibot_loss", "koleo_loss", "total_loss",
-            "lr", "wd", "mom", "teacher_temp", "last_layer_lr", "images_per_s"}  # fmt: skip
+    keys = {
+        "dino_local_crops_loss",
+        "dino_global_crops_loss",
+        "ibot_loss",
+        "koleo_loss",
+        "total_loss",
+        "lr",
+        "wd",
+        "mom",
+        "teacher_temp",
+        "last_layer_lr",
+        "images_per_s",
+    }
     assert keys <= set(records[-1])
     assert summary["iteration"] == 20
     # Official export layout: eval/training_<iteration>/teacher_checkpoint.pth = {"teacher": state_dict}.
@@ -51,11 +67,19 @@ def test_tiny_model_trains_20_iterations_with_finite_decreasing_loss(tmp_path, i
 
 def test_resume_after_stop_gives_bit_identical_parameters(tmp_path, image_root):
     # Stochastic depth draws from the training RNG, which the checkpoint must restore.
-    common = ("optim.epochs=1", "train.checkpoint_period_iterations=3", "student.drop_path_rate=0.2")
-    straight, _ = train(make_cfg(tmp_path / "straight", image_root, *common, "train.stop_at_iteration=6"))
+    common = (
+        "optim.epochs=1",
+        "train.checkpoint_period_iterations=3",
+        "student.drop_path_rate=0.2",
+    )
+    straight, _ = train(
+        make_cfg(tmp_path / "straight", image_root, *common, "train.stop_at_iteration=6")
+    )
     train(make_cfg(tmp_path / "split", image_root, *common, "train.stop_at_iteration=3"))
     assert [i for i, _ in list_checkpoints(tmp_path / "split")] == [3]
-    resumed, summary = train(make_cfg(tmp_path / "split", image_root, *common, "train.stop_at_iteration=6"))
+    resumed, summary = train(
+        make_cfg(tmp_path / "split", image_root, *common, "train.stop_at_iteration=6")
+    )
     assert summary["iteration"] == 6
     expected, got = straight.state_dict(), resumed.state_dict()
     assert expected.keys() == got.keys()
@@ -66,21 +90,35 @@ def test_resume_after_stop_gives_bit_identical_parameters(tmp_path, image_root):
 
 
 def test_truncated_newest_checkpoint_is_skipped_with_a_warning(tmp_path, image_root, caplog):
-    cfg = make_cfg(tmp_path, image_root, "optim.epochs=1", "train.checkpoint_period_iterations=2",
-                   "train.stop_at_iteration=4")  # fmt: skip
+    cfg = make_cfg(
+        tmp_path,
+        image_root,
+        "optim.epochs=1",
+        "train.checkpoint_period_iterations=2",
+        "train.stop_at_iteration=4",
+    )
     train(cfg)
     newest = tmp_path / "model_0000004.pth"
     newest.write_bytes(newest.read_bytes()[:1000])
     with caplog.at_level(logging.WARNING, logger="dinov2"):
         _, summary = train(cfg)
     assert "skipping checkpoint" in caplog.text and "model_0000004.pth" in caplog.text
-    assert summary["iteration"] == 4  # resumed at 2, trained 2 more, wrote a valid model_0000004.pth
+    assert (
+        summary["iteration"] == 4
+    )  # resumed at 2, trained 2 more, wrote a valid model_0000004.pth
     assert load_checkpoint_file(newest)["iteration"] == 4
 
 
 def test_non_finite_loss_stops_naming_the_iteration_and_keeps_last_checkpoint(tmp_path, image_root):
-    cfg = make_cfg(tmp_path, image_root, "optim.epochs=1", "optim.warmup_epochs=0", "optim.base_lr=1.0e30",
-                   "optim.clip_grad=0", "train.checkpoint_period_iterations=1")  # fmt: skip
+    cfg = make_cfg(
+        tmp_path,
+        image_root,
+        "optim.epochs=1",
+        "optim.warmup_epochs=0",
+        "optim.base_lr=1.0e30",
+        "optim.clip_grad=0",
+        "train.checkpoint_period_iterations=1",
+    )
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at iteration (\d+)") as info:
         train(cfg)
     bad_iteration = int(re.search(r"iteration (\d+)", str(info.value)).group(1))
@@ -92,18 +130,31 @@ def test_non_finite_loss_stops_naming_the_iteration_and_keeps_last_checkpoint(tm
 
 
 def test_checkpoint_retention_keeps_newest_and_pinned_iterations(tmp_path, image_root):
-    cfg = make_cfg(tmp_path, image_root, "optim.epochs=1", "train.checkpoint_period_iterations=1",
-                   "train.checkpoint_keep=2", "train.keep_checkpoint_iterations=[2]", "train.stop_at_iteration=5")  # fmt: skip
+    cfg = make_cfg(
+        tmp_path,
+        image_root,
+        "optim.epochs=1",
+        "train.checkpoint_period_iterations=1",
+        "train.checkpoint_keep=2",
+        "train.keep_checkpoint_iterations=[2]",
+        "train.stop_at_iteration=5",
+    )
     train(cfg)
     assert [i for i, _ in list_checkpoints(tmp_path)] == [5, 4, 2]
 
 
 def test_cli_trains_when_executed_as_a_file(tmp_path, image_root):
     cmd = [
-        sys.executable, str(REPO / "dinov2" / "run" / "train" / "train.py"), "--config-file", str(TINY_CONFIG),
-        "--output-dir", str(tmp_path), f"train.dataset_path=ImageNet:split=TRAIN:root={image_root}",
-        "train.batch_size_per_gpu=2", "train.stop_at_iteration=2",
-    ]  # fmt: skip
+        sys.executable,
+        str(REPO / "dinov2" / "run" / "train" / "train.py"),
+        "--config-file",
+        str(TINY_CONFIG),
+        "--output-dir",
+        str(tmp_path),
+        f"train.dataset_path=ImageNet:split=TRAIN:root={image_root}",
+        "train.batch_size_per_gpu=2",
+        "train.stop_at_iteration=2",
+    ]
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -115,7 +166,9 @@ def test_cli_trains_when_executed_as_a_file(tmp_path, image_root):
 def test_cli_config_typo_exits_2_with_the_closest_key(tmp_path, capsys):
     from dinov2.run.train.train import main
 
-    code = main(["--config-file", str(TINY_CONFIG), "--output-dir", str(tmp_path), "optim.base_lrr=0.1"])
+    code = main(
+        ["--config-file", str(TINY_CONFIG), "--output-dir", str(tmp_path), "optim.base_lrr=0.1"]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "unknown config key 'optim.base_lrr'" in err and "did you mean 'optim.base_lr'" in err
@@ -125,7 +178,9 @@ def test_cli_config_typo_exits_2_with_the_closest_key(tmp_path, capsys):
 def test_model_weights_initialise_all_networks_and_restart_at_iteration_zero(tmp_path, image_root):
     from dinov2.train.train import build_optimizer, load_initial_state
 
-    source, _ = train(make_cfg(tmp_path / "source", image_root, "optim.epochs=1", "train.stop_at_iteration=2"))
+    source, _ = train(
+        make_cfg(tmp_path / "source", image_root, "optim.epochs=1", "train.stop_at_iteration=2")
+    )
     weights = tmp_path / "source" / "model_0000002.pth"
     cfg = make_cfg(tmp_path / "branch", image_root, f"MODEL.WEIGHTS={weights}")
     torch.manual_seed(123)
@@ -140,8 +195,15 @@ def test_model_weights_initialise_all_networks_and_restart_at_iteration_zero(tmp
 def test_model_weights_rejects_a_teacher_export_with_a_clear_message(tmp_path, image_root):
     from dinov2.train.train import build_optimizer, load_initial_state
 
-    train(make_cfg(tmp_path / "source", image_root, "optim.epochs=1", "evaluation.eval_period_iterations=1",
-                   "train.stop_at_iteration=1"))  # fmt: skip
+    train(
+        make_cfg(
+            tmp_path / "source",
+            image_root,
+            "optim.epochs=1",
+            "evaluation.eval_period_iterations=1",
+            "train.stop_at_iteration=1",
+        )
+    )
     export = tmp_path / "source" / "eval" / "training_0" / "teacher_checkpoint.pth"
     cfg = make_cfg(tmp_path / "branch", image_root, f"MODEL.WEIGHTS={export}")
     model = build_meta_arch(cfg, torch.device("cpu"))

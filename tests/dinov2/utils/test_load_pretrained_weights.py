@@ -15,7 +15,15 @@ from dinov2.utils.utils import (
 
 def tiny(seed: int, **kwargs) -> DinoVisionTransformer:
     torch.manual_seed(seed)
-    kw = dict(img_size=32, patch_size=8, embed_dim=32, depth=4, num_heads=2, block_chunks=0, init_values=1e-5)
+    kw = dict(
+        img_size=32,
+        patch_size=8,
+        embed_dim=32,
+        depth=4,
+        num_heads=2,
+        block_chunks=0,
+        init_values=1e-5,
+    )
     kw.update(kwargs)
     return DinoVisionTransformer(**kw).eval()
 
@@ -70,7 +78,9 @@ def test_block_layout_is_converted(tmp_path, src_chunks, dst_chunks):
     src, dst = tiny(0, block_chunks=src_chunks), tiny(1, block_chunks=dst_chunks)
     path = tmp_path / "ckpt.pth"
     torch.save(src.state_dict(), path)
-    load_pretrained_weights(dst, path, checkpoint_key="teacher")  # key absent: plain dict used as is
+    load_pretrained_weights(
+        dst, path, checkpoint_key="teacher"
+    )  # key absent: plain dict used as is
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(dst(x), src(x))
 
@@ -133,11 +143,15 @@ def test_safetensors_round_trip_and_no_silent_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         save_backbone_safetensors(dst, path)
     save_backbone_safetensors(dst, path, overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["backbone.safetensors"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "backbone.safetensors"
+    ]  # no temp files left
 
 
 def test_cosine_scheduler_values():
-    sched = CosineScheduler(base_value=1.0, final_value=0.0, total_iters=12, warmup_iters=2, freeze_iters=2)
+    sched = CosineScheduler(
+        base_value=1.0, final_value=0.0, total_iters=12, warmup_iters=2, freeze_iters=2
+    )
     assert [sched[i] for i in range(4)] == [0.0, 0.0, 0.0, 1.0]  # freeze, warm-up linspace(0, 1, 2)
     assert sched[4] == 1.0  # cosine starts at base (8 cosine iterations)
     assert sched[8] == pytest.approx(0.5)  # halfway: 0.5 * (1 + cos(pi / 2))

@@ -12,7 +12,9 @@ from dinov2.utils.param_groups import fuse_params_groups, get_params_groups_with
 
 @pytest.fixture(scope="module")
 def backbone_groups() -> dict[str, dict]:
-    model = vit_small(patch_size=16, img_size=32, num_register_tokens=2, init_values=1e-5, block_chunks=0)
+    model = vit_small(
+        patch_size=16, img_size=32, num_register_tokens=2, init_values=1e-5, block_chunks=0
+    )
     groups = get_params_groups_with_decay(model, lr_decay_rate=0.9, patch_embed_lr_mult=0.2)
     return {g["name"]: g for g in groups}
 
@@ -53,9 +55,15 @@ def test_no_weight_decay_for_bias_norm_and_layerscale(backbone_groups):
 
 def test_head_has_multiplier_one_and_flags_the_last_layer():
     head = DINOHead(in_dim=16, out_dim=8, hidden_dim=32, bottleneck_dim=4)
-    groups = {g["name"]: g for g in get_params_groups_with_decay(head, lr_decay_rate=0.9, patch_embed_lr_mult=0.2)}
+    groups = {
+        g["name"]: g
+        for g in get_params_groups_with_decay(head, lr_decay_rate=0.9, patch_embed_lr_mult=0.2)
+    }
     assert {g["lr_multiplier"] for g in groups.values()} == {1.0}
-    assert [n for n, g in groups.items() if g["is_last_layer"]] == ["last_layer.weight_g", "last_layer.weight_v"]
+    assert [n for n, g in groups.items() if g["is_last_layer"]] == [
+        "last_layer.weight_g",
+        "last_layer.weight_v",
+    ]
 
 
 def test_fused_groups_cover_every_parameter_once(backbone_groups):

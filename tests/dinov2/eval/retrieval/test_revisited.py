@@ -18,11 +18,13 @@ GND = [
     {"easy": [4], "hard": [], "junk": [9]},
     {"easy": [], "hard": [], "junk": [3]},
 ]
-RANKS = np.array([
-    [0, 2, 3, 7, 5, 1, 4, 6, 8, 9],
-    [4, 9, 0, 1, 2, 3, 5, 6, 7, 8],
-    [3, 0, 1, 2, 4, 5, 6, 7, 8, 9],
-]).T  # [n_db, n_queries]
+RANKS = np.array(
+    [
+        [0, 2, 3, 7, 5, 1, 4, 6, 8, 9],
+        [4, 9, 0, 1, 2, 3, 5, 6, 7, 8],
+        [3, 0, 1, 2, 4, 5, 6, 7, 8, 9],
+    ]
+).T  # [n_db, n_queries]
 
 # Hand computation (positions are zero-based after removing junk):
 # Easy   q0: ok {2,5}, junk {0,7}: positions 0, 2 → AP = (1+1)/2·½ + (½+⅔)/2·½ = 19/24; P@1 1, P@5 = P@10 = 2/3 (k_q = 3)
