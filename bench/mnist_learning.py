@@ -33,9 +33,9 @@ from dinov2.eval.knn import knn_accuracy
 from dinov2.eval.pipeline import teacher_checkpoints
 from dinov2.eval.pixels import PixelBackbone
 from dinov2.eval.setup import build_model_for_eval
+from dinov2.run.methods import training_config_for
 from dinov2.run.pretrain import ensure_index
 from dinov2.run.train.train import main as train_main
-from dinov2.train.methods import training_config_for
 from dinov2.train.train import METRICS_FILE
 from utils.config import load_experiment
 from utils.embedded import build_mnist5k

@@ -4,7 +4,7 @@
 
 Methods (see :mod:`dinov2.run.experiment`): ``dinov2`` (noisy images), ``n2n_dinov2`` (denoised
 images), ``nc`` and ``nct`` (branch off ``n2n_dinov2`` at ``pretrain.switch_epoch``). The training
-config comes from :func:`dinov2.train.methods.training_config_for`; it is written to
+config comes from :func:`dinov2.run.methods.training_config_for`; it is written to
 ``<run dir>/experiment_train.yaml`` and trained by the official entry point
 (``dinov2/run/train/train.py``) in ``pretrain.runs_dir/<method>``.
 
@@ -123,7 +123,7 @@ def clear_run(run_dir: Path) -> None:
 def check_anchor_checkpoint(cfg, experiment: str | None, epoch_length: int) -> None:
     """NCT waits for its anchor: ``FileNotFoundError`` (one line) while the N2N + DINOv2 checkpoint at
     ``nct.anchor_epoch`` does not exist yet."""
-    from dinov2.train.methods import anchor_checkpoint, anchor_epoch
+    from dinov2.run.methods import anchor_checkpoint, anchor_epoch
 
     anchor = anchor_checkpoint(cfg, epoch_length)
     if not anchor.is_file():
@@ -157,7 +157,7 @@ def pretrain(
 ) -> int:
     """Train ``method`` of the experiment unless it is finished; returns the exit status (0 = done)."""
     from dinov2.run.experiment import DONE_MARKER, method_paths
-    from dinov2.train.methods import switch_checkpoint, training_config_for
+    from dinov2.run.methods import switch_checkpoint, training_config_for
     from utils.atomic import atomic_write_text
     from utils.config import load_experiment
     from utils.settings_record import check_settings, save_settings

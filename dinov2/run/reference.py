@@ -29,8 +29,8 @@ from omegaconf import DictConfig
 
 from dinov2.eval.pixels import MAX_PIXEL_SIDE, PIXELS_ARCH
 from dinov2.run.experiment import method_paths
+from dinov2.run.methods import training_config_for
 from dinov2.train.checkpointing import export_teacher
-from dinov2.train.methods import training_config_for
 from dinov2.train.parallel import full_state_dict
 from dinov2.train.train import build_meta_arch, fix_random_seeds
 from dinov2.utils.config import write_config

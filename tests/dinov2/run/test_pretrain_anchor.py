@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dinov2.run.methods import training_config_for
 from dinov2.run.pretrain import pretrain
 from dinov2.train.curriculum import checkpoint_path
-from dinov2.train.methods import training_config_for
 from utils.config import DEMO_EXPERIMENT, load_experiment
 
 

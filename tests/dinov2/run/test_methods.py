@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image, ImageFilter
-from train_helpers import REPO, TINY_CONFIG
 
 from dinov2.data.datasets import build_index
+from dinov2.run.methods import METHODS, training_config_for
 from dinov2.train.checkpointing import load_checkpoint_file
-from dinov2.train.methods import METHODS, training_config_for
 from dinov2.train.train import get_args_parser, main
 from utils.config import ConfigError, load_experiment
 from utils.embedded import mnist5k_arrays
 from utils.noise import add_noise_uint8
 
+REPO = Path(__file__).resolve().parents[3]
+TINY_CONFIG = REPO / "dinov2" / "configs" / "train" / "vit_pico_cpu.yaml"
 EXPERIMENTS = REPO / "configs" / "experiments"
 PAPER_LAMBDA = {"gauss255": 1.1, "gauss100": 4.0, "shot1": 5.0, "speckle1.0": 2.0}
 SAME_FAMILY = {"gauss50": 4.0, "shot10": 5.0, "shot3": 5.0, "speckle0.4": 2.0, "speckle0.7": 2.0}
