@@ -1,6 +1,6 @@
 """DINOv2 pretraining.
 
-- :mod:`.ssl_meta_arch` — ``SSLMetaArch``: student/EMA teacher, loss composition, ``regularizer`` hook;
+- :mod:`.ssl_meta_arch` — ``SSLMetaArch``: student/EMA teacher, loss composition, extra-loss hook;
 - :mod:`.targets` — batch/output records and ``compute_teacher_targets`` (reusable by extra losses);
 - :mod:`.model_builder` — backbones from the ``student`` config section;
 - :mod:`.schedules` — per-iteration lr/wd/momentum/teacher-temperature schedules;
@@ -8,7 +8,7 @@
 - :mod:`.checkpointing` — atomic checkpoints, pruning, resume, teacher exports;
 - :mod:`.parallel` — DDP / FSDP2 wrapping and full-state checkpoints;
 - :mod:`.train` — the loop (``do_train``) and its entry point (``main``).
-- :mod:`.curriculum` — branching off a checkpoint (restart / continue) and ``curriculum:`` phases (NC);
-- :mod:`.anchor` — ``AnchorRegularizer``, the NCT teacher-anchored loss plugged into ``regularizer``;
+- :mod:`.branching` — a run branching off another run's checkpoint (restart / continue): NC/NCT;
+- :mod:`.anchor` — ``AnchorRegularizer``: the NCT teacher-anchored loss of ``SSLMetaArch``;
 - :mod:`.methods` — ``training_config_for(experiment, method)``: dinov2 / n2n_dinov2 / nc / nct runs.
 """

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from dinov2 import distributed
 from dinov2.train.anchor import build_anchor_regularizer
+from dinov2.train.branching import keep_iterations, load_branch_checkpoint
 from dinov2.train.checkpointing import (
     Checkpointer,
     export_teacher,
@@ -34,7 +35,6 @@ from dinov2.train.checkpointing import (
     restore_rng_state,
 )
 from dinov2.train.collapse import CollapseMonitor
-from dinov2.train.curriculum import keep_iterations, load_branch_checkpoint, run_curriculum
 from dinov2.train.data import build_train_data_loader
 from dinov2.train.parallel import checkpoint_state, full_state_dict, load_checkpoint_state
 from dinov2.train.schedules import apply_optim_scheduler, build_schedulers
@@ -271,7 +271,7 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
     stop_iter = min(cfg.train.stop_at_iteration or max_iter, max_iter)
     ckpt_period = cfg.train.checkpoint_period_iterations or 3 * cfg.train.OFFICIAL_EPOCH_LENGTH
     eval_period = cfg.evaluation.eval_period_iterations
-    kept = keep_iterations(cfg)  # e.g. the curriculum switch epoch: always written, never pruned
+    kept = keep_iterations(cfg)  # e.g. the NC/NCT switch epoch: always written, never pruned
     checkpointer = Checkpointer(output_dir, cfg.train.checkpoint_keep, kept)
     metrics = MetricsWriter(output_dir / METRICS_FILE, start_iter)
     data_loader = build_train_data_loader(
@@ -365,13 +365,5 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     cfg = setup(args)
     device = get_device(cfg)
 
-    def build_and_train(run_cfg: DictConfig) -> dict[str, Any]:
-        fix_random_seeds(run_cfg.train.seed + distributed.get_global_rank())
-        return do_train(run_cfg, build_meta_arch(run_cfg, device), resume=not args.no_resume)
-
-    if (
-        cfg.curriculum
-    ):  # one run per phase, in <output_dir>/phase_<k> (see dinov2/train/curriculum.py)
-        phases = run_curriculum(cfg, build_and_train)
-        return {**phases[-1], "phases": phases}
-    return build_and_train(cfg)
+    fix_random_seeds(cfg.train.seed + distributed.get_global_rank())
+    return do_train(cfg, build_meta_arch(cfg, device), resume=not args.no_resume)

@@ -1,5 +1,6 @@
-"""NCT waits for its anchor: the pretrain stage refuses to start NCT until the N2N + DINOv2 checkpoint at
-``nct.anchor_epoch`` exists (the paper's ImageNet-1k: the denoised run's final checkpoint, later than the branch)."""
+"""NCT waits for its anchor: the pretrain stage refuses to start NCT until the N2N + DINOv2
+checkpoint at ``nct.anchor_epoch`` exists (the paper's ImageNet-1k: the denoised run's final
+checkpoint, later than the branch)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from PIL import Image
 
 from dinov2.run.methods import training_config_for
 from dinov2.run.pretrain import pretrain
-from dinov2.train.curriculum import checkpoint_path
+from dinov2.train.branching import checkpoint_path
 from utils.config import DEMO_EXPERIMENT, load_experiment
 
 
