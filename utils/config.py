@@ -1,13 +1,14 @@
 """Strict experiment configs: one YAML = one experiment.
 
-Every key has a default in ``configs/defaults.yaml``. An experiment file and ``key=value`` overrides
-(OmegaConf dotlist) are merged on top of it; an unknown key or a value of the wrong type fails before
-any work starts with a one-line :class:`ConfigError` naming the key and the closest valid one.
+Every key has a default in ``configs/defaults.yaml``. An experiment file and ``key=value``
+overrides (OmegaConf dotlist) are merged on top of it; an unknown key or a value of the wrong type
+fails before any work starts with a one-line :class:`ConfigError` naming the key and the closest
+valid one.
 
 Conventions of the defaults file:
 - a default of ``null`` or ``???`` accepts any type (``???`` must be set before use);
-- a default of ``{}`` is an open mapping: any keys are accepted below it, from the experiment file and
-  from the command line alike (validated by the stage that consumes it, e.g. the official DINOv2
+- a default of ``{}`` is an open mapping: any keys are accepted below it, from the experiment file
+  and from the command line alike (validated by the stage that consumes it, e.g. the official DINOv2
   training config);
 - an int is accepted where the default is a float, never a bool where it is a number;
 - counts, sizes and seeds have lower bounds (:data:`MIN_VALUES`), checked before any work.
@@ -29,6 +30,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from utils.atomic import atomic_write_text
+from utils.cli import error_line  # noqa: F401  (imported from here by commands not yet on @command)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = REPO_ROOT / "configs" / "defaults.yaml"
@@ -72,19 +74,6 @@ ABOVE_ZERO = ("n2n.lr", "n2n.init_scale", "eval.knn.temperature")
 NOISE_LEVEL_KEYS = ("noise.family", "noise.sigma_255", "noise.lam", "noise.c")
 
 
-def error_line(e: BaseException) -> str:
-    """One line for an error message: a DataLoader worker's re-raised error carries the worker's
-    traceback in its text, of which only the last line (the original message) is kept."""
-    text = str(e).strip()
-    if "Traceback (most recent call last)" in text:
-        last = [ln for ln in text.splitlines() if ln.strip()][-1].strip()
-        head, sep, rest = last.partition(": ")
-        text = (
-            rest if sep and "." in head and " " not in head else last
-        )  # drop "pkg.module.ErrorType: "
-    return text.splitlines()[0] if text else type(e).__name__
-
-
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("noise_spec"):
         # Imported lazily: utils.noise imports torch, which config users may not need.
@@ -99,7 +88,8 @@ def _register_resolvers() -> None:
             if level is None:
                 key = {"gauss": "sigma_255", "shot": "lam", "speckle": "c"}[family]
                 raise ConfigError(
-                    f"config key 'noise.{key}' must be a number > 0 for noise.family={family}, got null"
+                    f"config key 'noise.{key}' must be a number > 0 for "
+                    f"noise.family={family}, got null"
                 )
             try:
                 return NoiseSpec(family, float(level)).tag
@@ -154,7 +144,8 @@ def _type_ok(default: Any, value: Any) -> bool:
     if isinstance(value, str) and value.startswith("${"):
         return True  # an interpolation; checked after resolution
     if isinstance(default, str) and default.startswith("${"):
-        return True  # a default that derives from another key (denoise.splits: ${data.splits}) takes its type
+        # a default that derives from another key (denoise.splits: ${data.splits}) takes its type
+        return True
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
@@ -186,9 +177,11 @@ def check_keys(
     prefix: str = "",
     open_paths: set[str] = frozenset(),
 ) -> None:
-    """Raise :class:`ConfigError` for the first key of ``override`` unknown to ``defaults`` or of a wrong type.
+    """Raise :class:`ConfigError` for the first key of ``override`` unknown to ``defaults`` or of a
+    wrong type.
 
-    Keys below an ``open_paths`` mapping are not checked (an earlier layer may already have filled it)."""
+    Keys below an ``open_paths`` mapping are not checked (an earlier layer may already have filled
+    it)."""
     all_keys = _flat_keys(defaults)
     for key, value in override.items():
         full = f"{prefix}{key}"
@@ -213,7 +206,7 @@ def check_keys(
 
 
 def strict_merge(defaults: DictConfig, *layers: tuple[DictConfig, str]) -> DictConfig:
-    """Merge ``(config, source_name)`` layers onto ``defaults`` after checking their keys and types."""
+    """Merge ``(config, source_name)`` layers onto ``defaults`` after checking keys and types."""
     merged = defaults
     # Every layer is checked against the defaults (not the merge so far): an experiment file's
     # ``sigma_255: 100`` does not make a later ``sigma_255=12.5`` "the wrong type".
@@ -237,7 +230,8 @@ def load_yaml(path: str | os.PathLike) -> DictConfig:
         problem = getattr(e, "problem", None)
         if mark is not None:
             raise ConfigError(
-                f"cannot parse {path}: line {mark.line + 1}, column {mark.column + 1}: {problem or type(e).__name__}"
+                f"cannot parse {path}: line {mark.line + 1}, column {mark.column + 1}: "
+                f"{problem or type(e).__name__}"
             ) from None
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"cannot parse {path}: {reason}") from None
@@ -300,8 +294,8 @@ def _noise_choice(layers: Sequence[tuple[DictConfig, str]]) -> str | None:
         level_keys = [k for k in NOISE_LEVEL_KEYS if k.split(".")[1] in noise]
         if "spec" in noise and level_keys:
             raise ConfigError(
-                f"{source} sets both 'noise.spec' and '{level_keys[0]}'; set either the spec (e.g. noise.spec=shot_3) "
-                "or the family and its level"
+                f"{source} sets both 'noise.spec' and '{level_keys[0]}'; set either the spec "
+                "(e.g. noise.spec=shot_3) or the family and its level"
             )
         choice = "spec" if "spec" in noise else ("family" if level_keys else choice)
     return choice
