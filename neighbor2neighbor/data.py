@@ -1,4 +1,5 @@
-"""Training crops of a noisy image tree, and the noisy validation photos with a known clean reference.
+"""Training crops of a noisy image tree (or of a clean one plus the noise at load time), and the
+noisy validation photos with a known clean reference.
 
 Randomness never comes from global state: the crop of sample ``i`` in epoch ``e`` and the data order
 of epoch ``e`` derive from ``(seed, e, i)``, so a resumed run sees exactly the crops and order that
@@ -22,6 +23,7 @@ from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
 from utils.image_io import is_image_file, load_rgb_uint8
+from utils.load_noise import LoadTimeNoise, noisy_rel_path
 from utils.noise import add_noise_uint8, parse_noise_spec
 
 log = logging.getLogger(__name__)
@@ -140,9 +142,13 @@ def select_images(files: Sequence[Path], root: Path, selection: TrainingSelectio
 
 
 class NoisyCropDataset(Dataset):
-    """Random ``crop_size`` crops of the training images below ``root``: item → float32 (3, S, S) in [0, 1].
+    """Random ``crop_size`` crops of the training images below ``root``: item → float32 (3, S, S) in
+    [0, 1].
 
-    ``selection`` (default: every image) restricts them as the reference does; see :class:`TrainingSelection`.
+    ``selection`` (default: every image) restricts them as the reference does; see
+    :class:`TrainingSelection`. ``noise``: ``root`` holds clean images and each gets, as it is read,
+    the noise ``utils.generate_noise`` writes for it (:class:`utils.load_noise.LoadTimeNoise`), so
+    the crops equal those of the noisy tree without it on disk.
     """
 
     def __init__(
@@ -151,9 +157,12 @@ class NoisyCropDataset(Dataset):
         crop_size: int = 256,
         seed: int = 0,
         selection: TrainingSelection | None = None,
+        noise: LoadTimeNoise | None = None,
     ) -> None:
-        self.root = Path(root)
+        self.root, self.noise = Path(root), noise
         self.files = list_images(root)
+        if noise is not None:  # the order of the noisy tree's file names (all .png)
+            self.files.sort(key=lambda p: noisy_rel_path(p.relative_to(self.root).as_posix()))
         if not self.files:
             raise FileNotFoundError(f"no image files below {self.root} (n2n.train_root)")
         selection = selection or TrainingSelection()
@@ -185,7 +194,9 @@ class NoisyCropDataset(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         # The sampler yields (index, draw) so that a file drawn twice in an epoch gets two crops.
         index, draw = index if isinstance(index, tuple) else (index, 0)
-        image = pad_to_at_least(load_rgb_uint8(self.files[index]), self.crop_size)
+        path = self.files[index]
+        pixels = load_rgb_uint8(path) if self.noise is None else self.noise.pixels(path)
+        image = pad_to_at_least(pixels, self.crop_size)
         rng = np.random.default_rng(derived_seed(self.seed, self.epoch, index, draw))
         top = int(rng.integers(0, image.shape[0] - self.crop_size + 1))
         left = int(rng.integers(0, image.shape[1] - self.crop_size + 1))

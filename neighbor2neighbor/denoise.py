@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         save_resolved,
     )
     from utils.image_io import ImageDecodeError
+    from utils.load_noise import noisy_tree_source
     from utils.settings_record import check_settings, save_settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -251,14 +252,16 @@ def main(argv: list[str] | None = None) -> int:
             has_outputs=has_outputs,
         )
         denoiser = Denoiser.from_checkpoint(d.checkpoint, device=d.device, amp=d.amp)
+        src, load_noise = noisy_tree_source(cfg, d.src)  # noise.at_load: clean + noise
         summary = denoise_tree(
             denoiser,
-            d.src,
+            src,
             d.dst,
             splits=list(d.splits),
             batch_size=d.batch_size,
             overwrite=args.overwrite,
             before_writing=lambda: save_settings(d.dst, "denoise", settings),
+            noise=load_noise,
         )
         save_resolved(cfg, d.dst, name="denoise_config.yaml")
     except (

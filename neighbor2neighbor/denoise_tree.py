@@ -30,6 +30,7 @@ from neighbor2neighbor.data import list_images
 from neighbor2neighbor.denoise import MULTIPLE, Denoiser, reflect_pad_to_multiple, to_uint8
 from utils.atomic import atomic_open, atomic_write_text
 from utils.image_io import ImageDecodeError, load_rgb_uint8, write_png_rgb
+from utils.load_noise import LoadTimeNoise
 
 log = logging.getLogger(__name__)
 MARKER = ".n2n_denoise_complete"
@@ -54,8 +55,14 @@ class DenoiseSummary:
         )
 
 
-def plan_outputs(src: Path, dst: Path, splits: Sequence[str]) -> list[tuple[Path, Path]]:
-    """``(source, output)`` pairs, sorted; output = ``dst / relative path`` with a ``.png`` suffix."""
+def plan_outputs(
+    src: Path, dst: Path, splits: Sequence[str], by_output: bool = False
+) -> list[tuple[Path, Path]]:
+    """``(source, output)`` pairs, sorted; output = ``dst / relative path`` with a ``.png`` suffix.
+
+    ``by_output``: each split's pairs sorted by output path, the order of the noisy tree's files
+    (``.png``) when clean images of other formats are read with the noise at load time.
+    """
     roots = [src / s for s in splits] if splits else [src]
     missing = [str(r) for r in roots if not r.is_dir()]
     if missing:
@@ -64,8 +71,10 @@ def plan_outputs(src: Path, dst: Path, splits: Sequence[str]) -> list[tuple[Path
         )
     pairs, seen = [], {}
     for root in roots:
-        for path in list_images(root):
-            out = (dst / path.relative_to(src)).with_suffix(".png")
+        root_pairs = [
+            (p, (dst / p.relative_to(src)).with_suffix(".png")) for p in list_images(root)
+        ]
+        for path, out in sorted(root_pairs, key=lambda pair: pair[1]) if by_output else root_pairs:
             if out in seen:
                 raise ValueError(
                     f"{path} and {seen[out]} would both be written to {out}; rename one"
@@ -98,9 +107,12 @@ def plan_batches(pairs: list[tuple[Path, Path]], batch_size: int) -> list[list[t
     ]
 
 
-def _denoise_batch(denoiser: Denoiser, sources: list[Path]) -> list[np.ndarray]:
-    """Decode, reflect-pad each image to the group's padded size, denoise as one batch, crop back."""
-    images = [load_rgb_uint8(p) for p in sources]
+def _denoise_batch(
+    denoiser: Denoiser, sources: list[Path], noise: LoadTimeNoise | None = None
+) -> list[np.ndarray]:
+    """Decode (and add the load-time ``noise``), reflect-pad each image to the group's padded size,
+    denoise as one batch, crop back."""
+    images = [load_rgb_uint8(p) if noise is None else noise.pixels(p) for p in sources]
     batch = torch.cat(
         [
             reflect_pad_to_multiple(torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float())
@@ -119,10 +131,14 @@ def denoise_tree(
     batch_size: int = 8,
     overwrite: bool = False,
     before_writing: Callable[[], object] | None = None,
+    noise: LoadTimeNoise | None = None,
 ) -> DenoiseSummary:
     """Denoise ``src/<split>/**`` (or all of ``src`` when ``splits`` is empty) into ``dst``.
 
-    ``before_writing`` is called once the paths are checked, before the first write (settings records)."""
+    ``before_writing`` is called once the paths are checked, before the first write (settings
+    records). ``noise``: ``src`` is the clean tree and each image gets the noise
+    ``utils.generate_noise`` writes for it as it is read, so ``dst`` gets the same bytes as from
+    the noisy tree (same images, same batches), which need not exist."""
     src, dst = Path(src), Path(dst)
     src_r, dst_r = src.resolve(), dst.resolve()  # symlinks resolved: a link into src is src
     if src_r == dst_r:
@@ -142,7 +158,7 @@ def denoise_tree(
         n_images = json.loads(marker.read_text()).get("n_images", 0)
         log.info("%s is complete (%s); nothing to do", dst, MARKER)
         return DenoiseSummary(n_images, 0, 0.0, skipped_complete=True)
-    pairs = plan_outputs(src, dst, splits)
+    pairs = plan_outputs(src, dst, splits, by_output=noise is not None)
     batches = plan_batches(pairs, max(1, batch_size))
     if before_writing is not None:
         before_writing()
@@ -152,7 +168,9 @@ def denoise_tree(
         for batch in batches:
             todo = [out for _, out in batch if overwrite or not out.is_file()]
             if todo:
-                for (_, out), image in zip(batch, _denoise_batch(denoiser, [p for p, _ in batch])):
+                for (_, out), image in zip(
+                    batch, _denoise_batch(denoiser, [p for p, _ in batch], noise)
+                ):
                     if out in todo:
                         with atomic_open(out, "wb") as f:
                             write_png_rgb(f, image)

@@ -55,6 +55,7 @@ from neighbor2neighbor.subsample import generate_mask_pair
 from neighbor2neighbor.unet import UNet
 from utils.atomic import atomic_write_text
 from utils.config import save_resolved
+from utils.load_noise import noisy_tree_source
 from utils.settings_record import check_settings, save_settings
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, lr_milestones(c.n_epoch, list(c.lr_milestones)), c.lr_gamma
     )
-    dataset = NoisyCropDataset(c.train_root, c.crop_size, c.seed, selection)
+    train_root, load_noise = noisy_tree_source(cfg, c.train_root)  # noise.at_load: clean + noise
+    dataset = NoisyCropDataset(train_root, c.crop_size, c.seed, selection, load_noise)
     sampler = EpochSampler(len(dataset), c.n_samples_per_epoch, c.seed)
     loader = DataLoader(
         dataset,

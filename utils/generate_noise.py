@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import logging
 import multiprocessing as mp
@@ -33,13 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from utils.atomic import atomic_open, atomic_path
-from utils.image_io import ImageDecodeError, is_image_file, load_rgb_uint8, write_png_rgb
-from utils.noise import NoiseSpec, add_noise_uint8, parse_noise_spec
+from utils.image_io import ImageDecodeError, is_image_file, write_png_rgb
+from utils.load_noise import image_rng, noisy_pixels, noisy_rel_path  # noqa: F401 (public here too)
+from utils.noise import NoiseSpec, parse_noise_spec
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +65,6 @@ class NoiseRunResult:
         return self.n_written / self.seconds if self.seconds > 0 else 0.0
 
 
-def image_rng(seed: int, rel_path: str) -> np.random.Generator:
-    """Generator of one image, from the global seed and its POSIX path relative to the source root."""
-    digest = hashlib.sha256(rel_path.encode("utf-8")).digest()
-    words = np.frombuffer(digest, dtype="<u4").tolist()
-    return np.random.default_rng(np.random.SeedSequence([int(seed), *words]))
-
-
-def noisy_rel_path(rel_path: str) -> str:
-    """Output path of a source image: same folders and stem, ``.png`` extension."""
-    return str(Path(rel_path).with_suffix(".png").as_posix())
-
-
 def noise_one_image(
     rel_path: str, src: str, dst: str, spec: str, seed: int
 ) -> tuple[str, str | None]:
@@ -86,10 +73,9 @@ def noise_one_image(
     Runs in worker processes. Nothing is written for an image that fails to decode.
     """
     try:
-        clean = load_rgb_uint8(os.path.join(src, rel_path))
+        noisy = noisy_pixels(src, rel_path, spec, seed)
     except (ImageDecodeError, FileNotFoundError) as e:
         return rel_path, str(e)
-    noisy = add_noise_uint8(clean, spec, image_rng(seed, rel_path))
     out = Path(dst, noisy_rel_path(rel_path))
     with atomic_open(out, "wb", suffix=PARTIAL_SUFFIX) as f:
         write_png_rgb(f, noisy)

@@ -24,10 +24,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dinov2.data.datasets.extra import SPLIT_DIRS, default_extra, load_index
-from utils.image_io import load_rgb_image, load_rgb_uint8
-from utils.noise import NoiseSpec, add_noise_uint8, parse_noise_spec
-
-DEFAULT_NOISE_SEED = 42  # utils.generate_noise's default --seed
+from utils.image_io import load_rgb_image
+from utils.load_noise import DEFAULT_NOISE_SEED, noisy_pixels
+from utils.noise import NoiseSpec, parse_noise_spec
 
 
 class _Split(Enum):
@@ -112,12 +111,8 @@ class ImageNet(Dataset):
         """Decoded RGB image ``index``, with the load-time noise when the dataset has a ``noise`` spec."""
         if self.noise is None:
             return load_rgb_image(self.get_image_path(index))
-        from utils.generate_noise import image_rng
-
-        rng = image_rng(self.noise_seed, self.get_image_rel_path(index))
-        return Image.fromarray(
-            add_noise_uint8(load_rgb_uint8(self.get_image_path(index)), self.noise, rng)
-        )
+        rel = self.get_image_rel_path(index)
+        return Image.fromarray(noisy_pixels(self.root, rel, self.noise, self.noise_seed))
 
     def get_image_data(self, index: int) -> bytes:
         """The encoded bytes of image ``index`` (official API)."""
