@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 
 import torch
 
-from neighbor2neighbor.denoise import denoise_tensor, resolve_device
+from neighbor2neighbor.denoise import denoise_tensor
 from neighbor2neighbor.train import train_step
 from neighbor2neighbor.unet import UNet
+from utils.runtime import resolve_device
 
 
 def _sync(device: torch.device) -> None:

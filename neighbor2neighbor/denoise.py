@@ -15,7 +15,6 @@ CLI (stage 3; the tree logic lives in :mod:`neighbor2neighbor.denoise_tree`)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -27,30 +26,10 @@ from PIL import Image
 
 from neighbor2neighbor.checkpoint import CheckpointError, load_unet
 from neighbor2neighbor.unet import UNet
+from utils.runtime import autocast, resolve_device
 
 log = logging.getLogger(__name__)
 MULTIPLE = 32  # five 2× pools
-
-
-def resolve_device(name: str, key: str = "device") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; otherwise ``torch.device(name)``.
-
-    An unknown name, or CUDA on a machine without it, is a ``ValueError`` naming ``key``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(
-            f"config key '{key}' is {name!r}; valid: auto, cpu, cuda, cuda:N"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"config key '{key}' is {name!r} but this machine has no CUDA device; use {key}=cpu or auto"
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"config key '{key}' is {name!r}; valid: auto, cpu, cuda, cuda:N")
-    return device
 
 
 def reflect_pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
@@ -68,13 +47,6 @@ def reflect_pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> torch.
             return torch.nn.functional.pad(x, (0, target_w - w, 0, target_h - h), mode="replicate")
         x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
     return x
-
-
-def autocast_for(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when ``amp``; CPU always runs fp32."""
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -95,7 +67,7 @@ def denoise_tensor(model: UNet, x: torch.Tensor, amp: bool = False) -> torch.Ten
     rgb = batch[:, :3] if batch.shape[1] != 1 else batch.expand(-1, 3, -1, -1)
     h, w = rgb.shape[-2:]
     padded = reflect_pad_to_multiple(rgb.to(device=device, dtype=torch.float32))
-    with autocast_for(device, amp):
+    with autocast(device, torch.bfloat16 if amp else None):
         out = model(padded)
     out = out[:, :, :h, :w].float().clamp_(0.0, 1.0).to(device=x.device, dtype=x.dtype)
     if batch.shape[1] == 1:

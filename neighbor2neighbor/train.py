@@ -42,13 +42,7 @@ from neighbor2neighbor.data import (
     noisy_photos,
     training_selection,
 )
-from neighbor2neighbor.denoise import (
-    MULTIPLE,
-    autocast_for,
-    denoise_tensor,
-    resolve_device,
-    to_uint8,
-)
+from neighbor2neighbor.denoise import MULTIPLE, denoise_tensor, to_uint8
 from neighbor2neighbor.loss import N2NLoss, gamma_schedule, n2n_loss
 from neighbor2neighbor.metrics import psnr_255, ssim
 from neighbor2neighbor.subsample import generate_mask_pair
@@ -56,6 +50,7 @@ from neighbor2neighbor.unet import UNet
 from utils.atomic import atomic_write_text
 from utils.config import save_resolved
 from utils.load_noise import noisy_tree_source
+from utils.runtime import MetricsWriter, autocast, resolve_device
 from utils.settings_record import check_settings, save_settings
 
 log = logging.getLogger(__name__)
@@ -116,7 +111,7 @@ def train_step(
     """One optimizer step on a batch ``noisy`` (N, 3, S, S) already on the model's device."""
     mask1, mask2 = generate_mask_pair(noisy, generator)
     optimizer.zero_grad(set_to_none=True)
-    with autocast_for(noisy.device, amp):
+    with autocast(noisy.device, torch.bfloat16 if amp else None):
         losses = n2n_loss(model, noisy, mask1, mask2, gamma, lambda1, lambda2)
     if not torch.isfinite(losses.total.detach()):
         # Checked before the step, so the weights in memory (and any later save) are never poisoned.
@@ -299,6 +294,7 @@ def train(
     start_epoch, best_psnr = _resume(out, model, optimizer, scheduler, device)
     save_settings(out, SETTINGS_STAGE, settings)
     save_resolved(cfg, out)
+    metrics_log = MetricsWriter(out / METRICS_FILE)
     last: dict[str, Any] = {}
     for epoch in range(start_epoch + 1, c.n_epoch + 1):
         dataset.set_epoch(epoch)
@@ -324,8 +320,7 @@ def train(
             "val_noisy_psnr": noisy_psnr,
             "best_psnr": best_psnr,
         }
-        with open(out / METRICS_FILE, "a") as f:
-            f.write(json.dumps(last) + "\n")
+        metrics_log.write(last)
         log.info(
             "epoch %d: loss %.5f, val PSNR %.2f dB (noisy %.2f), SSIM %.4f",
             epoch,
