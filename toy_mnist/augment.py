@@ -1,12 +1,14 @@
-"""Per-sample random views of a batch of digits, as torchvision v2 defines them, in two grid samples.
+"""Per-sample random views of a batch of digits, as torchvision v2 defines them, in two grid
+samples.
 
-A view is ``RandomResizedCrop(28, scale=(0.8, 1))`` then ``RandomAffine(15, translate=(0.1, 0.1),
-scale=(0.95, 1.05), shear=10)``. torchvision v2 applied to a batch tensor draws ONE set of parameters
-for the whole batch; here every sample gets its own, drawn exactly as ``make_params`` of those
-transforms draws them (including the 10-attempt crop rejection loop and its centre-crop fallback),
-and the image is resampled exactly as their tensor kernels do (bilinear resize with edge clamping;
-nearest-neighbour affine around the image centre, zero fill). ``tests/toy_mnist/test_augment.py``
-checks the kernels against ``torchvision.transforms.v2.functional`` sample by sample.
+A view is ``RandomResizedCrop(28, scale=(0.8, 1))`` then
+``RandomAffine(15, translate=(0.1, 0.1), scale=(0.95, 1.05), shear=10)``. torchvision v2 applied to
+a batch tensor draws ONE set of parameters for the whole batch; here every sample gets its own,
+drawn exactly as ``make_params`` of those transforms draws them (including the 10-attempt crop
+rejection loop and its centre-crop fallback), and the image is resampled exactly as their tensor
+kernels do (bilinear resize with edge clamping; nearest-neighbour affine around the image centre,
+zero fill). ``tests/toy_mnist/test_augment.py`` checks the kernels against
+``torchvision.transforms.v2.functional`` sample by sample.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class CropParams:
 
 @dataclass
 class AffineParams:
-    """Per-sample ``angle`` (degrees), ``tx``/``ty`` (whole pixels), ``scale``, ``shear_x`` (degrees): ``[B]``."""
+    """Per-sample ``angle`` (degrees), ``tx``/``ty`` (whole pixels), ``scale``, ``shear_x``
+    (degrees): ``[B]``."""
 
     angle: torch.Tensor
     tx: torch.Tensor
@@ -52,7 +55,8 @@ class AffineParams:
 
 
 def sample_crop_params(n: int, size: tuple[int, int], g: torch.Generator) -> CropParams:
-    """``n`` boxes drawn as ``RandomResizedCrop.make_params`` does for an image of ``size = (H, W)``."""
+    """``n`` boxes drawn as ``RandomResizedCrop.make_params`` does for an image of
+    ``size = (H, W)``."""
     height, width = size
     area = height * width
     target = area * _uniform(n * N_CROP_ATTEMPTS, *CROP_SCALE, g).view(n, N_CROP_ATTEMPTS)
@@ -75,7 +79,8 @@ def sample_crop_params(n: int, size: tuple[int, int], g: torch.Generator) -> Cro
 
 
 def sample_affine_params(n: int, size: tuple[int, int], g: torch.Generator) -> AffineParams:
-    """``n`` parameter sets drawn as ``RandomAffine.make_params`` does for an image of ``size = (H, W)``."""
+    """``n`` parameter sets drawn as ``RandomAffine.make_params`` does for an image of
+    ``size = (H, W)``."""
     height, width = size
     angle = _uniform(n, -DEGREES, DEGREES, g)
     tx = _uniform(n, -TRANSLATE * width, TRANSLATE * width, g).round()
@@ -86,7 +91,8 @@ def sample_affine_params(n: int, size: tuple[int, int], g: torch.Generator) -> A
 
 
 def _crop_axis(start: torch.Tensor, length: torch.Tensor, n_out: int, n_in: int) -> torch.Tensor:
-    """Normalised input coordinates ``[B, n_out]`` of a bilinear resize of ``[start, start + length)``.
+    """Normalised input coordinates ``[B, n_out]`` of a bilinear resize of
+    ``[start, start + length)``.
 
     Pixel-space source ``(u + 0.5) * length / n_out - 0.5`` clamped to the crop, as ``interpolate``
     clamps to the crop's edge; then mapped to grid_sample's ``align_corners=False`` convention.
@@ -98,7 +104,8 @@ def _crop_axis(start: torch.Tensor, length: torch.Tensor, n_out: int, n_in: int)
 
 
 def resized_crop(x: torch.Tensor, p: CropParams, out_size: int) -> torch.Tensor:
-    """Crop each ``[B, H, W]`` image to its box and resize it bilinearly to ``[B, out_size, out_size]``."""
+    """Crop each ``[B, H, W]`` image to its box and resize it bilinearly to
+    ``[B, out_size, out_size]``."""
     height, width = x.shape[-2:]
     gx = _crop_axis(p.left, p.width, out_size, width)  # [B, out]
     gy = _crop_axis(p.top, p.height, out_size, height)
@@ -110,7 +117,8 @@ def resized_crop(x: torch.Tensor, p: CropParams, out_size: int) -> torch.Tensor:
 
 
 def _inverse_affine_theta(p: AffineParams) -> torch.Tensor:
-    """``[B, 2, 3]`` output→input maps about the centre, the formula of torchvision's inverse affine matrix."""
+    """``[B, 2, 3]`` output→input maps about the centre, the formula of torchvision's inverse affine
+    matrix."""
     rot, sx = torch.deg2rad(p.angle), torch.deg2rad(p.shear_x)
     # RotateScaleShear with shear_y = 0; its inverse is [[d, -b], [-c, a]] / scale (det = 1)
     a, c = torch.cos(rot), torch.sin(rot)
@@ -123,10 +131,12 @@ def _inverse_affine_theta(p: AffineParams) -> torch.Tensor:
 
 
 def affine(x: torch.Tensor, p: AffineParams) -> torch.Tensor:
-    """Per-sample affine of ``[B, H, W]`` images, nearest neighbour, zero fill (RandomAffine's defaults)."""
+    """Per-sample affine of ``[B, H, W]`` images, nearest neighbour, zero fill (RandomAffine's
+    defaults)."""
     n, height, width = x.shape
     theta = _inverse_affine_theta(p).to(dtype=x.dtype, device=x.device)
-    # pixel-centred base grid, then scaled to [-1, 1] after applying theta (torchvision's _affine_grid)
+    # pixel-centred base grid, then scaled to [-1, 1] after applying theta (torchvision's
+    # _affine_grid)
     xs = torch.linspace(
         (1.0 - width) * 0.5, (width - 1.0) * 0.5, width, device=x.device, dtype=x.dtype
     )
@@ -150,7 +160,8 @@ def affine(x: torch.Tensor, p: AffineParams) -> torch.Tensor:
 
 
 def random_view(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """One random view per digit: ``[B, H, W]`` → ``[B, H, W]``; parameters drawn on the CPU generator ``g``."""
+    """One random view per digit: ``[B, H, W]`` → ``[B, H, W]``; parameters drawn on the CPU
+    generator ``g``."""
     n, height, width = x.shape
     crop = sample_crop_params(n, (height, width), g)
     warp = sample_affine_params(n, (height, width), g)

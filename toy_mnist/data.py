@@ -1,7 +1,7 @@
 """Digits for the toy experiment: the embedded MNIST-5k (default) or a local full MNIST.
 
-Both sources give float32 images in [0, 1] of shape ``[N, 28, 28]`` and int64 labels ``[N]``.
-Noise is drawn on the fly (``noisy_copy``, a fresh draw at every call, as the authors' toy adds it at
+Both sources give float32 images in [0, 1] of shape ``[N, 28, 28]`` and int64 labels ``[N]``. Noise
+is drawn on the fly (``noisy_copy``, a fresh draw at every call, as the authors' toy adds it at
 every load), with ``utils.noise.add_noise`` and the spec ``gauss_102`` (std 102/255 = 0.4).
 """
 
@@ -38,7 +38,8 @@ class Digits:
         )
 
     def subset(self, n_train: int, n_test: int) -> Digits:
-        """``n_train`` / ``n_test`` digits with the classes balanced (for quick tests and smoke runs)."""
+        """``n_train`` / ``n_test`` digits with the classes balanced (for quick tests and smoke
+        runs)."""
         tr, te = _interleaved(self.train_y)[:n_train], _interleaved(self.test_y)[:n_test]
         return Digits(
             self.train_x[tr],
@@ -50,7 +51,8 @@ class Digits:
 
 
 def _interleaved(labels: torch.Tensor) -> torch.Tensor:
-    """Indices ordering the digits class by class in turn (the embedded digits are sorted by class)."""
+    """Indices ordering the digits class by class in turn (the embedded digits are sorted by
+    class)."""
     order = torch.argsort(labels, stable=True)
     sorted_labels = labels[order]
     starts = torch.searchsorted(sorted_labels, sorted_labels)  # first position of each one's class
@@ -92,9 +94,9 @@ def load_digits(mnist_root: str | os.PathLike | None = None) -> Digits:
         test = MNIST(str(mnist_root), train=False, download=False)
     except RuntimeError as e:
         raise FileNotFoundError(
-            f"--mnist-root {mnist_root}: no MNIST found ({e}); expected torchvision layout "
-            f"<root>/MNIST/raw/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte, or drop --mnist-root "
-            f"to use the embedded MNIST-5k"
+            f"mnist_root {mnist_root}: no MNIST found ({e}); expected torchvision layout "
+            f"<root>/MNIST/raw/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte, "
+            "or mnist_root=null to use the embedded MNIST-5k"
         ) from None
     log.info("full MNIST from %s: %d train, %d test", mnist_root, len(train), len(test))
     return Digits(
@@ -107,10 +109,12 @@ def load_digits(mnist_root: str | os.PathLike | None = None) -> Digits:
 
 
 def noise_spec(noise_std: float) -> NoiseSpec:
-    """The additive Gaussian spec whose std is ``noise_std`` in [0, 1] units (0.4 → ``gauss_102``)."""
+    """The additive Gaussian spec whose std is ``noise_std`` in [0, 1] units (0.4 →
+    ``gauss_102``)."""
     return NoiseSpec("gauss", noise_std * 255.0)
 
 
 def noisy_copy(x: torch.Tensor, noise_std: float, generator: torch.Generator) -> torch.Tensor:
-    """``clip(x + N(0, noise_std²), 0, 1)`` drawn on the CPU generator (same digits on any device)."""
+    """``clip(x + N(0, noise_std²), 0, 1)`` drawn on the CPU generator (same digits on any
+    device)."""
     return add_noise(x.cpu(), noise_spec(noise_std), generator).to(x.device)

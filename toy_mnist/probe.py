@@ -2,11 +2,11 @@
 
 ``FILE`` is a ``state_dict`` of the 784 → 128 → 32 MLP with the authors' keys (``net.0.weight``
 ``[128, 784]``, ``net.2.weight`` ``[32, 128]``): their published ``clean_mlp_final.pth``,
-``noisy_mlp_final.pth``, ``clean2noisy_mlp_final.pth``, or our ``seed_<s>/<setting>_final.pt``.
-The protocol is the table's (``toy_mnist.mlp_exp``): noisy train digits with fresh noise every epoch and
+``noisy_mlp_final.pth``, ``clean2noisy_mlp_final.pth``, or our ``seed_<s>/<setting>_final.pt``. The
+protocol is the table's (``toy_mnist.mlp_exp``): noisy train digits with fresh noise every epoch and
 noisy test digits (``--clean``: clean both), the same step-matched epochs, batch, learning rate and,
-for ``--seed S``, the same random draws as seed ``S`` of the table. Prints the accuracy; ``--json FILE``
-also writes it.
+for ``--seed S``, the same random draws as seed ``S`` of the table. Prints the accuracy;
+``--json FILE`` also writes it.
 """
 
 from __future__ import annotations
@@ -18,19 +18,20 @@ import os
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 
-from toy_mnist.data import load_digits
-from toy_mnist.objective import Encoder
-from toy_mnist.train import (
-    ToyConfig,
-    config_dict,
-    epoch_scale,
-    epoch_scale_arg,
-    generator,
-    linear_probe,
-    step_matched,
+from toy_mnist.config import (
+    add_config_args,
+    epoch_scale_of,
+    load_config,
+    parse_args,
+    protocol,
+    run_digits,
 )
+from toy_mnist.objective import Encoder
+from toy_mnist.train import config_dict, generator, linear_probe, step_matched
 from utils.atomic import atomic_write_text
+from utils.config import ConfigError
 
 log = logging.getLogger("toy_mnist.probe")
 
@@ -40,7 +41,8 @@ class WeightsError(ValueError):
 
 
 def load_encoder(path: str | os.PathLike) -> Encoder:
-    """The encoder in ``path`` (a ``state_dict``, loaded with ``weights_only=True`` and strictly)."""
+    """The encoder in ``path`` (a ``state_dict``, loaded with ``weights_only=True`` and
+    strictly)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"--weights {path}: no such file")
@@ -59,7 +61,8 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
     found = {k: tuple(v.shape) for k, v in state.items()}
     if found != expected:
         raise WeightsError(
-            f"--weights {path}: keys/shapes {found} are not the toy MLP's {expected} (784 → 128 → 32, no biases)"
+            f"--weights {path}: keys/shapes {found} are not the toy MLP's {expected} "
+            "(784 → 128 → 32, no biases)"
         )
     encoder.load_state_dict(state, strict=True)
     if not all(torch.isfinite(v).all() for v in state.values()):
@@ -67,7 +70,53 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
     return encoder
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def probe(
+    cfg: DictConfig, weights: str | os.PathLike, *, seed: int = 0, clean: bool = False
+) -> dict:
+    """Probe the encoder in ``weights`` with the protocol of ``cfg`` (the table's, on its digits,
+    device and step-matched epochs) and the random draws of the table's ``seed``; returns the
+    accuracy and the protocol."""
+    encoder = load_encoder(weights)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    device = _device(cfg.device)
+    digits = run_digits(cfg).to(device)
+    scale = epoch_scale_of(cfg, len(digits.train_x))
+    proto = step_matched(protocol(cfg), scale)
+    noise_std = 0.0 if clean else proto.noise_std
+    stream = "probe_clean" if clean else "probe_noisy"
+    accuracy = linear_probe(
+        encoder.to(device), digits, proto, generator(seed, stream), noise_std=noise_std
+    )
+    probe_data = "clean" if clean else f"noisy (std {proto.noise_std:g})"
+    print(
+        f"{weights}: {probe_data} probe accuracy {100 * accuracy:.2f} % "
+        f"({digits.source}, seed {seed})"
+    )
+    return {
+        "weights": str(weights),
+        "probe_data": probe_data,
+        "accuracy": accuracy,
+        "seed": seed,
+        "data": digits.source,
+        "epoch_scale": scale,
+        "config": {
+            k: v
+            for k, v in config_dict(proto).items()
+            if k in ("probe_epochs", "batch_size", "probe_lr")
+        },
+    }
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m toy_mnist.probe --weights FILE [--clean] [--seed S] [--json FILE] [key=value]``;
+    returns (and with ``--json`` writes) the accuracy and protocol."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--weights", required=True, help="state_dict of the toy MLP (net.0.weight, net.2.weight)"
@@ -79,76 +128,20 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--seed", type=int, default=0, help="the table's seed whose probe draws to use"
     )
     parser.add_argument(
-        "--mnist-root", default=None, help="full MNIST in torchvision layout (default: MNIST-5k)"
-    )
-    parser.add_argument(
-        "--epoch-scale",
-        default="auto",
-        type=epoch_scale_arg,
-        help="as toy_mnist.mlp_exp (auto: 60000 / training digits)",
-    )
-    parser.add_argument(
         "--json", type=Path, default=None, help="also write the result to this JSON file"
     )
-    parser.add_argument(
-        "--threads", type=int, default=1, help="CPU threads of torch (0: torch's default)"
-    )
-    defaults = ToyConfig()
-    parser.add_argument(
-        "--probe-epochs", type=int, default=defaults.probe_epochs, help="paper: 50 (over 60k)"
-    )
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--probe-lr", type=float, default=defaults.probe_lr)
-    parser.add_argument("--noise-std", type=float, default=defaults.noise_std)
-    args = parser.parse_args(argv)
-    return args
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Probe the encoder in ``--weights``; returns (and with ``--json`` writes) the accuracy and protocol."""
-    args = _parse_args(argv)
+    add_config_args(parser)
+    args = parse_args(parser, argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     try:
-        encoder = load_encoder(args.weights)
-        cfg = ToyConfig(
-            probe_epochs=args.probe_epochs,
-            batch_size=args.batch_size,
-            probe_lr=args.probe_lr,
-            noise_std=args.noise_std,
-        )
-        digits = load_digits(args.mnist_root)
-    except (WeightsError, ValueError, FileNotFoundError) as e:
+        cfg = load_config(args.config, args.overrides)
+        result = probe(cfg, args.weights, seed=args.seed, clean=args.clean)
+    except (WeightsError, ConfigError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
-    scale = (
-        epoch_scale(len(digits.train_x)) if args.epoch_scale == "auto" else float(args.epoch_scale)
-    )
-    cfg = step_matched(cfg, scale)
-    noise_std = 0.0 if args.clean else cfg.noise_std
-    stream = "probe_clean" if args.clean else "probe_noisy"
-    accuracy = linear_probe(encoder, digits, cfg, generator(args.seed, stream), noise_std=noise_std)
-    probe_data = "clean" if args.clean else f"noisy (std {cfg.noise_std:g})"
-    result = {
-        "weights": str(args.weights),
-        "probe_data": probe_data,
-        "accuracy": accuracy,
-        "seed": args.seed,
-        "data": digits.source,
-        "epoch_scale": scale,
-        "config": {
-            k: v
-            for k, v in config_dict(cfg).items()
-            if k in ("probe_epochs", "batch_size", "probe_lr")
-        },
-    }
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
-    print(
-        f"{args.weights}: {probe_data} probe accuracy {100 * accuracy:.2f} % ({digits.source}, seed {args.seed})"
-    )
     return result
 
 

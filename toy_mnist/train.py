@@ -1,19 +1,18 @@
 """Pretraining settings and linear probes of the toy experiment, one seed at a time.
 
-Settings (the paper's): ``clean`` (50 epochs on clean digits), ``noisy`` (50 epochs on noisy digits),
-``clean_noisy`` (the clean run's epoch-30 weights, saved as a checkpoint, then 20 epochs on noisy
-digits with a fresh Adam, as the authors' script starts a new optimiser). Every setting is probed
-on noisy digits; ``clean`` also on clean digits. Noise follows the authors' data pipeline: a fresh
-Gaussian draw for each view of each digit every time it is loaded (noise, then augmentation), and in
-the noisy probe a fresh draw for every training epoch and for the test digits. Epoch counts are
-the paper's, over 60,000 digits; :func:`step_matched` scales them to a smaller training set so that
-the number of Adam steps matches. All randomness of a seed comes from CPU generators seeded from
-``(seed, purpose)``, so a seed gives the same numbers on every run.
+Settings (the paper's): ``clean`` (50 epochs on clean digits), ``noisy`` (50 epochs on noisy
+digits), ``clean_noisy`` (the clean run's epoch-30 weights, saved as a checkpoint, then 20 epochs on
+noisy digits with a fresh Adam, as the authors' script starts a new optimiser). Every setting is
+probed on noisy digits; ``clean`` also on clean digits. Noise follows the authors' data pipeline: a
+fresh Gaussian draw for each view of each digit every time it is loaded (noise, then augmentation),
+and in the noisy probe a fresh draw for every training epoch and for the test digits. Epoch counts
+are the paper's, over 60,000 digits; :func:`step_matched` scales them to a smaller training set so
+that the number of Adam steps matches. All randomness of a seed comes from CPU generators seeded
+from ``(seed, purpose)``, so a seed gives the same numbers on every run.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Callable
@@ -40,23 +39,26 @@ Observer = Callable[[str, int, Encoder], None]
 
 @dataclass
 class ToyConfig:
-    """The protocol: epochs as run (the paper's values over 60k digits by default; see :func:`step_matched`)."""
+    """The protocol: the ``protocol`` section of ``configs/toy_mnist.yaml``, whose defaults are the
+    authors' values (epochs over 60k digits, see :func:`step_matched`)."""
 
-    clean_epochs: int = 50
-    noisy_epochs: int = 50
-    switch_epoch: int = 30  # clean_noisy starts from the clean run's weights after this epoch
-    curriculum_epochs: int = 20
-    probe_epochs: int = 50
-    batch_size: int = 256
-    lr: float = 1e-4
-    probe_lr: float = 1e-4
-    cov_weight: float = 0.5
-    noise_std: float = 0.4  # Gaussian std in [0, 1] intensity units (= sigma_255 102)
+    clean_epochs: int
+    noisy_epochs: int
+    switch_epoch: int  # clean_noisy starts from the clean run's weights after this epoch
+    curriculum_epochs: int
+    probe_epochs: int
+    batch_size: int
+    lr: float
+    probe_lr: float
+    cov_weight: float
+    noise_std: float  # Gaussian std in [0, 1] intensity units (= sigma_255 102)
 
     def __post_init__(self) -> None:
+        # messages name the config key (toy_mnist.config prefixes "config key ")
         if not 0 < self.switch_epoch <= self.clean_epochs:
             raise ValueError(
-                f"switch_epoch must be in 1..clean_epochs={self.clean_epochs}, got {self.switch_epoch}"
+                f"'protocol.switch_epoch' must be in 1..protocol.clean_epochs={self.clean_epochs}, "
+                f"got {self.switch_epoch}"
             )
         for name in (
             "clean_epochs",
@@ -66,31 +68,27 @@ class ToyConfig:
             "batch_size",
         ):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"'protocol.{name}' must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "probe_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"'protocol.{name}' must be > 0, got {getattr(self, name)}")
+        for name in ("cov_weight", "noise_std"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"'protocol.{name}' must be >= 0, got {getattr(self, name)}")
 
 
 def epoch_scale(n_train: int) -> float:
-    """The factor that makes epochs over ``n_train`` digits as many steps as the paper's over 60,000."""
+    """The factor that makes epochs over ``n_train`` digits as many steps as the paper's over
+    60,000."""
     return PAPER_N_TRAIN / n_train
 
 
-def epoch_scale_arg(text: str) -> str:
-    """argparse type of ``--epoch-scale``: ``auto`` or a number > 0 (kept as text, read by the caller)."""
-    if text != "auto":
-        try:
-            ok = float(text) > 0
-        except ValueError:
-            ok = False
-        if not ok:
-            raise argparse.ArgumentTypeError(f"must be 'auto' or a number > 0, got {text!r}")
-    return text
-
-
 def step_matched(cfg: ToyConfig, scale: float) -> ToyConfig:
-    """``cfg`` with every epoch count (and the switch point with them) multiplied by ``scale``, rounded, >= 1.
+    """``cfg`` with every epoch count (and the switch point with them) multiplied by ``scale``,
+    rounded, >= 1.
 
-    On MNIST-5k's 4000 training digits ``scale`` is 15: the paper's 50 epochs over 60k digits (235 Adam
-    steps each at batch 256, 11,750 in all) become 750 epochs of 16 steps (12,000).
+    On MNIST-5k's 4000 training digits ``scale`` is 15: the paper's 50 epochs over 60k digits (235
+    Adam steps each at batch 256, 11,750 in all) become 750 epochs of 16 steps (12,000).
     """
     if scale <= 0:
         raise ValueError(f"epoch scale must be > 0, got {scale}")
@@ -109,10 +107,12 @@ def step_matched(cfg: ToyConfig, scale: float) -> ToyConfig:
 
 
 def generator(seed: int, stream: str) -> torch.Generator:
-    """The CPU generator of one seed's ``stream``: a setting name, ``probe_noisy`` or ``probe_clean``.
+    """The CPU generator of one seed's ``stream``: a setting name, ``probe_noisy`` or
+    ``probe_clean``.
 
-    Every probe of a seed starts from a fresh generator of its stream, so the noisy probes of the three
-    settings see the same noise draws and batch order, and ``toy_mnist.probe`` reproduces them from a file.
+    Every probe of a seed starts from a fresh generator of its stream, so the noisy probes of the
+    three settings see the same noise draws and batch order, and ``toy_mnist.probe`` reproduces them
+    from a file.
     """
     return torch.Generator().manual_seed(seed * 1000 + _STREAMS[stream])
 
@@ -124,8 +124,9 @@ def _batches(n: int, batch_size: int, g: torch.Generator) -> list[torch.Tensor]:
 def two_views(
     x: torch.Tensor, noise_std: float, g: torch.Generator, augment: Callable = random_view
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two views ``[B, 28, 28]`` of the digits ``x``: ``augment(noise(x))`` with an independent noise draw
-    per view (``noise_std`` 0: clean digits), as the authors' dataset does on every load."""
+    """Two views ``[B, 28, 28]`` of the digits ``x``: ``augment(noise(x))`` with an independent
+    noise draw per view (``noise_std`` 0: clean digits), as the authors' dataset does on every
+    load."""
 
     def view() -> torch.Tensor:
         return augment(noisy_copy(x, noise_std, g) if noise_std > 0 else x, g)
@@ -147,9 +148,11 @@ def pretrain(
     observer: Observer | None = None,
     metrics: list[dict] | None = None,
 ) -> Encoder:
-    """Train ``encoder`` on two random views of ``train_x`` ``[N, 28, 28]`` (clean digits) for ``epochs`` epochs.
+    """Train ``encoder`` on two random views of ``train_x`` ``[N, 28, 28]`` (clean digits) for
+    ``epochs`` epochs.
 
-    ``noise_std`` > 0 draws fresh Gaussian noise for each view of each digit at every step (the noisy settings).
+    ``noise_std`` > 0 draws fresh Gaussian noise for each view of each digit at every step (the
+    noisy settings).
 
     ``checkpoints`` maps an epoch to a file that gets the encoder's ``state_dict`` after that epoch;
     ``observer(name, epoch, encoder)`` is called before training (epoch 0) and after every epoch.
@@ -183,7 +186,8 @@ def pretrain(
 def probe_features(
     encoder: Encoder, x: torch.Tensor, noise_std: float, g: torch.Generator
 ) -> torch.Tensor:
-    """Frozen-encoder features ``[N, 32]`` of the digits ``x``, through a fresh noise draw when ``noise_std`` > 0."""
+    """Frozen-encoder features ``[N, 32]`` of the digits ``x``, through a fresh noise draw when
+    ``noise_std`` > 0."""
     encoder.eval()
     if noise_std > 0:
         x = noisy_copy(x, noise_std, g)
@@ -198,10 +202,12 @@ def linear_probe(
     *,
     noise_std: float,
 ) -> float:
-    """Accuracy on the test digits of ``Linear(32, 10)`` trained (Adam, CE) on the frozen encoder's features.
+    """Accuracy on the test digits of ``Linear(32, 10)`` trained (Adam, CE) on the frozen encoder's
+    features.
 
-    With ``noise_std`` > 0 the training digits get fresh noise every epoch and the test digits their own draw,
-    as the authors' probe applies its noise transform on every load; with 0 both are clean.
+    With ``noise_std`` > 0 the training digits get fresh noise every epoch and the test digits their
+    own draw, as the authors' probe applies its noise transform on every load; with 0 both are
+    clean.
     """
     device = digits.train_x.device
     head = nn.Linear(EMBED_DIM, 10).to(device)
@@ -232,10 +238,11 @@ def run_seed(
     out_dir: Path,
     observer: Observer | None = None,
 ) -> dict[str, float]:
-    """Pretrain the three settings and probe them; returns accuracies keyed ``<setting>/<probe data>``.
+    """Pretrain the three settings and probe them; returns accuracies keyed
+    ``<setting>/<probe data>``.
 
-    Writes ``clean_epoch{switch}.pt`` (the clean→noisy starting point), ``<setting>_final.pt`` (each setting's
-    final encoder) and ``metrics.jsonl`` in ``out_dir``.
+    Writes ``clean_epoch{switch}.pt`` (the clean→noisy starting point), ``<setting>_final.pt`` (each
+    setting's final encoder) and ``metrics.jsonl`` in ``out_dir``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     device = digits.train_x.device

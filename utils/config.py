@@ -301,16 +301,24 @@ def _noise_choice(layers: Sequence[tuple[DictConfig, str]]) -> str | None:
     return choice
 
 
-def check_values(cfg: DictConfig) -> None:
-    """Lower bounds of :data:`MIN_VALUES` / :data:`ABOVE_ZERO`; each error names the key."""
-    for key, minimum in MIN_VALUES.items():
+def check_bounds(
+    cfg: DictConfig, min_values: Mapping[str, float], above_zero: Iterable[str] = ()
+) -> None:
+    """``min_values`` (dotted key → minimum) and ``above_zero`` (keys that must be > 0) of ``cfg``;
+    each error names the key. Keys that are absent or not numbers are left to other checks."""
+    for key, minimum in min_values.items():
         value = OmegaConf.select(cfg, key)
         if isinstance(value, int | float) and not isinstance(value, bool) and value < minimum:
             raise ConfigError(f"config key '{key}' must be >= {minimum:g}, got {value}")
-    for key in ABOVE_ZERO:
+    for key in above_zero:
         value = OmegaConf.select(cfg, key)
         if isinstance(value, int | float) and not isinstance(value, bool) and not value > 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {value}")
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Lower bounds of :data:`MIN_VALUES` / :data:`ABOVE_ZERO`; each error names the key."""
+    check_bounds(cfg, MIN_VALUES, ABOVE_ZERO)
     spec = OmegaConf.select(cfg, "noise.spec")
     if (
         spec is not None

@@ -1,4 +1,5 @@
-"""Fixtures of the toy-experiment tests: the embedded digits, a small MNIST on disk, a tiny protocol."""
+"""Fixtures of the toy-experiment tests: the embedded digits, a small MNIST on disk, a tiny
+protocol."""
 
 from __future__ import annotations
 
@@ -12,20 +13,13 @@ from toy_mnist.data import Digits, load_digits
 
 # a protocol of a few steps, epochs taken as given (no step matching)
 TINY_ARGS = [
-    "--epoch-scale",
-    "1",
-    "--batch-size",
-    "64",
-    "--clean-epochs",
-    "2",
-    "--switch-epoch",
-    "1",
-    "--noisy-epochs",
-    "1",
-    "--curriculum-epochs",
-    "1",
-    "--probe-epochs",
-    "1",
+    "epoch_scale=1",
+    "protocol.batch_size=64",
+    "protocol.clean_epochs=2",
+    "protocol.switch_epoch=1",
+    "protocol.noisy_epochs=1",
+    "protocol.curriculum_epochs=1",
+    "protocol.probe_epochs=1",
 ]
 
 
@@ -50,7 +44,8 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 
 @pytest.fixture
 def mnist_root(digits: Digits, tmp_path: Path) -> Path:
-    """A small MNIST (200 train / 100 test MNIST-5k digits) in torchvision's layout (``<root>/MNIST/raw``)."""
+    """A small MNIST (200 train / 100 test MNIST-5k digits) in torchvision's layout
+    (``<root>/MNIST/raw``)."""
     small = digits.subset(200, 100)
     root = tmp_path / "mnist"
     raw = root / "MNIST" / "raw"

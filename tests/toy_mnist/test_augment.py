@@ -1,4 +1,5 @@
-"""Per-sample views: torchvision v2's kernels and parameter ranges, and views that keep the digit."""
+"""Per-sample views: torchvision v2's kernels and parameter ranges, and views that keep the
+digit."""
 
 from __future__ import annotations
 
@@ -73,9 +74,10 @@ def _unit(im: torch.Tensor) -> torch.Tensor:
 
 
 def test_views_differ_from_the_digit_and_from_each_other_but_keep_its_class(digits: Digits) -> None:
-    """A fixed, shift-tolerant probe (class-mean templates, best normalised correlation over ±4 px shifts)
-    classifies views almost as well as the originals; the same probe fails on flipped views, so a
-    view that lost its digit (wrong axes, flipped sampling grid, too strong a warp) fails the test."""
+    """A fixed, shift-tolerant probe (class-mean templates, best normalised correlation over ±4 px
+    shifts) classifies views almost as well as the originals; the same probe fails on flipped views,
+    so a view that lost its digit (wrong axes, flipped sampling grid, too strong a warp) fails the
+    test."""
     templates = _unit(torch.stack([digits.train_x[digits.train_y == k].mean(0) for k in range(10)]))
 
     def classify(im: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,9 @@ def test_covariance_penalty_is_zero_for_whitened_embeddings() -> None:
 
 
 def test_covariance_divides_by_n_as_the_reference_and_penalty_matches_hand_computation() -> None:
-    # rows (1,0), (0,1), (1,1), (0,0): mean (1/2, 1/2), centred entries ±1/2, squares sum to 1 per column,
-    # cross products cancel: Cov = I / 4 with the n = 4 divisor (n - 1 would give I / 3), ||Cov - I||² = 2 (3/4)²
+    # rows (1,0), (0,1), (1,1), (0,0): mean (1/2, 1/2), centred entries ±1/2, squares sum to 1 per
+    # column, cross products cancel: Cov = I / 4 with the n = 4 divisor (n - 1 would give I / 3),
+    # ||Cov - I||² = 2 (3/4)²
     z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
     torch.testing.assert_close(covariance(z), torch.eye(2, dtype=torch.float64) / 4)
     assert abs(covariance_penalty(z).item() - 9 / 8) < 1e-12

@@ -1,4 +1,5 @@
-"""``python -m toy_mnist.probe``: probes a saved encoder exactly as the table does; bad files are one-line errors."""
+"""``python -m toy_mnist.probe``: probes a saved encoder exactly as the table does; bad files are
+one-line errors."""
 
 from __future__ import annotations
 
@@ -15,20 +16,9 @@ from toy_mnist.probe import main
 def test_probe_of_a_saved_final_encoder_reproduces_the_tables_accuracy(
     mnist_root: Path, tiny_args: list[str], tmp_path: Path
 ) -> None:
-    root = str(mnist_root)
-    table = table_main(
-        ["--seeds", "2", "--out", str(tmp_path / "toy"), "--mnist-root", root, *tiny_args]
-    )
-    probe_args = [
-        "--mnist-root",
-        root,
-        "--epoch-scale",
-        "1",
-        "--probe-epochs",
-        "1",
-        "--batch-size",
-        "64",
-    ]
+    root = f"mnist_root={mnist_root}"
+    table = table_main(["seeds=2", f"out={tmp_path / 'toy'}", root, *tiny_args])
+    probe_args = [root, "epoch_scale=1", "protocol.probe_epochs=1", "protocol.batch_size=64"]
     for seed in (0, 1):
         for setting in ("noisy", "clean_noisy"):
             weights = tmp_path / "toy" / f"seed_{seed}" / f"{setting}_final.pt"
@@ -48,14 +38,15 @@ def test_the_authors_state_dict_layout_loads_and_is_probed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     g = torch.Generator().manual_seed(0)
-    # the published files: a bare state_dict of nn.Sequential(Linear(784, 128), ReLU, Linear(128, 32)), no biases
+    # the published files: a bare state_dict of nn.Sequential(Linear(784, 128), ReLU, Linear(128,
+    # 32)), no biases
     authors = {
         "net.0.weight": torch.randn(128, 784, generator=g) * 0.03,
         "net.2.weight": torch.randn(32, 128, generator=g),
     }
     weights = tmp_path / "noisy_mlp_final.pth"
     torch.save(authors, weights)
-    got = main(["--weights", str(weights), "--epoch-scale", "1", "--probe-epochs", "1"])
+    got = main(["--weights", str(weights), "epoch_scale=1", "protocol.probe_epochs=1"])
     assert 0.0 <= got["accuracy"] <= 1.0 and got["data"] == "mnist5k"
     assert f"{weights}: noisy (std 0.4) probe accuracy" in capsys.readouterr().out
 

@@ -1,18 +1,23 @@
-"""Settings of one seed: the clean→noisy start, reproducibility, the noise, the probe, the step-matched schedule."""
+"""Settings of one seed: the clean→noisy start, reproducibility, the noise, the probe, the
+step-matched schedule."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 import toy_mnist.train
+from toy_mnist.config import paper_protocol
 from toy_mnist.data import Digits, noise_spec, noisy_copy
 from toy_mnist.objective import Encoder
-from toy_mnist.train import ToyConfig, epoch_scale, linear_probe, run_seed, step_matched, two_views
+from toy_mnist.train import epoch_scale, linear_probe, run_seed, step_matched, two_views
 
-TINY = ToyConfig(
+PAPER = paper_protocol()
+TINY = replace(
+    PAPER,
     clean_epochs=3,
     noisy_epochs=1,
     switch_epoch=2,
@@ -77,14 +82,17 @@ def test_noisy_digits_have_std_0_4_gaussian_noise_clipped_to_unit_range() -> Non
     assert (
         y.min() >= 0 and y.max() <= 1 and y.min() == 0 and y.max() == 1
     )  # clipped, and it happens
-    # unclipped part: P(|N(0, 0.4)| < 0.5) ≈ 0.789; the fraction of pixels left inside (0, 1) matches
+    # unclipped part: P(|N(0, 0.4)| < 0.5) ≈ 0.789; the fraction of pixels left inside (0, 1)
+    # matches
     inside = ((y > 0) & (y < 1)).float().mean().item()
     assert abs(inside - 0.7887) < 0.01
 
 
 def test_switch_epoch_outside_the_clean_run_is_rejected() -> None:
-    with pytest.raises(ValueError, match="switch_epoch"):
-        ToyConfig(clean_epochs=10, switch_epoch=11)
+    with pytest.raises(
+        ValueError, match="'protocol.switch_epoch' must be in 1..protocol.clean_epochs=10"
+    ):
+        replace(PAPER, clean_epochs=10, switch_epoch=11)
 
 
 def _identity(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -98,7 +106,8 @@ def test_two_views_of_one_digit_get_different_fresh_noise_at_every_load() -> Non
     w1, _ = two_views(x, 0.4, g, augment=_identity)  # the same digits loaded again
     inside = (v1 > 0) & (v1 < 1) & (v2 > 0) & (v2 < 1)
     n1, n2 = (v1 - 0.5)[inside], (v2 - 0.5)[inside]
-    # each view is noisy: N(0, 0.4) kept inside ±0.5 has std 0.4 sqrt(1 - 2a φ(a) / (2Φ(a) - 1)) = 0.2596, a = 1.25
+    # each view is noisy: N(0, 0.4) kept inside ±0.5 has std 0.4 sqrt(1 - 2a φ(a) / (2Φ(a) - 1)) =
+    # 0.2596, a = 1.25
     assert abs(n1.std().item() - 0.2596) < 0.01 and abs(n2.std().item() - 0.2596) < 0.01
     assert (
         abs(torch.corrcoef(torch.stack([n1, n2]))[0, 1].item()) < 0.05
@@ -119,7 +128,7 @@ def test_noisy_probe_redraws_train_noise_every_epoch_and_noises_the_test_digits(
         return y
 
     monkeypatch.setattr(toy_mnist.train, "noisy_copy", recording_noisy_copy)
-    cfg = ToyConfig(probe_epochs=3, batch_size=64)
+    cfg = replace(PAPER, probe_epochs=3, batch_size=64)
     linear_probe(
         Encoder(torch.Generator().manual_seed(0)),
         small,
@@ -147,7 +156,7 @@ def test_noisy_probe_redraws_train_noise_every_epoch_and_noises_the_test_digits(
 
 def test_step_matched_schedule_gives_mnist5k_the_papers_number_of_adam_steps() -> None:
     assert epoch_scale(4000) == 15 and epoch_scale(60_000) == 1
-    cfg = step_matched(ToyConfig(), epoch_scale(4000))
+    cfg = step_matched(PAPER, epoch_scale(4000))
     assert (
         cfg.clean_epochs,
         cfg.switch_epoch,
@@ -164,9 +173,7 @@ def test_step_matched_schedule_gives_mnist5k_the_papers_number_of_adam_steps() -
     steps_per_epoch = -(-4000 // 256)  # 16 batches (the last one partial)
     paper_steps = 50 * -(-60_000 // 256)  # 11,750
     assert abs(cfg.clean_epochs * steps_per_epoch - paper_steps) / paper_steps < 0.03
+    assert step_matched(PAPER, 1.0) == PAPER  # full MNIST: the paper's epochs as they are
     assert (
-        step_matched(ToyConfig(), 1.0) == ToyConfig()
-    )  # full MNIST: the paper's epochs as they are
-    assert (
-        step_matched(ToyConfig(clean_epochs=1, switch_epoch=1), 0.01).switch_epoch == 1
+        step_matched(replace(PAPER, clean_epochs=1, switch_epoch=1), 0.01).switch_epoch == 1
     )  # never below one
