@@ -33,7 +33,8 @@ from toy_mnist.config import (
 from toy_mnist.data import Digits
 from toy_mnist.train import ToyConfig, config_dict, run_seed, step_matched
 from utils.atomic import atomic_write_text
-from utils.config import ConfigError
+from utils.cli import command
+from utils.runtime import resolve_device
 
 log = logging.getLogger("toy_mnist.mlp_exp")
 
@@ -130,7 +131,7 @@ def run(cfg: DictConfig, overwrite: bool = False) -> dict:
     ``results.json`` holds. ``overwrite`` recomputes the seeds already finished in ``cfg.out``."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device, "device")
     digits = run_digits(cfg).to(device)
     scale = epoch_scale_of(cfg, len(digits.train_x))
     proto = step_matched(protocol(cfg), scale)
@@ -164,13 +165,8 @@ def run(cfg: DictConfig, overwrite: bool = False) -> dict:
     return results
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def main(argv: list[str] | None = None) -> dict:
+@command
+def main(argv: list[str] | None = None) -> int:
     """``python -m toy_mnist.mlp_exp [--config FILE] [--overwrite] [key=value ...]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -181,12 +177,9 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        cfg = load_config(args.config, args.overrides)
-        return run(cfg, args.overwrite)
-    except (ConfigError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
+    run(load_config(args.config, args.overrides), args.overwrite)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -31,7 +31,8 @@ from toy_mnist.config import (
 from toy_mnist.objective import Encoder
 from toy_mnist.train import config_dict, generator, linear_probe, step_matched
 from utils.atomic import atomic_write_text
-from utils.config import ConfigError
+from utils.cli import command
+from utils.runtime import resolve_device
 
 log = logging.getLogger("toy_mnist.probe")
 
@@ -79,7 +80,7 @@ def probe(
     encoder = load_encoder(weights)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device, "device")
     digits = run_digits(cfg).to(device)
     scale = epoch_scale_of(cfg, len(digits.train_x))
     proto = step_matched(protocol(cfg), scale)
@@ -108,15 +109,10 @@ def probe(
     }
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def main(argv: list[str] | None = None) -> dict:
+@command
+def main(argv: list[str] | None = None) -> int:
     """``python -m toy_mnist.probe --weights FILE [--clean] [--seed S] [--json FILE] [key=value]``;
-    returns (and with ``--json`` writes) the accuracy and protocol."""
+    prints the accuracy and with ``--json`` writes it with the protocol."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--weights", required=True, help="state_dict of the toy MLP (net.0.weight, net.2.weight)"
@@ -135,15 +131,12 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        cfg = load_config(args.config, args.overrides)
-        result = probe(cfg, args.weights, seed=args.seed, clean=args.clean)
-    except (WeightsError, ConfigError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
+    cfg = load_config(args.config, args.overrides)
+    result = probe(cfg, args.weights, seed=args.seed, clean=args.clean)
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
-    return result
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -4,6 +4,7 @@ protocol."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,21 @@ def digits() -> Digits:
 @pytest.fixture
 def tiny_args() -> list[str]:
     return list(TINY_ARGS)
+
+
+@pytest.fixture
+def usage_error(capsys: pytest.CaptureFixture[str]) -> Callable[[Callable, list[str]], str]:
+    """``usage_error(main, argv)``: runs a command, checks that it exits 2 with one ``error:`` line
+    on stderr (the last one), and returns that line."""
+
+    def run(main: Callable, argv: list[str]) -> str:
+        capsys.readouterr()
+        assert main(argv) == 2
+        lines = capsys.readouterr().err.splitlines()  # progress bars may come first
+        assert lines[-1].startswith("error: ") and sum("error" in ln for ln in lines) == 1, lines
+        return lines[-1]
+
+    return run
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:

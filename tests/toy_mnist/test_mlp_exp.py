@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from toy_mnist.mlp_exp import main
+from toy_mnist.config import load_config
+from toy_mnist.mlp_exp import main, run
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shell_script_runs_every_setting_and_writes_table_json_and_plot(
-    mnist_root: Path, tiny_args: list[str], tmp_path: Path
+    mnist_root: Path, tiny_args: list[str], tmp_path: Path, usage_error: Callable
 ) -> None:
     out = tmp_path / "toy"
     root = mnist_root  # a real --mnist-root, quicker than MNIST-5k's parse
@@ -54,20 +56,17 @@ def test_shell_script_runs_every_setting_and_writes_table_json_and_plot(
     ]
 
     # a rerun reads the finished seeds instead of training again: same numbers
-    again = main(["seeds=2", f"out={out}", f"mnist_root={root}", *tiny_args])
+    again = run(load_config(overrides=["seeds=2", f"out={out}", f"mnist_root={root}", *tiny_args]))
     assert again["per_seed"] == results["per_seed"]
     # other data or another protocol in the same folder is refused unless --overwrite
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        main(["seeds=1", f"out={out}", "n_train=100", *tiny_args])
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        main(["seeds=1", f"out={out}", f"mnist_root={root}", *tiny_args, "protocol.probe_epochs=2"])
+    for other in (["n_train=100"], [f"mnist_root={root}", "protocol.probe_epochs=2"]):
+        error = usage_error(main, ["seeds=1", f"out={out}", *tiny_args, *other])
+        assert "was made with another config or data; pass --overwrite" in error
 
 
-def test_missing_mnist_root_is_a_one_line_error(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main([f"mnist_root={tmp_path / 'nope'}", f"out={tmp_path / 'o'}"])
-    message = str(exc.value.code)
-    assert message.startswith("error: mnist_root") and "\n" not in message and "MNIST-5k" in message
+def test_missing_mnist_root_is_a_one_line_error(tmp_path: Path, usage_error: Callable) -> None:
+    error = usage_error(main, [f"mnist_root={tmp_path / 'nope'}", f"out={tmp_path / 'o'}"])
+    assert error.startswith("error: mnist_root") and "MNIST-5k" in error
     assert not (tmp_path / "o").exists()  # nothing written before the data is there
 
 
@@ -75,7 +74,7 @@ def test_table_labels_come_from_the_config(
     tiny_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["seeds=1", f"out={tmp_path / 'o'}", "n_train=100", "n_test=50", *tiny_args]
-    main([*args, "protocol.noise_std=0.8", "protocol.switch_epoch=1"])
+    assert main([*args, "protocol.noise_std=0.8", "protocol.switch_epoch=1"]) == 0
     out = capsys.readouterr().out
     assert (
         "| clean 1 → noisy 1 epochs | noisy (std 0.8) |" in out
@@ -85,10 +84,8 @@ def test_table_labels_come_from_the_config(
     assert "noisy (std 0.8)" in (tmp_path / "o" / "results.md").read_text()
 
 
-def test_epoch_scale_must_be_auto_or_positive(tmp_path: Path) -> None:
+def test_epoch_scale_must_be_auto_or_positive(tmp_path: Path, usage_error: Callable) -> None:
     for bad in ("0", "-1", "fast", "true"):
-        with pytest.raises(SystemExit) as exc:
-            main([f"epoch_scale={bad}", f"out={tmp_path / 'o'}"])
-        message = str(exc.value.code)
-        assert message.startswith("error: config key 'epoch_scale' must be auto (null) or a number")
+        error = usage_error(main, [f"epoch_scale={bad}", f"out={tmp_path / 'o'}"])
+        assert error.startswith("error: config key 'epoch_scale' must be auto (null) or a number")
     assert not (tmp_path / "o").exists()

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from toy_mnist.config import DEFAULT_CONFIG, load_config, paper_protocol
-from toy_mnist.mlp_exp import main
+from toy_mnist.mlp_exp import main, run
 from toy_mnist.train import ToyConfig, config_dict
 from utils.config import ConfigError
 
@@ -77,15 +78,14 @@ def test_a_config_file_and_overrides_change_keys_later_layer_winning(tmp_path: P
     ],
 )
 def test_a_bad_key_or_value_is_a_one_line_error_naming_it(
-    overrides: list[str], message: str, tmp_path: Path
+    overrides: list[str], message: str, tmp_path: Path, usage_error: Callable
 ) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(overrides=overrides)
     text = str(exc.value)
     assert text.startswith(message) and "\n" not in text
-    with pytest.raises(SystemExit) as exit_:  # the command: that line, before anything is written
-        main([*overrides, f"out={tmp_path / 'o'}"])
-    assert exit_.value.code == f"error: {text}"
+    # the command: that line, exit code 2, before anything is written
+    assert usage_error(main, [*overrides, f"out={tmp_path / 'o'}"]) == f"error: {text}"
     assert not (tmp_path / "o").exists()
 
 
@@ -128,6 +128,6 @@ def test_a_folder_made_before_the_yaml_config_is_read_back_not_recomputed(tmp_pa
     (tmp_path / "seed_0").mkdir()
     (tmp_path / "seed_0" / "result.json").write_text(json.dumps(record, indent=1) + "\n")
     assert list(config_dict(paper_protocol())) == list(old_config)  # same keys, same order
-    results = main(["seeds=1", f"out={tmp_path}"])
+    results = run(load_config(overrides=["seeds=1", f"out={tmp_path}"]))
     assert results["per_seed"] == {"0": accuracy} and results["config"] == old_config
     assert sorted(p.name for p in (tmp_path / "seed_0").iterdir()) == ["result.json"]
