@@ -276,7 +276,7 @@ def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         args.seed = 42 if args.seed is None else args.seed
         args.splits = args.splits or ["train", "val"]
         args.workers = args.workers or os.cpu_count() or 1
-        args.new_place = "--dst"
+        args.new_place, args.at_load = "--dst", False
         return args
     mixed = [
         f"--{k}" for k in ("src", "dst", "noise", "seed", "splits") if getattr(args, k) is not None
@@ -293,7 +293,7 @@ def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     args.dst, args.noise, args.seed = cfg.data.noisy_root, cfg.noise.spec, int(cfg.noise.seed)
     args.splits, args.workers = list(cfg.data.splits), args.workers or int(cfg.noise.workers)
     args.save_config = functools.partial(save_resolved, cfg, cfg.data.noisy_root)
-    args.new_place = "data.noisy_root"
+    args.new_place, args.at_load = "data.noisy_root", bool(cfg.noise.at_load)
     return args
 
 
@@ -326,6 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args = _resolve_args(args)
+        if args.at_load:  # the clean root exists now (an embedded dataset is built); nothing else
+            print(
+                f"generate_noise: noise.at_load is on; no noisy copy is written ({args.dst} is not "
+                f"needed: the stages add {args.noise} to {args.src} as they read it)"
+            )
+            return 0
         result = generate_noise(
             args.src,
             args.dst,

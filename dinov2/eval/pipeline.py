@@ -70,7 +70,7 @@ def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> l
 
     ``methods=None``: every method with a checkpoint; a named method without one is an error.
     """
-    from dinov2.run.experiment import METHODS, REFERENCE_METHODS, dataset_string, method_paths
+    from dinov2.run.experiment import METHODS, REFERENCE_METHODS, method_paths
 
     out, n_not_applicable = [], 0
     for method in methods or METHODS:
@@ -101,8 +101,8 @@ def method_eval_args(cfg: DictConfig, methods: Sequence[str] | None = None) -> l
                 "method": method,
                 "config_file": str(paths.run_dir / "config.yaml"),
                 "pretrained_weights": str(ckpt),
-                "train_dataset_str": dataset_string(paths.eval_root, "TRAIN"),
-                "val_dataset_str": dataset_string(paths.eval_root, "VAL"),
+                "train_dataset_str": paths.dataset_string("TRAIN"),
+                "val_dataset_str": paths.dataset_string("VAL"),
                 "eval_dir": eval_dir,
                 "eval_root": paths.eval_root,
                 "noise": None,

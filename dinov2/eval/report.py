@@ -26,6 +26,10 @@ from pathlib import Path
 from dinov2.eval.checkpoint_series import add_checkpoint_results
 from dinov2.eval.sweep import SWEEP_NAME
 from utils.atomic import atomic_path, atomic_write_text
+from utils.load_noise import LoadTimeNoise
+
+# A noise-grid row: an image folder, or (folder of clean images, the noise added as they are read).
+GridFolder = str | os.PathLike | tuple[Path, LoadTimeNoise]
 
 log = logging.getLogger(__name__)
 
@@ -207,9 +211,10 @@ def _spread_over_folders(paths: Sequence[Path], n: int) -> list[Path]:
 
 
 def noise_grid(
-    folders: Sequence[str | os.PathLike], path: Path, n_images: int = 6, size: int = 96
+    folders: Sequence[GridFolder], path: Path, n_images: int = 6, size: int = 96
 ) -> None:
-    """One row per folder: the same ``n_images`` images (relative paths common to all folders, any extension)."""
+    """One row per folder: the same ``n_images`` images (relative paths common to all folders, any
+    extension); a ``(folder, LoadTimeNoise)`` row shows its clean images with that noise."""
     import torch
     from PIL import Image
     from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
@@ -217,7 +222,8 @@ def noise_grid(
 
     from utils.image_io import is_image_file
 
-    roots = [Path(f) for f in folders]
+    noises = [f[1] if isinstance(f, tuple) else None for f in folders]
+    roots = [Path(f[0] if isinstance(f, tuple) else f) for f in folders]
     for r in roots:
         if not r.is_dir():
             raise FileNotFoundError(
@@ -235,9 +241,12 @@ def noise_grid(
         )
     chosen = _spread_over_folders(common, n_images)
     tiles = []
-    for f in files:
+    for f, noise in zip(files, noises):
         for rel in chosen:
-            img = pil_to_tensor(Image.open(f[rel]).convert("RGB"))
+            if noise is None:
+                img = pil_to_tensor(Image.open(f[rel]).convert("RGB"))
+            else:
+                img = torch.from_numpy(noise.pixels(f[rel])).permute(2, 0, 1)
             tiles.append(
                 center_crop(resize(img, size, antialias=True), [size, size]).float() / 255.0
             )
@@ -250,7 +259,7 @@ def write_report(
     run_dirs: Sequence[str | os.PathLike],
     out: str | os.PathLike,
     labels: Sequence[str] | None = None,
-    grid_folders: Sequence[str | os.PathLike] | None = None,
+    grid_folders: Sequence[GridFolder] | None = None,
     caption: str | None = None,
     extra_rows: dict[str, dict] | None = None,
 ) -> str:
@@ -294,10 +303,11 @@ def write_report(
 
 def _experiment_inputs(
     args: argparse.Namespace,
-) -> tuple[list[Path], Path, list[Path], str, dict[str, dict]]:
+) -> tuple[list[Path], Path, list[GridFolder], str, dict[str, dict]]:
     from dinov2.eval.pixels import MAX_PIXEL_SIDE
     from dinov2.run.experiment import EVALUATED, METHOD_LABELS
     from utils.config import load_experiment
+    from utils.load_noise import noisy_tree_source
     from utils.settings_record import check_settings, save_settings, select_settings
 
     cfg = load_experiment(args.experiment, args.overrides)
@@ -309,9 +319,10 @@ def _experiment_inputs(
         raise FileNotFoundError(
             f"no evaluation folder under {eval_root}; run the evaluation stage first"
         )
+    noisy_val, load_noise = noisy_tree_source(cfg, Path(cfg.data.noisy_root) / "val")
     grid = [
         Path(cfg.data.clean_root) / "val",
-        Path(cfg.data.noisy_root) / "val",
+        noisy_val if load_noise is None else (noisy_val, load_noise),  # noise.at_load
         Path(cfg.data.denoised_root) / "val",
     ]
     out = Path(cfg.run_dir) / "report"
@@ -329,7 +340,8 @@ def _experiment_inputs(
     extra_rows = {}
     if cfg.eval.crop_size > MAX_PIXEL_SIDE:  # raw pixels are only evaluated on small images
         extra_rows[METHOD_LABELS["pixels"]] = {"linear top-1": "n/a", "kNN top-1": "n/a"}
-    return run_dirs, out, [g for g in grid if g.is_dir()], caption, extra_rows
+    found = [g for g in grid if Path(g[0] if isinstance(g, tuple) else g).is_dir()]
+    return run_dirs, out, found, caption, extra_rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = load_experiment(args.experiment, overrides)
         if {"linear", "knn"} & set(names):
-            ensure_index(method_paths(cfg, args.method).eval_root)
+            paths = method_paths(cfg, args.method)
+            ensure_index(paths.eval_root, paths.extra)
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

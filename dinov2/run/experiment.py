@@ -18,6 +18,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from utils.load_noise import noisy_tree_source
+
 METHODS = ("dinov2", "n2n_dinov2", "nc", "nct")
 METHOD_LABELS = {
     "dinov2": "DINOv2",
@@ -58,6 +60,14 @@ class MethodPaths:
     branch_from: (
         Path | None
     )  # run dir of the method whose switch-epoch checkpoint this one starts from
+    # noise.at_load on a noisy method: train_root/eval_root are the clean root, indexed into
+    # `extra` (a folder of ours), and `load_noise` holds the dataset-string options of the noise
+    extra: Path | None = None  # index folder of train_root/eval_root; None: ROOT/extra
+    load_noise: str = ""
+
+    def dataset_string(self, split: str = "TRAIN") -> str:
+        """The dataset string of the method's data (``train_root``, which is also ``eval_root``)."""
+        return dataset_string(self.train_root, split, self.extra, self.load_noise)
 
 
 def check_method(method: str) -> str:
@@ -71,8 +81,10 @@ def method_paths(cfg: DictConfig, method: str) -> MethodPaths:
     if method not in EVALUATED:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(EVALUATED)}")
     runs = Path(cfg.pretrain.runs_dir)
-    noisy, denoised = Path(cfg.data.noisy_root), Path(cfg.data.denoised_root)
+    noisy, load_noise = noisy_tree_source(cfg, cfg.data.noisy_root)  # noise.at_load: the clean root
+    denoised = Path(cfg.data.denoised_root)
     on_denoised = method in ("n2n_dinov2", "random_init_denoised", "pixels_denoised")
+    at_load = load_noise is not None and not on_denoised
     return MethodPaths(
         method=method,
         run_dir=runs / method.removesuffix("_denoised"),
@@ -81,9 +93,20 @@ def method_paths(cfg: DictConfig, method: str) -> MethodPaths:
         eval_root=denoised if on_denoised else noisy,
         eval_dir=Path(cfg.run_dir) / "eval" / method,
         branch_from=runs / "n2n_dinov2" if method in ("nc", "nct") else None,
+        extra=clean_index_dir(cfg) if at_load else None,
+        load_noise=load_noise.dataset_options() if at_load else "",
     )
 
 
-def dataset_string(root: Path, split: str = "TRAIN") -> str:
-    """The DINOv2 dataset string of an ImageFolder root indexed by ``process_metadata.py``."""
-    return f"ImageNet:split={split.upper()}:root={root}:extra={root / 'extra'}"
+def clean_index_dir(cfg: DictConfig) -> Path:
+    """Where the clean root is indexed: a folder of ours (the user's clean tree is never written)."""
+    return Path(cfg.output_root) / "data" / f"{cfg.data.name}_index"
+
+
+def dataset_string(
+    root: Path, split: str = "TRAIN", extra: Path | None = None, options: str = ""
+) -> str:
+    """The DINOv2 dataset string of an ImageFolder root indexed by ``process_metadata.py`` (into
+    ``extra``, default ``root/extra``), followed by further ``options`` (``:key=value...``)."""
+    extra = root / "extra" if extra is None else extra
+    return f"ImageNet:split={split.upper()}:root={root}:extra={extra}{options}"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dinov2.run.experiment import METHODS, check_method, dataset_string, method_paths
+from dinov2.run.experiment import METHODS, check_method, method_paths
 from dinov2.train.branching import checkpoint_path
 from utils.config import ConfigError, load_yaml
 
@@ -43,7 +43,7 @@ BRANCHING_METHODS = ("nc", "nct")
 def train_dataset_string(experiment_cfg: DictConfig, method: str) -> str:
     """``ImageNet:…`` of the method's training root; NCT: ``PairedImageNet:…:paired_root=<denoised root>``."""
     paths = method_paths(experiment_cfg, method)
-    plain = dataset_string(paths.train_root)
+    plain = paths.dataset_string("TRAIN")
     return plain if paths.paired_root is None else f"Paired{plain}:paired_root={paths.paired_root}"
 
 

@@ -193,12 +193,9 @@ def pretrain(
         print(f"pretrain {method}: finished run in {paths.run_dir}; skipped")
         return 0
 
-    for root in {
-        paths.train_root,
-        paths.eval_root,
-        *([paths.paired_root] if paths.paired_root else []),
-    }:
-        ensure_index(root)
+    ensure_index(paths.train_root, paths.extra)  # also the evaluation root
+    if paths.paired_root is not None:
+        ensure_index(paths.paired_root)
     if (
         method == "nct"
     ):  # the frozen teacher may be a later checkpoint (IN-1k: the denoised run's final one)

@@ -34,7 +34,7 @@ from dinov2.eval.setup import (
     load_model_config,
 )
 from dinov2.eval.sweep import SWEEP_NAME, check_sweep_specs, default_sweep_specs, sweep_level
-from dinov2.run.experiment import METHODS, method_paths
+from dinov2.run.experiment import METHODS, clean_index_dir, method_paths
 from dinov2.run.pretrain import ensure_index
 from utils.atomic import atomic_write_text
 from utils.config import add_experiment_args, error_line, load_experiment
@@ -58,7 +58,7 @@ def sweep_specs(cfg: DictConfig) -> list[str]:
 
 def clean_index(cfg: DictConfig) -> Path:
     """Index of the clean root in a folder of ours (built or refreshed); returns that folder."""
-    extra = Path(cfg.output_root) / "data" / f"{cfg.data.name}_index"
+    extra = clean_index_dir(cfg)
     ensure_index(Path(cfg.data.clean_root), extra)
     return extra
 

@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from tiny_experiment import write_two_class_tree
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,29 +33,6 @@ n2n: {{n_feature: 8, crop_size: 64, batch_size: 2, n_epoch: 1, n_samples_per_epo
 eval: {{resize_size: 32, crop_size: 32, batch_size: 8, num_workers: 0,
         linear: {{epochs: 1, batch_size: 4}}, knn: {{nb_knn: [1, 3]}}, retrieval: {{mini_size: 32}}}}
 """
-
-
-def _tree(root: Path) -> None:
-    """Two classes of 32x32 RGB images (bright squares vs dark discs), 6 train and 3 val each."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:32, :32]
-    for split, n in (("train", 6), ("val", 3)):
-        for c in range(2):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                cy, cx = rng.integers(10, 22, 2)
-                shape = (
-                    (abs(yy - cy) < 7) & (abs(xx - cx) < 7)
-                    if c == 0
-                    else (yy - cy) ** 2 + (xx - cx) ** 2 < 49
-                )
-                img = (
-                    np.where(shape[..., None], 220 if c == 0 else 120, 30)
-                    .astype(np.uint8)
-                    .repeat(3, axis=2)
-                )
-                Image.fromarray(img).save(folder / f"{i}.png")
 
 
 def _table(stdout: str) -> str:
@@ -81,7 +57,7 @@ def _demo(experiment: Path) -> subprocess.CompletedProcess:
 
 def test_demo_script_runs_every_stage_prints_four_methods_and_skips_finished_stages(tmp_path):
     clean, out = tmp_path / "clean", tmp_path / "out"
-    _tree(clean)
+    write_two_class_tree(clean)
     experiment = tmp_path / "tiny.yaml"
     experiment.write_text(TINY.format(out=out, clean=clean, repo=REPO))
 

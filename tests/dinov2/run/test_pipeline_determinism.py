@@ -3,6 +3,7 @@
 Nothing a stage computes may depend on where it writes: not on the absolute paths (seeds, sort keys),
 not on the order in which a file system lists a folder, not on what an earlier run left in the
 process (both runs here share one process, as ``dinov2.run.pipeline`` runs the stages of one experiment).
+Nor may it depend on whether the noisy images come from the noisy copy or from ``noise.at_load``.
 """
 
 from __future__ import annotations
@@ -10,31 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
+from tiny_experiment import write_pipeline_experiment
 
 from dinov2.run.pipeline import run_steps
 
-REPO = Path(__file__).resolve().parents[3]
-
-EXPERIMENT = """\
-name: twin
-data: {{name: toy, clean_root: {clean}}}
-noise: {{family: gauss, sigma_255: 50, workers: 2}}
-pretrain:
-  config_file: {repo}/dinov2/configs/train/vit_pico_small_images.yaml
-  overrides:
-    train: {{batch_size_per_gpu: 4, OFFICIAL_EPOCH_LENGTH: 2, checkpoint_period_iterations: 2, num_workers: 0}}
-    evaluation: {{eval_period_iterations: 0}}
-  epochs: 2
-  switch_epoch: 1
-  curriculum_epochs: 1
-n2n: {{n_feature: 8, crop_size: 64, batch_size: 2, n_epoch: 1, n_samples_per_epoch: 4, val_photos: [coffee],
-       val_size: 64, workers: 0}}
-eval: {{resize_size: 32, crop_size: 32, batch_size: 8, num_workers: 0,
-        linear: {{epochs: 1, batch_size: 4}}, knn: {{nb_knn: [1, 3]}}}}
-"""
 STEPS = [
     "noise",
     "n2n",
@@ -44,29 +25,6 @@ STEPS = [
     "pretrain:nc",
     "evaluate:dinov2:linear,knn",
 ]
-
-
-def _tree(root: Path) -> None:
-    """Two classes of 32x32 RGB images (bright squares vs dark discs), 6 train and 3 val each."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:32, :32]
-    for split, n in (("train", 6), ("val", 3)):
-        for c in range(2):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                cy, cx = rng.integers(10, 22, 2)
-                shape = (
-                    (abs(yy - cy) < 7) & (abs(xx - cx) < 7)
-                    if c == 0
-                    else (yy - cy) ** 2 + (xx - cx) ** 2 < 49
-                )
-                img = (
-                    np.where(shape[..., None], 220 if c == 0 else 120, 30)
-                    .astype(np.uint8)
-                    .repeat(3, axis=2)
-                )
-                Image.fromarray(img).save(folder / f"{i}.png")
 
 
 def _tensors(obj, prefix: str = ""):
@@ -97,10 +55,7 @@ def _files(root: Path, pattern: str) -> dict[str, Path]:
 
 
 def test_two_fresh_runs_in_two_output_folders_give_the_same_data_weights_and_results(tmp_path):
-    clean = tmp_path / "clean"
-    _tree(clean)
-    experiment = tmp_path / "twin.yaml"
-    experiment.write_text(EXPERIMENT.format(clean=clean, repo=REPO))
+    experiment = write_pipeline_experiment(tmp_path)
     roots = [
         tmp_path / "first_folder",
         tmp_path / "b",
@@ -136,3 +91,65 @@ def test_two_fresh_runs_in_two_output_folders_give_the_same_data_weights_and_res
         rb = json.loads((run_b / "eval" / "dinov2" / name).read_text())
         ra.pop("wall_s", None), rb.pop("wall_s", None)
         assert ra == rb, name
+
+
+AT_LOAD_STEPS = [
+    "noise",
+    "n2n",
+    "denoise",
+    "pretrain:dinov2",
+    "pretrain:n2n_dinov2",
+    "pretrain:nct",
+    "evaluate:dinov2:linear,knn",
+    "evaluate:nct:knn",
+    "report",
+]
+
+
+def test_noise_at_load_needs_no_noisy_copy_and_gives_the_results_of_the_noisy_copy(tmp_path):
+    """``noise.at_load=true``: the noise step writes nothing, every stage reads the clean tree plus
+    the noise, and the denoised tree, the weights, the losses and the evaluations are those of a
+    run from the noisy copy (same seeds), NCT's paired noisy/denoised crops and the report included."""
+    experiment = write_pipeline_experiment(tmp_path)
+    copy, at_load = tmp_path / "copy", tmp_path / "at_load"
+    assert run_steps(str(experiment), AT_LOAD_STEPS, [f"output_root={copy}"], print) == 0
+    overrides = [f"output_root={at_load}", "noise.at_load=true"]
+    assert run_steps(str(experiment), AT_LOAD_STEPS, overrides, print) == 0
+
+    assert len(_files(copy / "data" / "toy_gauss_50", "*.png")) == 18
+    assert not (at_load / "data" / "toy_gauss_50").exists()  # the noisy root
+    fa = _files(copy / "data" / "toy_gauss_50_n2n", "*.png")
+    fb = _files(at_load / "data" / "toy_gauss_50_n2n", "*.png")
+    assert fa.keys() == fb.keys() and len(fa) == 18
+    assert all(fa[k].read_bytes() == fb[k].read_bytes() for k in fa)
+
+    run_a, run_b = copy / "runs" / "twin" / "gauss_50", at_load / "runs" / "twin" / "gauss_50"
+    _assert_same_checkpoint(run_a / "n2n" / "model_last.pth", run_b / "n2n" / "model_last.pth")
+    ckpts_a, ckpts_b = _files(run_a / "pretrain", "*.pth"), _files(run_b / "pretrain", "*.pth")
+    assert ckpts_a.keys() == ckpts_b.keys()
+    assert {Path(k).parts[0] for k in ckpts_a} >= {"dinov2", "n2n_dinov2", "nct"}
+    for key in ckpts_a:
+        _assert_same_checkpoint(ckpts_a[key], ckpts_b[key])
+    nct_config = (run_b / "pretrain" / "nct" / "experiment_train.yaml").read_text()
+    assert ":noise=gauss_50:noise_seed=42:paired_root=" in nct_config
+    for key, metrics_a in _files(run_a / "pretrain", "training_metrics.json").items():
+        timing = ("images_per_s",)
+        lines_a = metrics_a.read_text().splitlines()
+        lines_b = (run_b / "pretrain" / key).read_text().splitlines()
+        assert [{k: v for k, v in json.loads(x).items() if k not in timing} for x in lines_a] == [
+            {k: v for k, v in json.loads(x).items() if k not in timing} for x in lines_b
+        ], key
+
+    for method, name in [
+        ("dinov2", "results_eval_linear.json"),
+        ("dinov2", "results_eval_knn.json"),
+        ("nct", "results_eval_knn.json"),
+    ]:
+        ra = json.loads((run_a / "eval" / method / name).read_text())
+        rb = json.loads((run_b / "eval" / method / name).read_text())
+        ra.pop("wall_s", None), rb.pop("wall_s", None)
+        assert ra == rb, (method, name)
+    table_a = (run_a / "report" / "results.md").read_text()
+    assert table_a == (run_b / "report" / "results.md").read_text().replace(str(at_load), str(copy))
+    grid_a, grid_b = run_a / "report" / "noise_grid.png", run_b / "report" / "noise_grid.png"
+    assert grid_b.read_bytes() == grid_a.read_bytes()  # clean / noisy / denoised rows
