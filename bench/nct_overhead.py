@@ -52,7 +52,7 @@ def _step(cfg, model, optimizer, batch: dict, sched: dict) -> float:
 def run(args: argparse.Namespace) -> dict:
     from train_throughput import _train_step_batch
 
-    from dinov2.train.anchor import build_anchor_regularizer
+    from dinov2.train.anchor import build_anchor
     from dinov2.train.schedules import build_schedulers
     from dinov2.train.train import build_meta_arch, build_optimizer
     from dinov2.utils.config import apply_scaling_rules_to_cfg, load_training_config
@@ -76,11 +76,11 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         torch.save({"model": model.state_dict()}, Path(tmp) / "switch.pth")
         cfg.anchor.checkpoint, cfg.anchor.weight = str(Path(tmp) / "switch.pth"), 1.0
-        anchor = build_anchor_regularizer(cfg, device)
+        anchor = build_anchor(cfg, device)
     times: dict[str, list[float]] = {"nc": [], "nct": []}
     for i in range(args.warmup + args.reps):
-        for name, regularizer in (("nc", None), ("nct", anchor)):
-            model.regularizer = regularizer
+        for name, method_anchor in (("nc", None), ("nct", anchor)):
+            model.anchor = method_anchor
             t = _step(cfg, model, optimizer, batch, sched)
             if i >= args.warmup:
                 times[name].append(t)

@@ -27,7 +27,7 @@ for exp in $exps; do
     base=$(submit pretrain "$ngpus" "$noise" "$@" --experiment "$exp" --method dinov2)
     n2nd=$(submit pretrain "$ngpus" "$den" "$@" --experiment "$exp" --method n2n_dinov2)
     # NC and NCT branch off the N2N + DINOv2 run at pretrain.switch_epoch, but NCT's frozen teacher is that
-    # run's checkpoint at nct.anchor_epoch (the paper's ImageNet-1k: its final one), so NCT depends on the
+    # run's checkpoint at anchor.epoch (the paper's ImageNet-1k: its final one), so NCT depends on the
     # whole job finishing (afterok), and the pretrain stage refuses to start NCT while that checkpoint is missing.
     nc=$(submit pretrain "$ngpus" "$n2nd" "$@" --experiment "$exp" --method nc)
     nct=$(submit pretrain "$ngpus" "$n2nd" "$@" --experiment "$exp" --method nct)

@@ -3,7 +3,7 @@
 Every key has a default in ``configs/defaults.yaml``. An experiment file and ``key=value``
 overrides (OmegaConf dotlist) are merged on top of it; an unknown key or a value of the wrong type
 fails before any work starts with a one-line :class:`ConfigError` naming the key and the closest
-valid one.
+valid one (or its new name, for a key of :data:`RENAMED_KEYS`).
 
 Conventions of the defaults file:
 - a default of ``null`` or ``???`` accepts any type (``???`` must be set before use);
@@ -71,6 +71,12 @@ MIN_VALUES: dict[str, float] = {
     "eval.retrieval.mini_size": 8,
 }
 ABOVE_ZERO = ("n2n.lr", "n2n.init_scale", "eval.knn.temperature")
+# Keys renamed since earlier versions (old -> new): an old file's error names the new key.
+RENAMED_KEYS = {
+    "nct": "anchor",
+    "nct.anchor_epoch": "anchor.epoch",
+    "nct.overrides": "pretrain.nct_overrides",
+}
 NOISE_LEVEL_KEYS = ("noise.family", "noise.sigma_255", "noise.lam", "noise.c")
 
 
@@ -170,6 +176,17 @@ def _open_paths(tree: Mapping, prefix: str = "") -> set[str]:
     return found
 
 
+def _renamed_key_message(full: str, value: Any, source: str, all_keys: list[str]) -> str:
+    """The error for a key of :data:`RENAMED_KEYS` (a section: its first key, with its new name)."""
+    section = RENAMED_KEYS[full]
+    if not isinstance(value, Mapping) or not value:
+        return f"config key '{full}' in {source} is now '{section}'"
+    old = f"{full}.{next(iter(value))}"
+    new = RENAMED_KEYS.get(old, f"{section}.{old.removeprefix(full + '.')}")
+    renamed = f" is now '{new}'" if new in all_keys else " is unknown"
+    return f"config key '{old}' in {source}{renamed} (the '{full}:' section is now '{section}:')"
+
+
 def check_keys(
     defaults: Mapping,
     override: Mapping,
@@ -185,6 +202,8 @@ def check_keys(
     all_keys = _flat_keys(defaults)
     for key, value in override.items():
         full = f"{prefix}{key}"
+        if key not in defaults and full in RENAMED_KEYS:
+            raise ConfigError(_renamed_key_message(full, value, source, all_keys))
         if key not in defaults:
             parent_keys = [f"{prefix}{k}" for k in defaults]
             hint = _closest(full, parent_keys) or _closest(full, all_keys)

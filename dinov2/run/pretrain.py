@@ -121,15 +121,16 @@ def clear_run(run_dir: Path) -> None:
 
 
 def check_anchor_checkpoint(cfg, experiment: str | None, epoch_length: int) -> None:
-    """NCT waits for its anchor: ``FileNotFoundError`` (one line) while the N2N + DINOv2 checkpoint at
-    ``nct.anchor_epoch`` does not exist yet."""
+    """NCT waits for its anchor: ``FileNotFoundError`` (one line) while the N2N + DINOv2 checkpoint
+    at ``anchor.epoch`` does not exist yet."""
     from dinov2.run.methods import anchor_checkpoint, anchor_epoch
 
     anchor = anchor_checkpoint(cfg, epoch_length)
     if not anchor.is_file():
         raise FileNotFoundError(
-            f"nct anchors to {anchor} (N2N + DINOv2 epoch nct.anchor_epoch={anchor_epoch(cfg)}), which does not exist "
-            f"yet; train that run to it first: python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2"
+            f"nct anchors to {anchor} (N2N + DINOv2 epoch anchor.epoch={anchor_epoch(cfg)}), "
+            "which does not exist yet; train that run to it first: python -m dinov2.run.pretrain "
+            f"--experiment {experiment} --method n2n_dinov2"
         )
 
 

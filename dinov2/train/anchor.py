@@ -1,4 +1,4 @@
-"""The teacher-anchored regularizer of DINOv2 w/ NCT: an extra loss module for ``SSLMetaArch.regularizer``.
+"""The teacher-anchored regularizer of DINOv2 w/ NCT: the extra loss module ``SSLMetaArch.anchor``.
 
 A *frozen* teacher (backbone + heads of the denoised run at the switch epoch) sees the *denoised*
 version of the two global crops (``collated_global_crops_paired``, same augmentation parameters as the
@@ -96,7 +96,7 @@ def read_teacher_state(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict
 
 
 class AnchorRegularizer(nn.Module):
-    """NCT anchor loss; ``regularizer(arch, batch, student, teacher_temp) -> {name: λ-weighted loss}``.
+    """NCT anchor loss; ``anchor(arch, batch, student, teacher_temp) -> {name: λ-weighted loss}``.
 
     Inputs: ``batch.extras["collated_global_crops_paired"]`` ``(2B, 3, H, W)`` (the denoised global
     crops, crop-major like ``batch.global_crops``) and the student's :class:`StudentOutput` of this step.
@@ -190,9 +190,7 @@ class AnchorRegularizer(nn.Module):
         return {f"anchor_{k}": self.weight * scale[k] * v for k, v in terms.items()}
 
 
-def build_anchor_regularizer(
-    cfg: DictConfig, device: torch.device | str = "cpu"
-) -> AnchorRegularizer | None:
+def build_anchor(cfg: DictConfig, device: torch.device | str = "cpu") -> AnchorRegularizer | None:
     """The anchor of ``cfg.anchor`` (None when ``anchor.checkpoint`` is empty), on ``device``.
 
     The frozen teacher is built under a forked RNG: its random initialisation (overwritten by the

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dinov2")
 
 BRANCH_MODES = ("restart", "continue")
-# Keys of a run's own extra loss modules (the NCT anchor's centres), absent from its branch source.
-OWN_STATE_PREFIX = "regularizer."
+# Keys of a run's own NCT anchor (its centres), absent from its branch source.
+OWN_STATE_PREFIX = "anchor."
 
 
 def load_branch_checkpoint(

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import re
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from utils.atomic import atomic_torch_save
 logger = logging.getLogger("dinov2")
 
 CHECKPOINT_RE = re.compile(r"^model_(\d{7})\.pth$")
+# ``model`` key prefixes of older checkpoints -> today's (the NCT anchor was ``regularizer``).
+LEGACY_MODEL_PREFIXES = {"regularizer.": "anchor."}
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -74,19 +77,43 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
+def _legacy_renamed(key: str) -> str:
+    for old, new in LEGACY_MODEL_PREFIXES.items():
+        if key == old.rstrip(".") or key.startswith(old):
+            return new.rstrip(".") + key.removeprefix(old.rstrip("."))
+    return key
+
+
+def upgrade_legacy_keys(ckpt: Any) -> Any:
+    """``ckpt`` with the ``model`` keys of :data:`LEGACY_MODEL_PREFIXES` renamed (order kept).
+
+    A checkpoint without legacy keys is returned as it is; a renamed state keeps its
+    ``_metadata`` (module versions that ``load_state_dict`` reads), renamed alike."""
+    model = ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(model, dict) or all(_legacy_renamed(k) == k for k in model):
+        return ckpt
+    renamed = OrderedDict((_legacy_renamed(k), v) for k, v in model.items())
+    metadata = getattr(model, "_metadata", None)
+    if metadata is not None:
+        renamed._metadata = OrderedDict((_legacy_renamed(k), v) for k, v in metadata.items())
+    return {**ckpt, "model": renamed}
+
+
 def load_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` on CPU; an unreadable file is a one-line ``ValueError`` naming it."""
+    """``torch.load(weights_only=True)`` on CPU, legacy keys renamed (:func:`upgrade_legacy_keys`).
+
+    An unreadable file is a one-line ``ValueError`` naming it."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        Exception
-    ) as e:  # torch's message may advise weights_only=False (runs code from the file): not repeated
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        # torch's message may advise weights_only=False (runs code from the file): not repeated
         raise ValueError(
-            f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch checkpoint ({type(e).__name__}); "
-            "pass a model_<iteration>.pth of a training run"
+            f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch checkpoint "
+            f"({type(e).__name__}); pass a model_<iteration>.pth of a training run"
         ) from None
+    return upgrade_legacy_keys(ckpt)
 
 
 def newest_valid_checkpoint(output_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:

@@ -11,7 +11,7 @@ Loss composition (official): with ``n_g = 2`` global and ``n_l`` local crops the
 
 The total is ``dino.loss_weight × (local + global) + koleo + ibot.loss_weight × 2 × ibot`` where,
 as in the official code, the logged ``ibot_loss`` and ``koleo_loss`` are half of what enters the total.
-An optional :attr:`SSLMetaArch.regularizer` (e.g. the NCT anchor) adds named loss terms of its own.
+An optional :attr:`SSLMetaArch.anchor` (the NCT teacher-anchored regularizer) adds named loss terms.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ logger = logging.getLogger("dinov2")
 N_GLOBAL_CROPS = 2
 
 
-class Regularizer(Protocol):
-    """An extra loss module: ``regularizer(arch, batch, student, teacher_temp) -> {name: weighted loss}``."""
+class AnchorLoss(Protocol):
+    """An extra loss: ``anchor(arch, batch, student, teacher_temp) -> {name: weighted loss}``."""
 
     def __call__(
         self, arch: SSLMetaArch, batch: Batch, student: StudentOutput, teacher_temp: float
@@ -57,7 +57,7 @@ class SSLMetaArch(nn.Module):
         self.cfg = cfg
         self.fp16_scaler: torch.amp.GradScaler | None = None  # set by the loop for CUDA fp16
         self.autocast_dtype: torch.dtype | None = None  # set by the loop (None: fp32)
-        self.regularizer: nn.Module | None = None  # extra loss hook, see Regularizer
+        self.anchor: nn.Module | None = None  # NCT regularizer (extra loss hook), see AnchorLoss
         student_backbone, teacher_backbone, embed_dim = build_model_from_cfg(cfg)
         if cfg.student.pretrained_weights:
             # Official: non-strict. Mismatched keys are logged one per line by load_pretrained_weights;
@@ -219,8 +219,8 @@ class SSLMetaArch(nn.Module):
                 koleo = self.cfg.dino.koleo_loss_weight * self.koleo_term(student)
                 total = total + koleo
                 losses["koleo_loss"] = koleo / 2
-            if self.regularizer is not None:
-                extra = self.regularizer(self, batch, student, teacher_temp)
+            if self.anchor is not None:
+                extra = self.anchor(self, batch, student, teacher_temp)
                 total = total + sum(extra.values())
                 losses.update(extra)
         self.backprop_loss(total)

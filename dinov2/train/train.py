@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dinov2 import distributed
-from dinov2.train.anchor import build_anchor_regularizer
+from dinov2.train.anchor import build_anchor
 from dinov2.train.branching import keep_iterations, load_branch_checkpoint
 from dinov2.train.checkpointing import (
     Checkpointer,
@@ -97,9 +97,7 @@ def build_meta_arch(cfg: DictConfig, device: torch.device) -> SSLMetaArch:
         model.student.backbone.compile()
         model.teacher.backbone.compile()
     configure_precision(cfg, model, device)
-    model.regularizer = build_anchor_regularizer(
-        cfg, device
-    )  # NCT anchor (None without anchor.checkpoint)
+    model.anchor = build_anchor(cfg, device)  # NCT regularizer (None without anchor.checkpoint)
     return model
 
 

@@ -54,6 +54,33 @@ def test_typo_in_an_experiment_file_names_the_file_and_the_closest_key(tmp_path:
     assert "\n" not in message
 
 
+def test_an_old_nct_section_is_one_line_naming_the_key_and_its_new_name(tmp_path: Path) -> None:
+    old = write(tmp_path / "old.yaml", "name: x\nnct:\n  weight: 4.0\n  heads: live\n")
+    with pytest.raises(ConfigError) as err:
+        load_experiment(old)
+    assert str(err.value) == (
+        f"config key 'nct.weight' in {old} is now 'anchor.weight' "
+        "(the 'nct:' section is now 'anchor:')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "new_key"),
+    [
+        ("nct.anchor_epoch=30", "'anchor.epoch'"),
+        ("nct.overrides.crops.local_crops_blur_p=0.2", "'pretrain.nct_overrides'"),
+        ("nct.typo=1", None),
+    ],
+)
+def test_each_old_nct_key_names_its_new_key(override: str, new_key: str | None) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_experiment(DEMO_EXPERIMENT, [override])
+    message = str(err.value)
+    old_key = override.split("=")[0].split(".")[:2]
+    assert f"config key '{'.'.join(old_key)}'" in message and "now 'anchor:'" in message
+    assert (f"is now {new_key}" in message) if new_key else ("is unknown" in message)
+
+
 def test_wrong_type_is_refused_with_the_expected_type() -> None:
     with pytest.raises(ConfigError, match=r"'noise.sigma_255' .* expects a number"):
         load_experiment(DEMO_EXPERIMENT, ["noise.sigma_255=abc"])

@@ -150,13 +150,13 @@ def test_paper_configs_evaluate_with_the_papers_protocol(folder):
 
 
 def test_anchor_epoch_zero_means_the_switch_epoch_and_out_of_range_is_a_config_error():
-    exp = load_experiment(EXPERIMENTS / "imagenet1k" / "gauss100.yaml", ["nct.anchor_epoch=0"])
+    exp = load_experiment(EXPERIMENTS / "imagenet1k" / "gauss100.yaml", ["anchor.epoch=0"])
     assert training_config_for(exp, "nct").anchor.checkpoint.endswith(
         "n2n_dinov2/model_0075000.pth"
     )
     assert list(training_config_for(exp, "n2n_dinov2").train.keep_checkpoint_epochs) == [30]
-    exp = load_experiment(EXPERIMENTS / "imagenet1k" / "gauss100.yaml", ["nct.anchor_epoch=101"])
-    with pytest.raises(ConfigError, match="nct.anchor_epoch"):
+    exp = load_experiment(EXPERIMENTS / "imagenet1k" / "gauss100.yaml", ["anchor.epoch=101"])
+    with pytest.raises(ConfigError, match="anchor.epoch"):
         training_config_for(exp, "nct")
 
 
@@ -216,7 +216,7 @@ def test_tiny_experiment_trains_dinov2_n2n_nc_and_nct_and_writes_four_teacher_ch
             "pretrain.overrides.train.batch_size_per_gpu=4",
             "pretrain.overrides.train.OFFICIAL_EPOCH_LENGTH=2",
             "pretrain.overrides.optim.warmup_epochs=1",
-            "nct.weight=2.0",
+            "anchor.weight=2.0",
         ],
     )
     _write_trees(exp)

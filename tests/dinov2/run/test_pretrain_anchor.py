@@ -1,5 +1,5 @@
 """NCT waits for its anchor: the pretrain stage refuses to start NCT until the N2N + DINOv2
-checkpoint at ``nct.anchor_epoch`` exists (the paper's ImageNet-1k: the denoised run's final
+checkpoint at ``anchor.epoch`` exists (the paper's ImageNet-1k: the denoised run's final
 checkpoint, later than the branch)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_nct_refuses_to_start_until_the_anchor_checkpoint_exists(tmp_path: Path)
         demo.pretrain.epochs
     )  # anchor to the N2N + DINOv2 run's final epoch, as the paper's IN-1k configs
     assert final > demo.pretrain.switch_epoch
-    overrides = [f"output_root={tmp_path}", f"nct.anchor_epoch={final}"]
+    overrides = [f"output_root={tmp_path}", f"anchor.epoch={final}"]
     cfg = load_experiment(DEMO_EXPERIMENT, overrides)
     _tree(Path(cfg.data.noisy_root))
     _tree(Path(cfg.data.denoised_root))
@@ -46,7 +46,7 @@ def test_nct_refuses_to_start_until_the_anchor_checkpoint_exists(tmp_path: Path)
     with pytest.raises(FileNotFoundError) as exc:
         pretrain(str(DEMO_EXPERIMENT), "nct", overrides)
     message = str(exc.value)
-    assert "\n" not in message and f"nct.anchor_epoch={final}" in message
+    assert "\n" not in message and f"anchor.epoch={final}" in message
     assert (
         str(checkpoint_path(source, final * epoch_length)) in message
         and "--method n2n_dinov2" in message

@@ -50,7 +50,7 @@ def read_metrics(output_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (Path(output_dir) / METRICS_FILE).read_text().splitlines()]
 
 
-def model_state(path: Path, drop_prefix: str = "regularizer.") -> dict[str, torch.Tensor]:
+def model_state(path: Path, drop_prefix: str = "anchor.") -> dict[str, torch.Tensor]:
     """The ``model`` state of a full checkpoint, without this run's own anchor state."""
     return {
         k: v

@@ -163,11 +163,11 @@ def test_centring_state_is_the_anchors_own_and_starts_from_the_checkpoint(arch, 
 
 def test_frozen_teacher_is_outside_state_dict_optimizer_and_train_mode(arch, frozen):
     anchor = AnchorRegularizer(arch.cfg, frozen)
-    arch.regularizer = anchor
+    arch.anchor = anchor
     arch.train()
     keys = set(arch.state_dict())
-    assert {"regularizer.dino_loss.center", "regularizer.ibot_patch_loss.center"} <= keys
-    assert not any(k.startswith("regularizer.frozen") for k in keys)
+    assert {"anchor.dino_loss.center", "anchor.ibot_patch_loss.center"} <= keys
+    assert not any(k.startswith("anchor.frozen") for k in keys)
     optimised = {id(p) for g in arch.get_params_groups() for p in g["params"]}
     assert not any(id(p) in optimised for p in frozen.parameters())
     assert not any(p.requires_grad for p in frozen.parameters())
@@ -266,9 +266,7 @@ def test_zero_weight_nct_gives_parameters_identical_to_nc(
             *nct_opts(image_root, denoised_root, switch_checkpoint, 0.0),
         )
     )
-    assert isinstance(
-        nct_model.regularizer, AnchorRegularizer
-    )  # paired data read, anchor built, λ = 0
+    assert isinstance(nct_model.anchor, AnchorRegularizer)  # paired data read, anchor built, λ = 0
     assert_states_equal(
         model_state(tmp_path / "nct0" / "model_0000003.pth"),
         model_state(tmp_path / "nc" / "model_0000003.pth"),
@@ -288,7 +286,7 @@ def test_nct_trains_with_logged_anchor_terms_and_a_bit_identical_frozen_teacher(
         )
     )
     teacher_state, _ = read_teacher_state(switch_checkpoint)
-    assert_states_equal(model.regularizer.frozen_teacher.state_dict(), teacher_state)
+    assert_states_equal(model.anchor.frozen_teacher.state_dict(), teacher_state)
     records = read_metrics(tmp_path)
     terms = ("anchor_dino_local_crops_loss", "anchor_dino_global_crops_loss", "anchor_ibot_loss")
     for r in records:
@@ -302,11 +300,12 @@ def test_nct_trains_with_logged_anchor_terms_and_a_bit_identical_frozen_teacher(
         assert r["total_loss"] == pytest.approx(main_terms + sum(r[k] for k in terms), rel=1e-5)
     # The run's checkpoint holds the anchor's centres but not the frozen weights.
     saved = load_checkpoint_file(tmp_path / "model_0000003.pth")["model"]
-    assert "regularizer.dino_loss.center" in saved and not any("frozen" in k for k in saved)
+    assert "anchor.dino_loss.center" in saved and not any("frozen" in k for k in saved)
 
 
+@pytest.mark.parametrize("legacy_keys", [False, True])
 def test_nct_resume_is_exact_including_the_anchor_centres(
-    image_root, denoised_root, switch_checkpoint, tmp_path
+    image_root, denoised_root, switch_checkpoint, tmp_path, legacy_keys
 ):
     opts = nct_opts(image_root, denoised_root, switch_checkpoint, 2.0)
     train(
@@ -319,6 +318,15 @@ def test_nct_resume_is_exact_including_the_anchor_centres(
             tmp_path / "split", image_root, switch_checkpoint, *opts, "train.stop_at_iteration=2"
         )
     )
+    if legacy_keys:  # a checkpoint written when the anchor was SSLMetaArch.regularizer
+        path = tmp_path / "split" / "model_0000002.pth"
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["model"] = {
+            ("regularizer." + k.removeprefix("anchor.") if k.startswith("anchor.") else k): v
+            for k, v in ckpt["model"].items()
+        }
+        assert "regularizer.dino_loss.center" in ckpt["model"]
+        torch.save(ckpt, path)
     train(
         nc_cfg(
             tmp_path / "split", image_root, switch_checkpoint, *opts, "train.stop_at_iteration=4"

@@ -96,10 +96,10 @@ def test_forward_backward_total_is_the_official_weighted_sum_and_teacher_gets_no
     assert all(p.grad is not None for p in arch.student.backbone.blocks.parameters())
 
 
-def test_regularizer_losses_are_added_to_the_total_and_logged(arch):
+def test_anchor_losses_are_added_to_the_total_and_logged(arch):
     plain = arch.forward_backward(synthetic_batch(), teacher_temp=0.04)
 
-    def regularizer(meta_arch, batch, student, teacher_temp):
+    def anchor(meta_arch, batch, student, teacher_temp):
         return {"anchor_loss": 0.0 * student.global_cls_after_head.sum() + 1.5}
 
     torch.manual_seed(0)
@@ -107,7 +107,7 @@ def test_regularizer_losses_are_added_to_the_total_and_logged(arch):
     arch2.load_state_dict(arch.state_dict())
     arch2.dino_loss.center.zero_()
     arch2.ibot_patch_loss.center.zero_()
-    arch2.regularizer = regularizer
+    arch2.anchor = anchor
     with_reg = arch2.forward_backward(synthetic_batch(), teacher_temp=0.04)
     assert with_reg["anchor_loss"] == 1.5
     torch.testing.assert_close(with_reg["total_loss"], plain["total_loss"] + 1.5)
