@@ -76,7 +76,8 @@ class MetricsWriter:
 
     def drop_from(self, key: str, start: int) -> None:
         """Remove the records whose integer ``key`` is ``>= start`` (a resumed run writes them
-        again); lines without it, or not JSON, are kept. Atomic: the file is rewritten, renamed."""
+        again) and blank lines; lines without ``key``, or not JSON, are kept. Atomic: the file is
+        rewritten and renamed."""
         if self.path is None or not self.path.exists():
             return
 
@@ -86,5 +87,6 @@ class MetricsWriter:
             except (ValueError, KeyError, TypeError):
                 return -1
 
-        kept = [line for line in self.path.read_text().splitlines() if position(line) < start]
+        lines = self.path.read_text().splitlines()
+        kept = [line for line in lines if line.strip() and position(line) < start]
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))

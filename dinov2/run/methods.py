@@ -30,7 +30,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from dinov2.run.experiment import METHODS, check_method, method_paths
-from dinov2.train.branching import checkpoint_path
+from dinov2.train.checkpointing import checkpoint_path
 from utils.config import ConfigError, load_yaml
 
 __all__ = [

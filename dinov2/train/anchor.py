@@ -1,16 +1,18 @@
 """The teacher-anchored regularizer of DINOv2 w/ NCT: the extra loss module ``SSLMetaArch.anchor``.
 
 A *frozen* teacher (backbone + heads of the denoised run at the switch epoch) sees the *denoised*
-version of the two global crops (``collated_global_crops_paired``, same augmentation parameters as the
-noisy crops) and produces DINO and iBOT targets with its own centring state. The student's outputs on
-the noisy crops — the ones the main loss already computed — are pulled towards those targets::
+version of the two global crops (``collated_global_crops_paired``, same augmentation parameters as
+the noisy crops) and produces DINO and iBOT targets with its own centring state. The student's
+outputs on the noisy crops — the ones the main loss already computed — are pulled towards those
+targets::
 
     anchor = λ · (dino.loss_weight · (local DINO + global DINO) + ibot.loss_weight · iBOT)
 
-with exactly the main loss's normalisations (:meth:`SSLMetaArch.dino_ibot_losses`); KoLeo is not part of it.
+with exactly the main loss's normalisations (:meth:`SSLMetaArch.dino_ibot_losses`); KoLeo is not
+part of it.
 
-Heads (``anchor.heads``): ``live`` feeds the frozen backbone's tokens through the *live EMA teacher's*
-heads, which is what the paper's code does and what its published numbers use (default);
+Heads (``anchor.heads``): ``live`` feeds the frozen backbone's tokens through the *live EMA
+teacher's* heads, which is what the paper's code does and what its published numbers use (default);
 ``frozen`` uses the heads saved in the switch checkpoint.
 
 The frozen networks are kept out of the module tree on purpose: they are not in ``state_dict`` (a
@@ -35,6 +37,8 @@ from dinov2.layers import DINOHead
 from dinov2.loss import DINOLoss, iBOTPatchLoss
 from dinov2.train.model_builder import build_model_from_cfg
 from dinov2.train.targets import Batch, StudentOutput, TeacherTargets, compute_teacher_targets
+from dinov2.utils.utils import select_state
+from utils.runtime import autocast
 
 if TYPE_CHECKING:
     from dinov2.train.ssl_meta_arch import SSLMetaArch
@@ -70,26 +74,23 @@ def build_teacher_modules(cfg: DictConfig) -> nn.ModuleDict:
 def read_teacher_state(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """``(teacher state without prefix, centres)`` of a training checkpoint or a teacher export.
 
-    A full checkpoint ``model_<it>.pth`` (``{"model": {"teacher.backbone.…", "dino_loss.center", …}}``)
-    gives the centres too; an export ``{"teacher": …}`` has none (the anchor's centres then start at 0).
+    A full checkpoint ``model_<it>.pth``
+    (``{"model": {"teacher.backbone.…", "dino_loss.center", …}}``) gives the centres too; an export
+    ``{"teacher": …}`` has none (the anchor's centres then start at 0).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"config key 'anchor.checkpoint': {path} does not exist; point it at the denoised run's switch "
-            "checkpoint (model_<iteration>.pth, kept through train.keep_checkpoint_epochs)"
+            f"config key 'anchor.checkpoint': {path} does not exist; point it at the denoised "
+            "run's switch checkpoint (model_<iteration>.pth, kept through "
+            "train.keep_checkpoint_epochs)"
         )
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(ckpt, dict) and "model" in ckpt:
-        state = ckpt["model"]
-        teacher = {
-            k.removeprefix("teacher."): v for k, v in state.items() if k.startswith("teacher.")
-        }
+    if isinstance(ckpt, dict) and ("model" in ckpt or "teacher" in ckpt):
+        state = ckpt.get("model", {})
         centers = {
             k: state[k] for k in ("dino_loss.center", "ibot_patch_loss.center") if k in state
         }
-        return teacher, centers
-    if isinstance(ckpt, dict) and "teacher" in ckpt:
-        return dict(ckpt["teacher"]), {}
+        return dict(select_state(ckpt, "teacher")), centers
     raise ValueError(
         f"config key 'anchor.checkpoint': {path} holds neither 'model' nor 'teacher' weights"
     )
@@ -99,10 +100,11 @@ class AnchorRegularizer(nn.Module):
     """NCT anchor loss; ``anchor(arch, batch, student, teacher_temp) -> {name: λ-weighted loss}``.
 
     Inputs: ``batch.extras["collated_global_crops_paired"]`` ``(2B, 3, H, W)`` (the denoised global
-    crops, crop-major like ``batch.global_crops``) and the student's :class:`StudentOutput` of this step.
-    Returns scalar terms ``anchor_dino_local_crops_loss``, ``anchor_dino_global_crops_loss`` and
-    ``anchor_ibot_loss`` already multiplied by λ and the main loss weights (they are added to the total
-    as they are); ``{}`` when λ = 0, in which case nothing is computed and training equals NC exactly.
+    crops, crop-major like ``batch.global_crops``) and the student's :class:`StudentOutput` of this
+    step. Returns scalar terms ``anchor_dino_local_crops_loss``, ``anchor_dino_global_crops_loss``
+    and ``anchor_ibot_loss`` already multiplied by λ and the main loss weights (they are added to
+    the total as they are); ``{}`` when λ = 0, in which case nothing is computed and training equals
+    NC exactly.
     """
 
     def __init__(
@@ -148,7 +150,8 @@ class AnchorRegularizer(nn.Module):
 
     @torch.no_grad()
     def get_targets(self, arch: SSLMetaArch, batch: Batch, teacher_temp: float) -> TeacherTargets:
-        """DINO ``(2, B, K)`` / iBOT ``(M, K)`` targets of the frozen backbone on the denoised global crops."""
+        """DINO ``(2, B, K)`` / iBOT ``(M, K)`` targets of the frozen backbone on the denoised
+        global crops."""
         paired = batch.extras.get(PAIRED_KEY)
         if paired is None:
             raise ValueError(
@@ -156,9 +159,7 @@ class AnchorRegularizer(nn.Module):
                 "PairedImageNet:split=TRAIN:root=NOISY:paired_root=DENOISED string"
             )
         device = paired.device
-        with torch.autocast(
-            device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
-        ):
+        with autocast(device, torch.bfloat16):
             output = self.frozen_teacher["backbone"](paired, is_training=True)
         targets = compute_teacher_targets(
             output,
@@ -169,8 +170,9 @@ class AnchorRegularizer(nn.Module):
             ibot_loss=self.ibot_patch_loss if arch.do_ibot else None,
             centering=arch.cfg.train.centering,
         )
-        # Apply the centre updates now rather than at the next step (same values, as no other forward
-        # uses these centres in between), so that a checkpoint after this step holds the current centres.
+        # Apply the centre updates now rather than at the next step (same values, as no other
+        # forward uses these centres in between), so that a checkpoint after this step holds the
+        # current centres.
         self.dino_loss.apply_center_update()
         self.ibot_patch_loss.apply_center_update()
         return targets
@@ -205,8 +207,9 @@ def build_anchor(cfg: DictConfig, device: torch.device | str = "cpu") -> AnchorR
     missing, unexpected = frozen.load_state_dict(teacher_state, strict=False)
     if missing or unexpected:
         raise ValueError(
-            f"config key 'anchor.checkpoint': the teacher of {a.checkpoint} does not match this config's model "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); use the same student/dino/ibot settings"
+            f"config key 'anchor.checkpoint': the teacher of {a.checkpoint} does not match this "
+            f"config's model (missing {missing[:3]}, unexpected {unexpected[:3]}); use the same "
+            "student/dino/ibot settings"
         )
     logger.info(
         "NCT anchor: frozen teacher from %s, weight %s, %s heads", a.checkpoint, a.weight, a.heads

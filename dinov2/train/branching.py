@@ -71,10 +71,3 @@ def keep_iterations(cfg: DictConfig) -> tuple[int, ...]:
     """Iterations whose checkpoints are always written and never pruned (``keep_checkpoint_*``)."""
     epochs = [e * cfg.train.OFFICIAL_EPOCH_LENGTH for e in cfg.train.keep_checkpoint_epochs]
     return tuple(sorted({*cfg.train.keep_checkpoint_iterations, *epochs}))
-
-
-def checkpoint_path(run_dir: str | Path, iteration: int) -> Path:
-    """Where a run saves its full checkpoint after ``iteration`` iterations.
-
-    The name is ``model_<iteration:07d>.pth``."""
-    return Path(run_dir) / f"model_{iteration:07d}.pth"

@@ -67,6 +67,12 @@ def gather_rng_states() -> list[dict[str, Any]]:
     return states
 
 
+def checkpoint_path(output_dir: str | os.PathLike, iteration: int) -> Path:
+    """Where a run saves its full checkpoint after ``iteration`` iterations:
+    ``<output_dir>/model_<iteration:07d>.pth`` (matched by :data:`CHECKPOINT_RE`)."""
+    return Path(output_dir) / f"model_{iteration:07d}.pth"
+
+
 def list_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     """``(iteration, path)`` of the checkpoints in ``output_dir``, newest first."""
     found = []
@@ -117,7 +123,8 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def newest_valid_checkpoint(output_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint of ``output_dir`` that loads; unreadable ones are skipped with a warning."""
+    """The newest checkpoint of ``output_dir`` that loads; unreadable ones are skipped with a
+    warning."""
     for _, path in list_checkpoints(output_dir):
         try:
             ckpt = load_checkpoint_file(path)
@@ -143,12 +150,13 @@ class Checkpointer:
         self.keep_iterations = set(int(i) for i in keep_iterations)
 
     def save(self, state: dict[str, Any]) -> Path | None:
-        """Write ``state`` (with ``iteration``) as ``model_<iteration>.pth``, then prune old checkpoints."""
+        """Write ``state`` (with ``iteration``) as ``model_<iteration>.pth``, then prune old
+        checkpoints."""
         rng = gather_rng_states()  # collective: every rank calls save
         if not distributed.is_main_process():
             return None
         path = atomic_torch_save(
-            {**state, "rng": rng}, self.output_dir / f"model_{state['iteration']:07d}.pth"
+            {**state, "rng": rng}, checkpoint_path(self.output_dir, state["iteration"])
         )
         logger.info("checkpoint saved: %s", path)
         self._prune()
@@ -164,7 +172,8 @@ class Checkpointer:
 def export_teacher(
     teacher_state: dict[str, torch.Tensor], output_dir: str | os.PathLike, iteration: int
 ) -> Path | None:
-    """``eval/training_<iteration>/teacher_checkpoint.pth`` = ``{"teacher": teacher_state}`` (official format)."""
+    """``eval/training_<iteration>/teacher_checkpoint.pth`` = ``{"teacher": teacher_state}``
+    (official format)."""
     if not distributed.is_main_process():
         return None
     path = Path(output_dir) / "eval" / f"training_{iteration}" / "teacher_checkpoint.pth"

@@ -7,11 +7,13 @@ Loss composition (official): with ``n_g = 2`` global and ``n_l`` local crops the
 - ``dino_global_crops_loss`` = 2 × (mean over the 2 crossed global pairs) / ``n_pairs``
   (the two global crops are processed as one batch, hence the factor 2);
 - ``ibot_loss``  = iBOT masked-patch loss over the global crops (each crop weighs 1);
-- ``koleo_loss`` = ``koleo_loss_weight`` × KoLeo of each global crop's student CLS, summed over the 2 crops.
+- ``koleo_loss`` = ``koleo_loss_weight`` × KoLeo of each global crop's student CLS, summed over the
+  2 crops.
 
 The total is ``dino.loss_weight × (local + global) + koleo + ibot.loss_weight × 2 × ibot`` where,
-as in the official code, the logged ``ibot_loss`` and ``koleo_loss`` are half of what enters the total.
-An optional :attr:`SSLMetaArch.anchor` (the NCT teacher-anchored regularizer) adds named loss terms.
+as in the official code, the logged ``ibot_loss`` and ``koleo_loss`` are half of what enters the
+total. An optional :attr:`SSLMetaArch.anchor` (the NCT teacher-anchored regularizer) adds named loss
+terms.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dinov2.train.model_builder import build_model_from_cfg
 from dinov2.train.targets import Batch, StudentOutput, TeacherTargets, compute_teacher_targets
 from dinov2.utils.param_groups import fuse_params_groups, get_params_groups_with_decay
 from dinov2.utils.utils import load_pretrained_weights
+from utils.runtime import autocast
 
 logger = logging.getLogger("dinov2")
 
@@ -48,8 +51,9 @@ class AnchorLoss(Protocol):
 class SSLMetaArch(nn.Module):
     """Student/teacher networks, DINO/iBOT/KoLeo losses, EMA update and parameter groups.
 
-    ``forward_backward(images, teacher_temp)`` takes a batch of :func:`dinov2.data.collate_data_and_cast`
-    and returns the logged losses; gradients are left in the student for the optimizer step.
+    ``forward_backward(images, teacher_temp)`` takes a batch of
+    :func:`dinov2.data.collate_data_and_cast` and returns the logged losses; gradients are left in
+    the student for the optimizer step.
     """
 
     def __init__(self, cfg: DictConfig) -> None:
@@ -60,8 +64,9 @@ class SSLMetaArch(nn.Module):
         self.anchor: nn.Module | None = None  # NCT regularizer (extra loss hook), see AnchorLoss
         student_backbone, teacher_backbone, embed_dim = build_model_from_cfg(cfg)
         if cfg.student.pretrained_weights:
-            # Official: non-strict. Mismatched keys are logged one per line by load_pretrained_weights;
-            # a teacher export, a training checkpoint (its teacher) or a hub backbone are all accepted.
+            # Official: non-strict. Mismatched keys are logged one per line by
+            # load_pretrained_weights; a teacher export, a training checkpoint (its teacher) or a
+            # hub backbone are all accepted.
             load_pretrained_weights(
                 student_backbone, cfg.student.pretrained_weights, "teacher", strict=False
             )
@@ -101,18 +106,14 @@ class SSLMetaArch(nn.Module):
         self.teacher = nn.ModuleDict(teacher)
         # No backpropagation through the teacher: it follows the student by EMA only.
         self.teacher.requires_grad_(False)
-        # Distributed wrappers (DDP) of the student sub-networks, kept out of the module tree so that
-        # state_dict keys stay the official ones ("student.backbone.blocks.0...").
+        # Distributed wrappers (DDP) of the student sub-networks, kept out of the module tree so
+        # that state_dict keys stay the official ones ("student.backbone.blocks.0...").
         self._student_wrappers: dict[str, nn.Module] = {}
         logger.info("student and teacher built: %s, embed_dim %d", cfg.student.arch, embed_dim)
 
     # ---------------------------------------------------------------- forward / backward
     def _student_module(self, name: str) -> nn.Module:
         return self._student_wrappers.get(name, self.student[name])
-
-    def _autocast(self, device: torch.device):
-        enabled = device.type == "cuda" and self.autocast_dtype is not None
-        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype, enabled=enabled)
 
     @torch.no_grad()
     def get_teacher_output(self, batch: Batch, teacher_temp: float) -> TeacherTargets:
@@ -138,7 +139,8 @@ class SSLMetaArch(nn.Module):
         masked_patches = (
             global_out["x_norm_patchtokens"].flatten(0, 1).index_select(0, batch.mask_indices_list)
         )
-        # One call of the shared head on the concatenation (one DDP forward per sub-network and step).
+        # One call of the shared head on the concatenation (one DDP forward per sub-network and
+        # step).
         head_inputs = [local_cls, global_cls]
         if self.do_ibot and not self.ibot_separate_head:
             head_inputs.append(masked_patches)
@@ -164,7 +166,8 @@ class SSLMetaArch(nn.Module):
     def dino_ibot_losses(
         self, student: StudentOutput, targets: TeacherTargets, batch: Batch
     ) -> dict[str, Tensor]:
-        """Official DINO (local, global) and iBOT terms of ``student`` against ``targets`` (unweighted)."""
+        """Official DINO (local, global) and iBOT terms of ``student`` against ``targets``
+        (unweighted)."""
         n_local = batch.n_local_crops
         n_pairs = N_GLOBAL_CROPS * (N_GLOBAL_CROPS - 1) + max(n_local * N_GLOBAL_CROPS, 1)
         losses: dict[str, Tensor] = {}
@@ -192,14 +195,16 @@ class SSLMetaArch(nn.Module):
         return losses
 
     def koleo_term(self, student: StudentOutput) -> Tensor:
-        """KoLeo of each global crop's CLS tokens (never across the two crops of one image), summed."""
+        """KoLeo of each global crop's CLS tokens (never across the two crops of one image),
+        summed."""
         return sum(self.koleo_loss(p) for p in student.global_cls_tokens.chunk(N_GLOBAL_CROPS))
 
     def forward_backward(self, images: dict[str, Any], teacher_temp: float) -> dict[str, Tensor]:
-        """One forward and backward pass; returns the detached loss terms (official display values)."""
+        """One forward and backward pass; returns the detached loss terms (official display
+        values)."""
         device = next(self.student.parameters()).device
         batch = Batch.from_collated(images, device, self.cfg.crops.local_crops_number)
-        with self._autocast(device):
+        with autocast(device, self.autocast_dtype):
             targets = self.get_teacher_output(batch, teacher_temp)
             self.reshard_teacher()
             student = self.get_student_output(batch)
@@ -212,7 +217,8 @@ class SSLMetaArch(nn.Module):
                 losses.get("dino_local_crops_loss", 0.0) + losses.get("dino_global_crops_loss", 0.0)
             )
             if self.do_ibot:
-                # Official: ×2 (global crops) ×1/2 (ibot_loss_scale) cancel; the display value is halved.
+                # Official: ×2 (global crops) ×1/2 (ibot_loss_scale) cancel; the display value is
+                # halved.
                 total = total + self.cfg.ibot.loss_weight * losses["ibot_loss"]
                 losses["ibot_loss"] = losses["ibot_loss"] / 2
             if self.do_dino and self.do_koleo:
@@ -235,9 +241,11 @@ class SSLMetaArch(nn.Module):
         else:
             loss.backward()
 
-    # ---------------------------------------------------------------- teacher, optimizer, distributed
+    # ---------------------------------------------------------------- teacher, optimizer,
+    # distributed
     def reshard_teacher(self) -> None:
-        """FSDP: free the teacher's gathered parameters after its forward (no backward will do it)."""
+        """FSDP: free the teacher's gathered parameters after its forward (no backward will do
+        it)."""
         for m in self.teacher.modules():
             if hasattr(m, "reshard") and callable(m.reshard):
                 m.reshard()
@@ -259,7 +267,8 @@ class SSLMetaArch(nn.Module):
 
     @torch.no_grad()
     def flush_center_updates(self) -> None:
-        """Apply pending (asynchronous) centre updates now, so that a checkpoint holds the current centres."""
+        """Apply pending (asynchronous) centre updates now, so that a checkpoint holds the current
+        centres."""
         self.dino_loss.apply_center_update()
         self.ibot_patch_loss.apply_center_update()
 

@@ -1,4 +1,5 @@
-"""DINOv2 pretraining loop: build → loop (data, forward/backward, clip, step, EMA, log, checkpoint) → finish.
+"""DINOv2 pretraining loop: build → loop (data, forward/backward, clip, step, EMA, log, checkpoint)
+→ finish.
 
 The loop resumes from the newest valid checkpoint of ``train.output_dir`` (or starts from
 ``MODEL.WEIGHTS``), writes one JSON line per iteration to ``training_metrics.json`` and stops with
@@ -9,7 +10,6 @@ applied or saved, so the last checkpoint stays a good one.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import random
@@ -39,6 +39,7 @@ from dinov2.train.data import build_train_data_loader
 from dinov2.train.parallel import checkpoint_state, full_state_dict, load_checkpoint_state
 from dinov2.train.schedules import apply_optim_scheduler, build_schedulers
 from dinov2.train.ssl_meta_arch import SSLMetaArch
+from utils.runtime import MetricsWriter, resolve_device
 
 logger = logging.getLogger("dinov2")
 
@@ -51,25 +52,17 @@ class NonFiniteLossError(RuntimeError):
 
 # ------------------------------------------------------------------------------------------ build
 def fix_random_seeds(seed: int) -> None:
-    """Seed python, numpy and torch (official helper); the data stream has its own seeds (see train/data.py)."""
+    """Seed python, numpy and torch (official helper); the data stream has its own seeds (see
+    train/data.py)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def get_device(cfg: DictConfig) -> torch.device:
-    choice = cfg.train.device
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(
-                "config key 'train.device' asks for CUDA but none is available; use train.device=cpu"
-            )
-        return torch.device("cuda", distributed.get_local_rank())
-    if choice != "cpu":
-        raise ValueError(f"config key 'train.device' is {choice!r}; valid: auto, cpu, cuda")
-    return torch.device(choice)
+    """``train.device`` (``utils.runtime.resolve_device``); CUDA is this process's local rank."""
+    device = resolve_device(cfg.train.device, "train.device")
+    return torch.device("cuda", distributed.get_local_rank()) if device.type == "cuda" else device
 
 
 def configure_precision(cfg: DictConfig, model: SSLMetaArch, device: torch.device) -> None:
@@ -89,7 +82,8 @@ def build_optimizer(cfg: DictConfig, params_groups: list[dict]) -> torch.optim.O
 
 
 def build_meta_arch(cfg: DictConfig, device: torch.device) -> SSLMetaArch:
-    """Meta-architecture on ``device``, synchronised/wrapped for distributed training, optionally compiled."""
+    """Meta-architecture on ``device``, synchronised/wrapped for distributed training, optionally
+    compiled."""
     model = SSLMetaArch(cfg).to(device)
     model.prepare_for_distributed_training()
     if cfg.train.compile:
@@ -102,7 +96,8 @@ def build_meta_arch(cfg: DictConfig, device: torch.device) -> SSLMetaArch:
 
 
 def _first_mismatch(message: str) -> str:
-    """The first problem key of a ``load_state_dict`` error (size mismatch, missing or unexpected key)."""
+    """The first problem key of a ``load_state_dict`` error (size mismatch, missing or unexpected
+    key)."""
     import re
 
     for pattern, label in (
@@ -119,8 +114,8 @@ def _first_mismatch(message: str) -> str:
 def load_initial_state(
     cfg: DictConfig, model: SSLMetaArch, optimizer: torch.optim.Optimizer, resume: bool
 ) -> tuple[int, int]:
-    """Resume from the newest valid checkpoint, else branch off ``branch.checkpoint``, else initialise
-    from ``MODEL.WEIGHTS``, else scratch.
+    """Resume from the newest valid checkpoint, else branch off ``branch.checkpoint``, else
+    initialise from ``MODEL.WEIGHTS``, else scratch.
 
     Returns ``(start_iteration, schedule_start)``.
     """
@@ -131,8 +126,8 @@ def load_initial_state(
             load_checkpoint_state(model, optimizer, ckpt["model"], ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:  # another architecture: one line, not 167
             raise ValueError(
-                f"{path} does not fit the model of this config ({_first_mismatch(str(e))}); train in a new "
-                "--output-dir or restore the config the run was trained with"
+                f"{path} does not fit the model of this config ({_first_mismatch(str(e))}); train "
+                "in a new --output-dir or restore the config the run was trained with"
             ) from None
         if model.fp16_scaler is not None and ckpt.get("grad_scaler"):
             model.fp16_scaler.load_state_dict(ckpt["grad_scaler"])
@@ -145,8 +140,8 @@ def load_initial_state(
         ckpt = load_checkpoint_file(cfg.MODEL.WEIGHTS)
         if not isinstance(ckpt, dict) or "model" not in ckpt:
             raise ValueError(
-                f"MODEL.WEIGHTS={cfg.MODEL.WEIGHTS} is not a training checkpoint (no 'model' entry); "
-                "pass a model_<iteration>.pth of a training run"
+                f"MODEL.WEIGHTS={cfg.MODEL.WEIGHTS} is not a training checkpoint (no 'model' "
+                "entry); pass a model_<iteration>.pth of a training run"
             )
         load_checkpoint_state(model, optimizer, ckpt["model"], None)
         logger.info(
@@ -156,11 +151,12 @@ def load_initial_state(
     return 0, 0
 
 
-# ------------------------------------------------------------------------------------------ one step
+# ------------------------------------------------------------------------------------- one step
 def clip_gradients_and_step(
     cfg: DictConfig, model: SSLMetaArch, optimizer: torch.optim.Optimizer
 ) -> None:
-    """Clip each student sub-network's gradient norm to ``optim.clip_grad`` (official), then step."""
+    """Clip each student sub-network's gradient norm to ``optim.clip_grad`` (official), then
+    step."""
     scaler = model.fp16_scaler
     if scaler is not None:
         scaler.unscale_(optimizer)
@@ -188,8 +184,9 @@ def check_finite(losses: dict[str, float], iteration: int, output_dir: str) -> N
     bad = [k for k, v in losses.items() if not math.isfinite(v)]
     if bad:
         raise NonFiniteLossError(
-            f"non-finite loss at iteration {iteration} ({', '.join(f'{k}={losses[k]}' for k in bad)}); "
-            f"stopped before applying the step. The last good checkpoint in {output_dir} is intact: "
+            f"non-finite loss at iteration {iteration} "
+            f"({', '.join(f'{k}={losses[k]}' for k in bad)}); stopped before applying the step. "
+            f"The last good checkpoint in {output_dir} is intact: "
             "lower optim.base_lr or check the data, then re-run the same command to resume"
         )
 
@@ -201,7 +198,8 @@ def save_checkpoint(
     done: int,
     schedule_start: int,
 ) -> None:
-    """Full checkpoint after ``done`` iterations (every rank calls it: gathering states is collective)."""
+    """Full checkpoint after ``done`` iterations (every rank calls it: gathering states is
+    collective)."""
     model.flush_center_updates()
     model_state, optimizer_state = checkpoint_state(model, optimizer)
     checkpointer.save(
@@ -215,39 +213,10 @@ def save_checkpoint(
     )
 
 
-# ------------------------------------------------------------------------------------------ metrics
-class MetricsWriter:
-    """``training_metrics.json``: one JSON object per iteration; on resume, lines past it are dropped."""
-
-    def __init__(self, path: Path, start_iteration: int):
-        self.path = path
-        self.enabled = distributed.is_main_process()
-        if self.enabled and path.exists():
-            kept = [
-                line
-                for line in path.read_text().splitlines()
-                if self._iteration(line) < start_iteration
-            ]
-            from utils.atomic import atomic_write_text
-
-            atomic_write_text(path, "".join(line + "\n" for line in kept))
-
-    @staticmethod
-    def _iteration(line: str) -> int:
-        try:
-            return int(json.loads(line)["iteration"])
-        except (ValueError, KeyError, TypeError):
-            return -1
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-
-
 # ------------------------------------------------------------------------------------------ loop
 def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[str, Any]:
-    """Train until ``optim.epochs * OFFICIAL_EPOCH_LENGTH`` (or ``train.stop_at_iteration``) iterations.
+    """Train until ``optim.epochs * OFFICIAL_EPOCH_LENGTH`` (or ``train.stop_at_iteration``)
+    iterations.
 
     Returns ``{"iteration": next iteration, "losses": last reduced losses}``.
     """
@@ -271,7 +240,9 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
     eval_period = cfg.evaluation.eval_period_iterations
     kept = keep_iterations(cfg)  # e.g. the NC/NCT switch epoch: always written, never pruned
     checkpointer = Checkpointer(output_dir, cfg.train.checkpoint_keep, kept)
-    metrics = MetricsWriter(output_dir / METRICS_FILE, start_iter)
+    # One JSON object per iteration, by the main process; on resume, lines past it are dropped.
+    metrics = MetricsWriter(output_dir / METRICS_FILE if distributed.is_main_process() else None)
+    metrics.drop_from("iteration", start_iter)
     data_loader = build_train_data_loader(
         cfg, start_iter, device=device
     )  # batched augmentation runs on device
@@ -329,7 +300,7 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
     return {"iteration": max(stop_iter, start_iter), "losses": losses}
 
 
-# ------------------------------------------------------------------------------------------ entry point
+# ---------------------------------------------------------------------------------- entry point
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("DINOv2 training", add_help=add_help)
     parser.add_argument(
@@ -351,7 +322,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    """Set up (config, distributed, seeds), build the model and train; returns :func:`do_train`'s summary."""
+    """Set up (config, distributed, seeds), build the model and train; returns :func:`do_train`'s
+    summary."""
     from dinov2.utils.config import setup
 
     if not args.output_dir:

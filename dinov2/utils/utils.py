@@ -1,8 +1,9 @@
 """Checkpoint loading/saving for backbones (official ``load_pretrained_weights``) and small helpers.
 
 Accepted inputs of :func:`load_pretrained_weights`:
-- an official training export ``teacher_checkpoint.pth`` = ``{"teacher": {"backbone.*", "dino_head.*", ...}}``
-  (``checkpoint_key="teacher"``), or a flat dict with ``teacher.backbone.*`` keys;
+- an official training export ``teacher_checkpoint.pth`` =
+  ``{"teacher": {"backbone.*", "dino_head.*", ...}}`` (``checkpoint_key="teacher"``), or a flat dict
+  with ``teacher.backbone.*`` keys;
 - a full training checkpoint ``{"model": {"teacher.backbone.*", ...}, "optimizer": ...}``;
 - a hub-style plain backbone ``state_dict``; DDP ``module.`` prefixes;
 - ``.safetensors`` files written by :func:`save_backbone_safetensors`;
@@ -50,17 +51,28 @@ def _read_state_dict(pretrained_weights: str | os.PathLike) -> dict:
         raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
 
 
+def select_state(checkpoint: dict, key: str | None) -> dict[str, Tensor]:
+    """The ``key`` part (``"teacher"``, ``"student"``) of a checkpoint, its prefix stripped.
+
+    ``checkpoint[key]`` of an export (``{"teacher": {"backbone.…"}}``), else the ``key.*`` entries
+    of a full training checkpoint's ``model``
+    (``{"model": {"teacher.backbone.…"}, "optimizer": …}``) or of a flat dict; the (model) dict
+    itself when it has no such part or ``key`` is None.
+    """
+    if key not in checkpoint and isinstance(checkpoint.get("model"), dict):
+        checkpoint = checkpoint["model"]
+    if key is not None and isinstance(checkpoint.get(key), dict):
+        logger.info("Take key %s in provided checkpoint dict", key)
+        return checkpoint[key]
+    if key is not None and any(k.startswith(key + ".") for k in checkpoint):
+        n = len(key) + 1
+        return {k[n:]: v for k, v in checkpoint.items() if k.startswith(key + ".")}
+    return checkpoint
+
+
 def _select_backbone(state_dict: dict, checkpoint_key: str | None) -> dict[str, Tensor]:
     """Descend into ``checkpoint_key`` and keep the backbone tensors, prefixes stripped."""
-    if checkpoint_key not in state_dict and isinstance(state_dict.get("model"), dict):
-        # Full training checkpoint {"model": {"student.*", "teacher.*"}, "optimizer": ..., "iteration": ...}
-        state_dict = state_dict["model"]
-    if checkpoint_key is not None and isinstance(state_dict.get(checkpoint_key), dict):
-        logger.info("Take key %s in provided checkpoint dict", checkpoint_key)
-        state_dict = state_dict[checkpoint_key]
-    elif checkpoint_key is not None and any(k.startswith(checkpoint_key + ".") for k in state_dict):
-        n = len(checkpoint_key) + 1
-        state_dict = {k[n:]: v for k, v in state_dict.items() if k.startswith(checkpoint_key + ".")}
+    state_dict = select_state(state_dict, checkpoint_key)
     # DDP wraps modules as `module.`, at the top or below `backbone.`: drop it wherever it sits.
     state_dict = {_MODULE.sub(r"\1", k): v for k, v in state_dict.items()}
     if any(k.startswith("backbone.") for k in state_dict):
@@ -171,7 +183,8 @@ def save_backbone_safetensors(
 
 class CosineScheduler:
     """Official per-iteration schedule: ``freeze_iters`` zeros, linear warm-up from
-    ``start_warmup_value`` to ``base_value``, then cosine to ``final_value``; ``final_value`` after."""
+    ``start_warmup_value`` to ``base_value``, then cosine to ``final_value``; ``final_value``
+    after."""
 
     def __init__(
         self,

@@ -90,7 +90,14 @@ def test_a_writer_without_a_path_writes_nothing(tmp_path):
 
 def test_drop_from_removes_the_records_a_resumed_run_writes_again(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    lines = ['{"iteration": 0}', "not json", '{"iteration": 5}', '{"other": 9}', '{"iteration": 6}']
+    lines = [
+        '{"iteration": 0}',
+        "not json",
+        '{"iteration": 5}',
+        "",
+        '{"other": 9}',
+        '{"iteration": 6}',
+    ]
     path.write_text("\n".join(lines) + "\n")
     MetricsWriter(path).drop_from("iteration", 5)
     assert path.read_text() == '{"iteration": 0}\nnot json\n{"other": 9}\n'

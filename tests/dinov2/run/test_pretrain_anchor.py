@@ -12,7 +12,7 @@ from PIL import Image
 
 from dinov2.run.methods import training_config_for
 from dinov2.run.pretrain import pretrain
-from dinov2.train.branching import checkpoint_path
+from dinov2.train.checkpointing import checkpoint_path
 from utils.config import DEMO_EXPERIMENT, load_experiment
 
 
