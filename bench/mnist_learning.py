@@ -28,9 +28,9 @@ from omegaconf import OmegaConf
 
 from dinov2.data.transforms import make_classification_eval_transform
 from dinov2.eval.data import load_dataset
+from dinov2.eval.exports import teacher_checkpoints
 from dinov2.eval.features import ImageDataset
 from dinov2.eval.knn import knn_accuracy
-from dinov2.eval.pipeline import teacher_checkpoints
 from dinov2.eval.pixels import PixelBackbone
 from dinov2.eval.setup import build_model_for_eval
 from dinov2.run.methods import training_config_for

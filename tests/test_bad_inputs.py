@@ -203,7 +203,7 @@ STALE = [
     ),
     (
         "knn_temperature",
-        "dinov2.eval.knn",
+        "dinov2.run.eval.knn",
         ["--method", "dinov2", "eval.knn.temperature=0.5"],
         ["--temperature"],
     ),
@@ -340,7 +340,7 @@ def test_denoise_refuses_a_checkpoint_with_non_finite_weights(
 
 
 @pytest.mark.parametrize(
-    "module", ["dinov2.run.eval.linear", "dinov2.eval.knn", "dinov2.eval.retrieval.run"]
+    "module", ["dinov2.run.eval.linear", "dinov2.run.eval.knn", "dinov2.run.eval.retrieval"]
 )
 def test_evaluations_refuse_non_finite_weights(
     finished, mini_root, capsys, nan_files, tmp_path, module
@@ -355,7 +355,7 @@ def test_evaluations_refuse_non_finite_weights(
         "--output-dir",
         tmp_path / "ev",
     ]
-    if module == "dinov2.eval.retrieval.run":
+    if module == "dinov2.run.eval.retrieval":
         argv += ["--data-root", mini_root, "--datasets", "mini"]
     else:
         argv += [
@@ -393,7 +393,7 @@ def test_a_file_that_is_not_a_checkpoint_says_so_without_suggesting_unsafe_loadi
         f"ImageNet:split=VAL:root={noisy}:extra={noisy}/extra",
     ]
     assert "weights_only" not in check_case(
-        finished, capsys, "dinov2.eval.knn", argv, str(nan_files[kind])
+        finished, capsys, "dinov2.run.eval.knn", argv, str(nan_files[kind])
     )
 
 
@@ -405,7 +405,7 @@ ZERO = [
     ("neighbor2neighbor.denoise", "denoise.batch_size=0"),
     ("utils.generate_noise", "noise.workers=-2"),
     ("dinov2.run.eval.linear", "eval.batch_size=-1"),
-    ("dinov2.eval.knn", "eval.knn.nb_knn=[0]"),
+    ("dinov2.run.eval.knn", "eval.knn.nb_knn=[0]"),
     ("dinov2.run.pretrain", "pretrain.epochs=0"),
     ("dinov2.run.pretrain", "pretrain.curriculum_epochs=-3"),
 ]
@@ -524,7 +524,7 @@ def test_a_malicious_gnd_pickle_is_refused_without_running_its_code(
     check_case(
         finished,
         capsys,
-        "dinov2.eval.retrieval.run",
+        "dinov2.run.eval.retrieval",
         argv,
         str(pkl),
         "posix.system" if os.name != "nt" else "",
@@ -559,7 +559,7 @@ def test_a_gnd_file_of_the_wrong_shape_is_one_line_naming_it(
     else:
         obj, expected = _bad_gnds(_mini_gnd(mini_root))[case]
         pkl, argv = _gnd_case(mini_root, finished, tmp_path, None, obj)
-    check_case(finished, capsys, "dinov2.eval.retrieval.run", argv, str(pkl), expected)
+    check_case(finished, capsys, "dinov2.run.eval.retrieval", argv, str(pkl), expected)
 
 
 def test_a_gnd_file_with_numpy_arrays_still_loads(finished, mini_root, tmp_path):
@@ -573,7 +573,7 @@ def test_a_gnd_file_with_numpy_arrays_still_loads(finished, mini_root, tmp_path)
 
 
 def test_the_retrieval_module_with_nothing_to_do_is_a_usage_error(finished):
-    rc, err = run_process([sys.executable, "-m", "dinov2.eval.retrieval.run"])
+    rc, err = run_process([sys.executable, "-m", "dinov2.run.eval.retrieval"])
     assert rc == 2 and "nothing to evaluate" in err and "Traceback" not in err
 
 

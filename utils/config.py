@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -374,6 +375,36 @@ def load_experiment(
     check_values(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+_MISSING_KEY = object()
+
+
+@functools.cache
+def _defaults() -> DictConfig:
+    return load_yaml(DEFAULTS_FILE)
+
+
+def default_value(key: str) -> Any:
+    """The default of ``key`` in ``configs/defaults.yaml`` (read once, plain Python values).
+
+    Command-line flags that mirror an experiment key take their default from here, so the flag and
+    the YAML cannot disagree."""
+    value = OmegaConf.select(_defaults(), key, default=_MISSING_KEY)
+    if value is _MISSING_KEY:
+        raise KeyError(f"{key!r} is not a key of {DEFAULTS_FILE}")
+    return OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows the flags' defaults (the YAML's for mirrored flags), unless there is none
+    (None, empty, an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        store_true = action.const is True and action.default is False
+        if not action.option_strings or action.default in (None, "", []) or store_true:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_experiment_args(parser: argparse.ArgumentParser, required: bool = False) -> None:

@@ -1,4 +1,5 @@
-"""DINOv2 training configs: ``ssl_default_config.yaml`` (every key, official defaults) and presets in ``train/``.
+"""DINOv2 training configs: ``ssl_default_config.yaml`` (every key, official defaults) and presets
+in ``train/``.
 
 Official names: :func:`load_config`, :data:`dinov2_default_config`, :func:`load_and_merge_config`.
 """
@@ -6,8 +7,11 @@ Official names: :func:`load_config`, :data:`dinov2_default_config`, :func:`load_
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
+
+from utils.config import strict_merge
 
 CONFIGS_DIR = pathlib.Path(__file__).parent.resolve()
 
@@ -20,10 +24,13 @@ def load_config(config_name: str) -> DictConfig:
 dinov2_default_config = load_config("ssl_default_config")
 
 
+def merge_training_config(layers: Sequence[tuple[DictConfig, str]]) -> DictConfig:
+    """The default training config with ``(config, source name)`` layers merged on top, strictly."""
+    return strict_merge(OmegaConf.create(dinov2_default_config), *layers)
+
+
 def load_and_merge_config(config_name: str) -> DictConfig:
     """The default config with the preset ``config_name`` merged on top (keys checked strictly)."""
-    from dinov2.utils.config import merge_training_config
-
     return merge_training_config(
         [(load_config(config_name), str(CONFIGS_DIR / (config_name + ".yaml")))]
     )

@@ -6,22 +6,22 @@ DINOv2 code normalises the weights with a softmax over the top ``max(k)`` neighb
 per-query constant that changes no ranking, hence no accuracy.) Top-1/top-5 are read from the scores.
 
 Python: :func:`knn_scores` / :func:`knn_accuracy` (tensors), :func:`run_knn` (backbone + datasets).
-CLI: ``python -m dinov2.eval.knn --config-file … --pretrained-weights … --train-dataset … --val-dataset …``.
+Command: ``python -m dinov2.run.eval.knn`` (:mod:`dinov2.run.eval.knn`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from dinov2.eval.features import extract_cls_features
+from dinov2.eval.setup import check_finite_features
 from utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -29,18 +29,6 @@ log = logging.getLogger(__name__)
 NB_KNN = (10, 20, 100, 200)
 TEMPERATURE = 0.07
 RESULTS_NAME = "results_eval_knn.json"
-SETTINGS_KEYS = (
-    "config_file",
-    "opts",
-    "pretrained_weights",
-    "train_dataset_str",
-    "val_dataset_str",
-    "noise",
-    "nb_knn",
-    "temperature",
-    "resize_size",
-    "crop_size",
-)
 
 
 def knn_scores(
@@ -119,9 +107,6 @@ def run_knn(
     Returns ``{"k=10": {...}, ..., "best": {"k", "top1", "top5"}}``; written to
     ``output_dir/results_eval_knn.json`` when given.
     """
-    from dinov2.eval.features import extract_cls_features
-    from dinov2.eval.setup import check_finite_features
-
     kw = dict(
         batch_size=batch_size, num_workers=num_workers, device=device, autocast_dtype=autocast_dtype
     )
@@ -136,109 +121,3 @@ def run_knn(
         atomic_write_text(Path(output_dir) / RESULTS_NAME, json.dumps(results, indent=2) + "\n")
     log.info("kNN: %s", results["best"])
     return results
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    from dinov2.eval.setup import get_args_parser as base_parser
-    from utils.config import add_experiment_args
-
-    parser = base_parser(description="kNN evaluation of a frozen DINOv2 backbone")
-    parser.add_argument(
-        "--train-dataset", dest="train_dataset_str", help="e.g. ImageNet:split=TRAIN:root=…"
-    )
-    parser.add_argument(
-        "--val-dataset", dest="val_dataset_str", help="e.g. ImageNet:split=VAL:root=…"
-    )
-    parser.add_argument("--nb_knn", nargs="+", type=int, default=list(NB_KNN), help="values of k")
-    parser.add_argument("--temperature", type=float, default=TEMPERATURE)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--resize-size", type=int, default=256)
-    parser.add_argument("--crop-size", type=int, default=224)
-    parser.add_argument(
-        "--noise", default=None, help="on-the-fly noise for both splits, e.g. gauss_100"
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="redo an evaluation whose results exist"
-    )
-    parser.add_argument(
-        "--method", action="append", help="with --experiment: methods to evaluate (default all)"
-    )
-    add_experiment_args(parser)
-    return parser
-
-
-def experiment_runs(args: argparse.Namespace) -> list[argparse.Namespace]:
-    """Per-method arguments from ``--experiment`` (``eval.knn.*``, ``eval.*`` sizes)."""
-    from dinov2.eval.pipeline import method_eval_args
-    from utils.config import load_experiment
-
-    cfg = load_experiment(args.experiment, args.overrides)
-    runs = []
-    for m in method_eval_args(cfg, args.method):
-        run = argparse.Namespace(**vars(args))
-        run.__dict__.update(
-            {k: v for k, v in m.items() if k in vars(args)},
-            output_dir=str(m["eval_dir"]),
-            nb_knn=list(cfg.eval.knn.nb_knn),
-            temperature=cfg.eval.knn.temperature,
-            batch_size=cfg.eval.batch_size,
-            num_workers=cfg.eval.num_workers,
-            resize_size=cfg.eval.resize_size,
-            crop_size=cfg.eval.crop_size,
-        )
-        runs.append(run)
-    return runs
-
-
-def run_one(args: argparse.Namespace) -> dict:
-    from dinov2.eval.data import eval_datasets
-    from dinov2.eval.setup import default_device, setup_and_build_model
-
-    if not (args.train_dataset_str and args.val_dataset_str):
-        raise ValueError(
-            "--train-dataset and --val-dataset are required (or pass --experiment FILE)"
-        )
-    device = default_device()
-    model, dtype = setup_and_build_model(args, device)
-    train_ds, val_ds = eval_datasets(
-        args.train_dataset_str,
-        args.val_dataset_str,
-        args.resize_size,
-        args.crop_size,
-        noise=args.noise,
-        train_augment=False,
-    )
-    return run_knn(
-        model,
-        train_ds,
-        val_ds,
-        ks=args.nb_knn,
-        temperature=args.temperature,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        device=device,
-        output_dir=args.output_dir or None,
-        autocast_dtype=dtype,
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from utils.config import error_line
-
-    try:
-        from dinov2.eval.setup import prepare_output
-
-        for run in experiment_runs(args) if args.experiment else [args]:
-            if not prepare_output(run, "knn", RESULTS_NAME, SETTINGS_KEYS, args.overwrite):
-                print(json.dumps({"output_dir": run.output_dir, **run_one(run)["best"]}))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {error_line(e)}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

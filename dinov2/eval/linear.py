@@ -9,7 +9,7 @@
 
 Both choose the best head on the validation set and write ``results_eval_linear.json``
 (``top1``/``top5`` of the best head and every head's accuracy) and ``metrics_linear.jsonl``.
-CLI: ``python dinov2/run/eval/linear.py`` (or ``python -m dinov2.eval.linear``), official arguments.
+Command: ``python dinov2/run/eval/linear.py`` (:mod:`dinov2.run.eval.linear`), official arguments.
 """
 
 from __future__ import annotations
@@ -408,9 +408,3 @@ def run_linear_probe(
         best["top5"],
     )
     return results
-
-
-if __name__ == "__main__":
-    from dinov2.run.eval.linear import main
-
-    raise SystemExit(main())

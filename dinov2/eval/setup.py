@@ -21,6 +21,13 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from dinov2.eval.pixels import PIXELS_ARCH, PixelBackbone
+from dinov2.train.model_builder import build_model_from_cfg
+from dinov2.utils.config import load_training_config
+from dinov2.utils.utils import CheckpointMismatchError as LoadError
+from dinov2.utils.utils import load_pretrained_weights
+from utils.settings_record import check_settings, normalise, recorded_digest, save_settings
+
 log = logging.getLogger(__name__)
 
 
@@ -47,8 +54,6 @@ def load_model_config(
     config_file: str | os.PathLike | None, opts: Sequence[str] = ()
 ) -> DictConfig:
     """``ssl_default_config.yaml`` ← ``config_file`` ← ``opts``, strict (``dinov2.utils.config``)."""
-    from dinov2.utils.config import load_training_config
-
     if config_file is not None and not Path(config_file).is_file():
         raise FileNotFoundError(
             f"--config-file {config_file} not found; pass the training config of the run"
@@ -59,9 +64,6 @@ def load_model_config(
 def build_backbone(config: DictConfig) -> torch.nn.Module:
     """The teacher backbone of ``config`` with random weights (``build_model_from_cfg``, only_teacher);
     ``student.arch: pixels`` gives the raw-pixel reference (:class:`dinov2.eval.pixels.PixelBackbone`)."""
-    from dinov2.eval.pixels import PIXELS_ARCH, PixelBackbone
-    from dinov2.train.model_builder import build_model_from_cfg
-
     if config.student.arch == PIXELS_ARCH:
         return PixelBackbone(config.crops.global_crops_size)
     model, _ = build_model_from_cfg(config, only_teacher=True)
@@ -75,9 +77,6 @@ def load_backbone_weights(
     config: str = "the config",
 ) -> None:
     """Strict load through ``dinov2.utils.utils.load_pretrained_weights``; a mismatch becomes one line."""
-    from dinov2.utils.utils import CheckpointMismatchError as LoadError
-    from dinov2.utils.utils import load_pretrained_weights
-
     try:
         load_pretrained_weights(model, path, checkpoint_key, strict=True)
     except LoadError as e:
@@ -145,15 +144,9 @@ def setup_and_build_model(
     return model, get_autocast_dtype(config)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def eval_settings(args: argparse.Namespace, keys: Sequence[str]) -> dict:
     """``{--flag: value}`` of the arguments that determine an evaluation's results, plus the recorded
     settings of the pretraining run whose checkpoint is evaluated (``RUN/eval/training_N/…``)."""
-    from utils.settings_record import normalise, recorded_digest
-
     settings = normalise({f"--{k.replace('_', '-')}": getattr(args, k, None) for k in keys})
     weights = getattr(args, "pretrained_weights", None)
     if weights and len(Path(weights).parents) > 2:
@@ -161,14 +154,20 @@ def eval_settings(args: argparse.Namespace, keys: Sequence[str]) -> dict:
     return settings
 
 
+def skip_finished(output_dir: str | Path | None, results_name: str, overwrite: bool) -> bool:
+    """True when ``output_dir/results_name`` exists and ``overwrite`` is off (a finished evaluation
+    is kept)."""
+    if output_dir and (Path(output_dir) / results_name).is_file() and not overwrite:
+        log.info("%s exists; skipped (pass --overwrite to redo)", Path(output_dir) / results_name)
+        return True
+    return False
+
+
 def prepare_output(
     args: argparse.Namespace, stage: str, results_name: str, keys: Sequence[str], overwrite: bool
 ) -> bool:
     """True when the evaluation is finished with the same settings (skip it); refuses other settings
     (:class:`utils.settings_record.StaleOutputsError`); otherwise records the settings and returns False."""
-    from dinov2.eval.pipeline import skip_finished
-    from utils.settings_record import check_settings, save_settings
-
     out = getattr(args, "output_dir", None)
     if not out:
         return False

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 EVALUATIONS = {
     "linear": "dinov2.run.eval.linear",
-    "knn": "dinov2.eval.knn",
-    "retrieval": "dinov2.eval.retrieval.run",
+    "knn": "dinov2.run.eval.knn",
+    "retrieval": "dinov2.run.eval.retrieval",
 }
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from dinov2.eval.report import collect_metrics
 from dinov2.run.experiment import EVALUATED, METHOD_LABELS, METHODS
 from dinov2.run.pipeline import run_steps
+from dinov2.run.report import collect_metrics
 from utils.atomic import atomic_path, atomic_write_text
 from utils.config import add_experiment_args, error_line, load_experiment
 

@@ -26,16 +26,16 @@ from omegaconf import DictConfig
 
 from dinov2.data.transforms import make_classification_eval_transform
 from dinov2.eval.data import load_dataset
-from dinov2.eval.pipeline import newest_teacher_checkpoint
+from dinov2.eval.exports import newest_teacher_checkpoint
 from dinov2.eval.setup import (
     build_model_for_eval,
-    default_device,
     get_autocast_dtype,
     load_model_config,
 )
 from dinov2.eval.sweep import SWEEP_NAME, check_sweep_specs, default_sweep_specs, sweep_level
 from dinov2.run.experiment import METHODS, clean_index_dir, method_paths
 from dinov2.run.pretrain import ensure_index
+from neighbor2neighbor.denoise import resolve_device
 from utils.atomic import atomic_write_text
 from utils.config import add_experiment_args, error_line, load_experiment
 from utils.settings_record import check_settings, save_settings
@@ -105,7 +105,7 @@ def sweep_method(
     if not todo:
         return results
     save_settings(out, "sweep", settings)
-    device = default_device()
+    device = resolve_device(cfg.eval.device, "eval.device")
     config = load_model_config(run["config_file"])
     model = build_model_for_eval(config, run["pretrained_weights"], device, run["config_file"])
     root = Path(cfg.data.clean_root)

@@ -10,18 +10,25 @@ and sub-network with ``torch.distributed.fsdp.fully_shard``; it is not exercised
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from dinov2 import distributed
-
-if TYPE_CHECKING:
-    from dinov2.train.ssl_meta_arch import SSLMetaArch
+from dinov2.layers import Block
 
 logger = logging.getLogger("dinov2")
+
+
+class StudentTeacher(Protocol):
+    """What the wrapping needs of ``SSLMetaArch`` (a Protocol, so this module does not import the
+    meta-architecture that calls it)."""
+
+    student: nn.ModuleDict
+    teacher: nn.ModuleDict
+    do_ibot: bool
 
 
 def _broadcast_from_rank0(module: nn.Module) -> None:
@@ -29,16 +36,14 @@ def _broadcast_from_rank0(module: nn.Module) -> None:
         dist.broadcast(t.data, src=0)
 
 
-def _copy_student_to_teacher(arch: SSLMetaArch) -> None:
+def _copy_student_to_teacher(arch: StudentTeacher) -> None:
     for k in arch.student.keys():
         arch.teacher[k].load_state_dict(arch.student[k].state_dict())
 
 
 def _fully_shard(module: nn.Module) -> None:
     """Shard every transformer block, then the rest of ``module`` (FSDP2 wraps bottom-up)."""
-    from torch.distributed.fsdp import fully_shard
-
-    from dinov2.layers import Block
+    from torch.distributed.fsdp import fully_shard  # only FSDP runs need it
 
     for m in module.modules():
         if isinstance(m, Block):
@@ -46,7 +51,7 @@ def _fully_shard(module: nn.Module) -> None:
     fully_shard(module)
 
 
-def wrap_for_distributed(arch: SSLMetaArch, strategy: str = "ddp") -> dict[str, nn.Module]:
+def wrap_for_distributed(arch: StudentTeacher, strategy: str = "ddp") -> dict[str, nn.Module]:
     """Synchronise the student over ranks, copy it into the teacher, wrap; returns the DDP wrappers."""
     if not distributed.is_enabled():
         _copy_student_to_teacher(arch)

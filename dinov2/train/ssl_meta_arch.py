@@ -30,6 +30,7 @@ from dinov2.layers import DINOHead
 from dinov2.loss import DINOLoss, KoLeoLoss, iBOTPatchLoss
 from dinov2.train.collapse import teacher_diagnostics
 from dinov2.train.model_builder import build_model_from_cfg
+from dinov2.train.parallel import wrap_for_distributed
 from dinov2.train.targets import Batch, StudentOutput, TeacherTargets, compute_teacher_targets
 from dinov2.utils.param_groups import fuse_params_groups, get_params_groups_with_decay
 from dinov2.utils.utils import load_pretrained_weights
@@ -290,6 +291,4 @@ class SSLMetaArch(nn.Module):
     def prepare_for_distributed_training(self) -> None:
         """Same student weights on every rank, teacher ← student, then DDP (or FSDP ``fully_shard``)
         when ``torch.distributed`` is enabled (see :mod:`dinov2.train.parallel`)."""
-        from dinov2.train.parallel import wrap_for_distributed
-
         self._student_wrappers = wrap_for_distributed(self, self.cfg.train.distributed)

@@ -18,17 +18,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from dinov2 import distributed
-from dinov2.configs import dinov2_default_config
-from utils.config import ConfigError, load_yaml, parse_overrides, save_resolved, strict_merge
+from dinov2.configs import merge_training_config
+from utils.config import ConfigError, load_yaml, parse_overrides, save_resolved
 
 logger = logging.getLogger("dinov2")
 
 SCALING_RULES = ("sqrt_wrt_1024",)
-
-
-def merge_training_config(layers: Sequence[tuple[DictConfig, str]]) -> DictConfig:
-    """The default training config with ``(config, source name)`` layers merged on top, strictly."""
-    return strict_merge(OmegaConf.create(dinov2_default_config), *layers)
 
 
 def load_training_config(

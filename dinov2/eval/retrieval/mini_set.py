@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from utils.config import DefaultsHelpFormatter, default_value
+
 log = logging.getLogger(__name__)
 
 NAME = "mini"
@@ -166,12 +168,23 @@ def build_mini_set(root: str | os.PathLike, size: int = 128, overwrite: bool = F
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter
+    )
     parser.add_argument("root", help="data root; the set is written to ROOT/mini")
-    parser.add_argument("--size", type=int, default=128, help="long side of every image in pixels")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=default_value("eval.retrieval.mini_size"),
+        help="long side of every image in pixels",
+    )
     parser.add_argument("--overwrite", action="store_true", help="rebuild an existing set")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = build_mini_set(args.root, size=args.size, overwrite=args.overwrite)
     print(out)

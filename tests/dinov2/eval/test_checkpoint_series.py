@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from dinov2.eval.checkpoint_series import CheckpointResult, checkpoint_series, final_and_best
-from dinov2.eval.pipeline import method_eval_args
-from dinov2.eval.report import collect_metrics, write_report
+from dinov2.run.eval.checkpoints import method_eval_args
+from dinov2.run.report import collect_metrics, write_report
 from utils.config import DEMO_EXPERIMENT, ConfigError, load_experiment
 
 

@@ -71,7 +71,7 @@ def test_official_linear_cli_fast_mode_writes_results(
 
 
 def test_knn_cli_writes_results(pico_config, checkpoint, image_tree, tmp_path, capsys):
-    from dinov2.eval.knn import main
+    from dinov2.run.eval.knn import main
 
     rc, _, err = run_main(
         main,
@@ -120,7 +120,7 @@ def test_checkpoint_of_another_architecture_is_a_one_line_error(
 
 
 def test_dataset_without_index_is_a_one_line_error(pico_config, checkpoint, tmp_path, capsys):
-    from dinov2.eval.knn import main
+    from dinov2.run.eval.knn import main
 
     (tmp_path / "train" / "a").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "train" / "a" / "0.png")
@@ -140,7 +140,7 @@ def test_dataset_without_index_is_a_one_line_error(pico_config, checkpoint, tmp_
 
 def test_retrieval_cli_on_the_mini_set_with_a_denoiser(pico_config, checkpoint, tmp_path, capsys):
     from dinov2.eval.retrieval.mini_set import main as build_main
-    from dinov2.eval.retrieval.run import main
+    from dinov2.run.eval.retrieval import main
     from neighbor2neighbor.checkpoint import save_model
     from neighbor2neighbor.unet import UNet
 
@@ -178,7 +178,7 @@ def test_retrieval_cli_on_the_mini_set_with_a_denoiser(pico_config, checkpoint, 
 
 
 def test_retrieval_cli_without_gnd_is_a_one_line_error(pico_config, checkpoint, tmp_path, capsys):
-    from dinov2.eval.retrieval.run import main
+    from dinov2.run.eval.retrieval import main
 
     rc, _, err = run_main(
         main,

@@ -28,10 +28,10 @@ def experiment(tmp_path, pico_config, checkpoint, image_tree) -> Path:
 
 
 def test_experiment_runs_every_evaluation_of_the_method_with_a_checkpoint(experiment, capsys):
-    from dinov2.eval.knn import main as knn_main
-    from dinov2.eval.report import main as report_main
-    from dinov2.eval.retrieval.run import main as retrieval_main
+    from dinov2.run.eval.knn import main as knn_main
     from dinov2.run.eval.linear import main as linear_main
+    from dinov2.run.eval.retrieval import main as retrieval_main
+    from dinov2.run.report import main as report_main
 
     eval_dir = experiment.parent / "outputs" / "runs" / "t" / "gauss_100" / "eval" / "dinov2"
     for main in (linear_main, knn_main, retrieval_main):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dinov2.eval.report import BARS_NAME, GRID_NAME, TABLE_NAME, collect_metrics, main, write_report
+from dinov2.run.report import BARS_NAME, GRID_NAME, TABLE_NAME, collect_metrics, main, write_report
 
 
 def fake_run(folder, linear=None, knn=None, retrieval=None):

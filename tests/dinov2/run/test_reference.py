@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests" / "dinov2" / "train"))
 from train_helpers import make_cfg  # noqa: E402
 
-from dinov2.eval.report import add_gains, markdown_table  # noqa: E402
 from dinov2.run.reference import export_random_init  # noqa: E402
+from dinov2.run.report import add_gains, markdown_table  # noqa: E402
 from dinov2.run.train.train import main as train_main  # noqa: E402
 from dinov2.train.checkpointing import load_checkpoint_file  # noqa: E402
 
