@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from utils.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 _TRAINING_DIR = re.compile(r"^training_(\d+)$")
@@ -115,8 +117,6 @@ def accuracy_vs_epoch(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from utils.atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
     by_epoch = all(r.epoch is not None for s in series_by_method.values() for r in s)

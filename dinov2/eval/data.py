@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
+from dinov2.data.loaders import make_dataset
+from dinov2.data.transforms import (
+    make_classification_eval_transform,
+    make_classification_train_transform,
+)
 from dinov2.eval.features import ImageDataset
 
 # Seeds of on-the-fly noise (the paper's retrieval seeds: 42 for the database, 100 for the queries).
@@ -13,8 +18,6 @@ VAL_NOISE_SEED = 100
 
 def load_dataset(dataset_str: str) -> Dataset:
     """``make_dataset(dataset_str=…)`` yielding PIL images; a missing or stale index is a one-line ValueError."""
-    from dinov2.data.loaders import make_dataset
-
     try:
         return make_dataset(dataset_str=dataset_str)
     except (RuntimeError, FileNotFoundError) as e:  # DatasetIndexError names the fixing command
@@ -36,11 +39,6 @@ def eval_datasets(
     Train: RandomResizedCrop + flip when ``train_augment`` (protocol mode), else the eval transform
     (feature caching); val: Resize + CenterCrop. ``noise`` (a spec) is added on the fly to both splits.
     """
-    from dinov2.data.transforms import (
-        make_classification_eval_transform,
-        make_classification_train_transform,
-    )
-
     eval_t = make_classification_eval_transform(resize_size=resize_size, crop_size=crop_size)
     train_t = make_classification_train_transform(crop_size=crop_size) if train_augment else eval_t
     train = ImageDataset(load_dataset(train_dataset_str), train_t, noise, TRAIN_NOISE_SEED)

@@ -14,7 +14,6 @@ noise, seeded per image index so that the noisy image never depends on batching 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from utils.noise import NoiseSpec, add_noise_uint8, parse_noise_spec
+from utils.runtime import autocast
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,6 @@ class ImageDataset(Dataset):
         return image, label
 
 
-def autocast_context(
-    device: torch.device, dtype: torch.dtype = torch.bfloat16
-) -> contextlib.AbstractContextManager:
-    """bf16/fp16 autocast on CUDA; CPU evaluation stays fp32."""
-    if device.type == "cuda" and dtype != torch.float:
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
-
-
 def _loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False
@@ -91,7 +82,7 @@ def extract_cls_features(
     device = torch.device(device)
     feats, labels = [], []
     for images, targets in tqdm(_loader(dataset, batch_size, num_workers), desc=desc, leave=False):
-        with autocast_context(device, autocast_dtype):
+        with autocast(device, autocast_dtype):
             out = model(images.to(device, non_blocking=True))
         feats.append(out.float().cpu())
         labels.append(torch.as_tensor(targets, dtype=torch.int64))
@@ -123,7 +114,7 @@ def extract_linear_features(
     device = torch.device(device)
     cls_list, avg_list, labels = [], [], []
     for images, targets in tqdm(_loader(dataset, batch_size, num_workers), desc=desc, leave=False):
-        with autocast_context(device, autocast_dtype):
+        with autocast(device, autocast_dtype):
             cls, avg = linear_inputs(model, images.to(device, non_blocking=True), n_last_blocks)
         cls_list.append(cls.cpu())
         avg_list.append(avg.cpu())

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from dinov2.eval.features import autocast_context, extract_linear_features, linear_inputs
+from dinov2.eval.features import extract_linear_features, linear_inputs
 from dinov2.eval.linear_heads import (
     LEARNING_RATES,
     N_LAST_BLOCKS_LIST,
@@ -35,7 +35,9 @@ from dinov2.eval.linear_heads import (
     setup_linear_classifiers,
     train_step,
 )
+from dinov2.eval.setup import check_finite_features
 from utils.atomic import atomic_torch_save, atomic_write_text
+from utils.runtime import autocast
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,7 @@ def _image_batches(
         drop_last=drop_last,
     )
     for images, labels in loader:
-        with torch.inference_mode(), autocast_context(device, autocast_dtype):
+        with torch.inference_mode(), autocast(device, autocast_dtype):
             cls, avg = linear_inputs(model, images.to(device, non_blocking=True), n_blocks)
         yield (
             cls.clone(),
@@ -340,8 +342,6 @@ def run_linear_probe(
         device=device,
         seed=seed,
     )
-    from dinov2.eval.setup import check_finite_features
-
     val_cache = extract_linear_features(
         backbone, val_dataset, desc="linear val features", **feat_kw
     )

@@ -35,9 +35,9 @@ from dinov2.eval.setup import (
 from dinov2.eval.sweep import SWEEP_NAME, check_sweep_specs, default_sweep_specs, sweep_level
 from dinov2.run.experiment import METHODS, clean_index_dir, method_paths
 from dinov2.run.pretrain import ensure_index
-from neighbor2neighbor.denoise import resolve_device
 from utils.atomic import atomic_write_text
 from utils.config import add_experiment_args, error_line, load_experiment
+from utils.runtime import resolve_device
 from utils.settings_record import check_settings, save_settings
 
 log = logging.getLogger(__name__)

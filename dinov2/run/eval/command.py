@@ -14,14 +14,14 @@ backbone. The factory builds all three the same way:
   experiment's value of its key;
 - :meth:`EvalCommand.main`: skip finished evaluations, refuse results of other settings
   (:func:`dinov2.eval.setup.prepare_output`), build the backbone on ``--device``, evaluate, print
-  one summary per run; an input error is one line on stderr and exit code 2.
+  one summary per run. Each command's ``main`` wraps it in :func:`utils.cli.command` (an input
+  error is one line on stderr and exit code 2, a runtime failure exit code 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,14 +31,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dinov2.eval.setup import get_args_parser, prepare_output, setup_and_build_model
 from dinov2.run.eval.checkpoints import method_eval_args
-from neighbor2neighbor.denoise import resolve_device
-from utils.config import (
-    DefaultsHelpFormatter,
-    add_experiment_args,
-    default_value,
-    error_line,
-    load_experiment,
-)
+from utils.config import DefaultsHelpFormatter, add_experiment_args, default_value, load_experiment
+from utils.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -151,7 +145,7 @@ class EvalCommand:
         for name in self.required:
             if not getattr(args, self.dest_of(name), None):
                 raise ValueError(f"{name} is required (or pass --experiment FILE)")
-        device = resolve_device(args.device, "--device")
+        device = resolve_device(args.device, "eval.device" if args.experiment else "--device")
         model, autocast_dtype = setup_and_build_model(args, device)
         return self.evaluate(args, model, autocast_dtype, device)
 
@@ -167,16 +161,12 @@ class EvalCommand:
                 f"{', '.join(dict.fromkeys(('--pretrained-weights', *self.required)))}"
             )
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        try:
-            for run in experiment_runs(self, args) if args.experiment else [args]:
-                if prepare_output(
-                    run, self.name, self.results_name, self.settings_keys, args.overwrite
-                ):
-                    continue
-                print(self.summary(run, self.run_one(run)))
-        except (ValueError, FileNotFoundError) as e:
-            print(f"error: {error_line(e)}", file=sys.stderr)
-            return 2
+        for run in experiment_runs(self, args) if args.experiment else [args]:
+            if prepare_output(
+                run, self.name, self.results_name, self.settings_keys, args.overwrite
+            ):
+                continue
+            print(self.summary(run, self.run_one(run)))
         return 0
 
 

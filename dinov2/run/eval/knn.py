@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 
 import torch
 
 from dinov2.eval.data import eval_datasets
 from dinov2.eval.knn import RESULTS_NAME, run_knn
 from dinov2.run.eval.command import EvalCommand, dataset_flags, flag, shared_flags
+from utils.cli import command
 
 # The arguments that determine the results (recorded next to them; another value is refused).
 SETTINGS_KEYS = (
@@ -90,7 +92,12 @@ KNN = EvalCommand(
     summary=summary,
 )
 get_args_parser = KNN.get_args_parser
-main = KNN.main
+
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
+    return KNN.main(argv)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 
 import torch
 
@@ -27,6 +28,7 @@ from dinov2.eval.data import eval_datasets
 from dinov2.eval.linear import RESULTS_NAME, run_linear_probe
 from dinov2.eval.linear_heads import LEARNING_RATES, N_LAST_BLOCKS_LIST
 from dinov2.run.eval.command import EvalCommand, dataset_flags, flag, shared_flags
+from utils.cli import command
 
 # The arguments that determine the results (recorded next to them; another value is refused).
 SETTINGS_KEYS = (
@@ -135,7 +137,12 @@ LINEAR = EvalCommand(
     summary=summary,
 )
 get_args_parser = LINEAR.get_args_parser
-main = LINEAR.main
+
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
+    return LINEAR.main(argv)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -15,6 +15,7 @@ Flag defaults are those of ``eval.*`` in ``configs/defaults.yaml``. The logic li
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 import torch
 from omegaconf import DictConfig
@@ -25,6 +26,7 @@ from dinov2.eval.retrieval.mini_set import build_mini_set
 from dinov2.eval.retrieval.run import RESULTS_NAME, run_retrieval
 from dinov2.run.eval.command import EvalCommand, flag, shared_flags
 from neighbor2neighbor.denoise import Denoiser
+from utils.cli import command
 
 # The arguments that determine the results (recorded next to them; another value is refused).
 SETTINGS_KEYS = (
@@ -132,7 +134,12 @@ RETRIEVAL = EvalCommand(
     prepare=prepare,
 )
 get_args_parser = RETRIEVAL.get_args_parser
-main = RETRIEVAL.main
+
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
+    return RETRIEVAL.main(argv)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
