@@ -1,16 +1,20 @@
-"""Cost of the NCT anchor regularizer: a full training step with and without it, same model, same batch.
+"""Cost of the NCT anchor regularizer: a full training step with and without it, same model and
+batch.
 
-    python bench/nct_overhead.py [--batch-size 2] [--reps 3] [--warmup 1] [--threads 1] [--device auto]
+    python bench/nct_overhead.py [--batch-size 2] [--reps 3] [--warmup 1] [--threads 1]
+                                 [--device auto]
 
-The model comes from ``dinov2/configs/train/vits16_in100.yaml`` (ViT-S/16, 65536 prototypes, 2x224 + 8x96
-crops). The NC step is the plain DINOv2 step (:meth:`SSLMetaArch.forward_backward`, clipping, AdamW, EMA);
-the NCT step adds the anchor: a frozen teacher (loaded from a checkpoint of this very model) on the
-paired global crops, its heads (``live``) and the λ-weighted DINO/iBOT terms. Repetitions are
-interleaved (NC, NCT, NC, ...) so load changes hit both; figures are medians after ``--warmup`` untimed
-steps of each. Reference point: the frozen teacher's forward is one more teacher forward on the global
-crops, about +1/6 of the step's FLOPs for ViT-S/16 with 8 local crops.
+The model comes from ``dinov2/configs/train/vits16_in100.yaml`` (ViT-S/16, 65536 prototypes,
+2x224 + 8x96 crops). The NC step is the plain DINOv2 step (:meth:`SSLMetaArch.forward_backward`,
+clipping, AdamW, EMA); the NCT step adds the anchor: a frozen teacher (loaded from a checkpoint of
+this very model) on the paired global crops, its heads (``live``) and the λ-weighted DINO/iBOT
+terms. Repetitions are interleaved (NC, NCT, NC, ...) so load changes hit both; figures are medians
+after ``--warmup`` untimed steps of each. Reference point: the frozen teacher's forward is one more
+teacher forward on the global crops, about +1/6 of the step's FLOPs for ViT-S/16 with 8 local
+crops.
 
-Prints one Markdown table row (date | device | setting | NC s/step | NCT s/step | overhead) and one JSON line.
+Prints one Markdown table row (date | device | setting | NC s/step | NCT s/step | overhead) and one
+JSON line.
 """
 
 from __future__ import annotations

@@ -242,8 +242,7 @@ class SSLMetaArch(nn.Module):
         else:
             loss.backward()
 
-    # ---------------------------------------------------------------- teacher, optimizer,
-    # distributed
+    # ------------------------------------------------------------ teacher, optimizer, distributed
     def reshard_teacher(self) -> None:
         """FSDP: free the teacher's gathered parameters after its forward (no backward will do
         it)."""

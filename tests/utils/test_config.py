@@ -32,7 +32,8 @@ def test_demo_experiment_resolves_every_path_from_name_and_noise() -> None:
 
 
 def test_open_mappings_take_new_sub_keys_from_the_command_line(tmp_path: Path) -> None:
-    # demo.yaml already fills pretrain.overrides with `train`: another key still goes in, next to it.
+    # demo.yaml already fills pretrain.overrides with `train`: another key still goes in, next to
+    # it.
     cfg = load_experiment(DEMO_EXPERIMENT, ["pretrain.overrides.optim.base_lr=0.1"])
     assert cfg.pretrain.overrides.optim.base_lr == 0.1
     assert cfg.pretrain.overrides.train.checkpoint_period_iterations == 100
@@ -145,5 +146,8 @@ def test_every_shipped_experiment_file_loads() -> None:
     root = Path(__file__).resolve().parents[2] / "configs" / "experiments"
     files = sorted(root.rglob("*.yaml"))
     assert files, "no experiment files found"
-    code = "import sys; from utils.config import load_experiment; [load_experiment(f) for f in sys.argv[1:]]"
+    code = (
+        "import sys; from utils.config import load_experiment; "
+        "[load_experiment(f) for f in sys.argv[1:]]"
+    )
     subprocess.run([sys.executable, "-c", code, *map(str, files)], check=True)

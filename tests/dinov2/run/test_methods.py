@@ -1,4 +1,5 @@
-"""Experiment + method -> training config (the paper's settings), and a tiny end-to-end run of all four methods."""
+"""Experiment + method -> training config (the paper's settings), and a tiny end-to-end run of all
+four methods."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def test_imagenet1k_experiments_give_the_paper_runs(name, weight):
         128,
         2500,
     )
-    # the switch checkpoint (epoch 30) and the anchor (the final one, epoch 100) are both kept from pruning
+    # the switch checkpoint (epoch 30) and the anchor (the final one, epoch 100) are both kept
     assert base.optim.epochs == 100 and list(base.train.keep_checkpoint_epochs) == [30, 100]
     assert (
         base.optim.warmup_epochs == 10 and base.teacher.warmup_teacher_temp_epochs == 30
@@ -98,7 +99,7 @@ def test_imagenet1k_experiments_give_the_paper_runs(name, weight):
         )
         assert cfg.branch.checkpoint.endswith("n2n_dinov2/model_0075000.pth")  # epoch 30 x 2500
     assert nct.anchor.weight == weight
-    # NCT's frozen teacher is the N2N + DINOv2 run's final checkpoint (100 x 2500), not the branch point
+    # NCT's frozen teacher is the N2N + DINOv2 run's final checkpoint (100 x 2500), not the branch
     assert nct.anchor.checkpoint == str(
         Path(exp.pretrain.runs_dir) / "n2n_dinov2" / "model_0250000.pth"
     )
@@ -183,9 +184,10 @@ def test_unknown_method_and_late_switch_are_rejected():
         )
 
 
-# ------------------------------------------------------------------------------------------ end to end
+# ---------------------------------------------------------------------------------- end to end
 def _write_trees(exp, n_per_class: int = 6) -> None:
-    """Noisy (gauss, the experiment's spec) and "denoised" (blurred noisy) trees of MNIST digits, indexed."""
+    """Noisy (gauss, the experiment's spec) and "denoised" (blurred noisy) trees of MNIST digits,
+    indexed."""
     images, labels = mnist5k_arrays()
     rng = np.random.default_rng(0)
     noisy_root, denoised_root = Path(exp.data.noisy_root), Path(exp.data.denoised_root)

@@ -31,7 +31,9 @@ def make_blurred_copy(src_root: Path, dst_root: Path) -> Path:
 
 
 def train(cfg, resume: bool = True):
-    """Seed as the CLI does, build the meta-architecture (with its anchor) and train; ``(model, summary)``.
+    """Seed as the CLI does, build the meta-architecture (with its anchor) and train.
+
+    Returns ``(model, summary)``.
 
     Always one intra-op thread (also inside module-scoped fixtures, which run before the per-test
     thread fixture): runs compared bit for bit must use the same float reduction order.

@@ -1,4 +1,5 @@
-"""NCT anchor regularizer: targets from the frozen teacher on denoised crops, head modes, weighting, isolation."""
+"""NCT anchor regularizer: targets from the frozen teacher on denoised crops, head modes,
+weighting, isolation."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def paired_batch(
 
 
 def expected_targets(arch, backbone, heads, batch, teacher_temp=0.07):
-    """Targets computed by hand: ``backbone`` on the paired crops, ``heads``, fresh centring state."""
+    """Targets computed by hand: ``backbone`` on the paired crops, ``heads``, fresh centring
+    state."""
     out = backbone(batch.extras["collated_global_crops_paired"], is_training=True)
     dino, ibot = (
         DINOLoss(arch.cfg.dino.head_n_prototypes),
@@ -214,7 +216,7 @@ def test_frozen_backbone_runs_in_bf16_on_cuda_and_moves_with_the_module(arch, fr
     assert dtypes == [torch.bfloat16] and torch.isfinite(targets.dino).all()
 
 
-# ------------------------------------------------------------------------------------------ in training
+# --------------------------------------------------------------------------------- in training
 SOURCE = (*FAST, "optim.epochs=3", "train.keep_checkpoint_epochs=[2]", "train.stop_at_iteration=4")
 
 

@@ -22,7 +22,8 @@ def arch() -> SSLMetaArch:
 
 
 def synthetic_batch(batch_size: int = 3, n_local: int = 2, grid: int = 4, seed: int = 0) -> dict:
-    """A collated batch: 2 global 32px crops, ``n_local`` local 16px crops, 3 masked patches per global crop."""
+    """A collated batch: 2 global 32px crops, ``n_local`` local 16px crops, 3 masked patches per
+    global crop."""
     g = torch.Generator().manual_seed(seed)
     n_global = 2 * batch_size
     masks = torch.zeros(n_global, grid * grid, dtype=torch.bool)
