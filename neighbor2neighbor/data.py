@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def derived_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (numpy's SeedSequence mixing: nearby inputs give unrelated seeds)."""
+    """A 63-bit seed from integers (numpy's SeedSequence mixing: nearby inputs give unrelated
+    seeds)."""
     return int(
         np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0]
         >> np.uint64(1)
@@ -38,7 +39,8 @@ def derived_seed(*parts: int) -> int:
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:
-    """Every image file below ``root``, sorted by relative path (hidden files and folders skipped)."""
+    """Every image file below ``root``, sorted by relative path (hidden files and folders
+    skipped)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
@@ -52,9 +54,9 @@ def list_images(root: str | os.PathLike) -> list[Path]:
 def pad_to_at_least(image: np.ndarray, size: int) -> np.ndarray:
     """Reflect-pad an (H, W, C) image at the bottom/right so both sides are ≥ ``size``.
 
-    Reflection (not zeros) keeps the noise statistics of the padded area close to the image's, so the
-    self-supervised loss does not learn to reproduce a flat border; numpy reflects repeatedly when
-    the pad is larger than the image.
+    Reflection (not zeros) keeps the noise statistics of the padded area close to the image's, so
+    the self-supervised loss does not learn to reproduce a flat border; numpy reflects repeatedly
+    when the pad is larger than the image.
     """
     pad_h, pad_w = max(0, size - image.shape[0]), max(0, size - image.shape[1])
     if pad_h == 0 and pad_w == 0:
@@ -68,7 +70,8 @@ def pad_to_at_least(image: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainingSelection:
-    """Which images below ``n2n.train_root`` the denoiser trains on (the reference's data selection).
+    """Which images below ``n2n.train_root`` the denoiser trains on (the reference's data
+    selection).
 
     ``side_range`` ``(min, max)``: keep only images whose width and height are both within it, in
     pixels (the reference drops the others rather than padding them); None keeps every image.
@@ -85,7 +88,8 @@ class TrainingSelection:
         return self.side_range is not None or self.images_per_class > 0
 
     def settings(self) -> dict[str, object]:
-        """The selection as a settings-record entry; empty when every image is used (records stay as before)."""
+        """The selection as a settings-record entry; empty when every image is used (records stay as
+        before)."""
         if not self.active:
             return {}
         side_range = list(self.side_range) if self.side_range else None
@@ -113,10 +117,11 @@ def _class_of(path: Path, root: Path) -> str:
 
 
 def select_images(files: Sequence[Path], root: Path, selection: TrainingSelection) -> list[Path]:
-    """The files (sorted, as :func:`list_images` gives them) that ``selection`` keeps; deterministic.
+    """The files (sorted, as :func:`list_images` gives them) that ``selection`` keeps;
+    deterministic.
 
-    A class's subset depends only on ``subset_seed``, the class name and that class's files, so adding
-    or removing another class never changes it.
+    A class's subset depends only on ``subset_seed``, the class name and that class's files, so
+    adding or removing another class never changes it.
     """
     kept = list(files)
     if selection.side_range is not None:
@@ -172,8 +177,9 @@ class NoisyCropDataset(Dataset):
             if not self.files:
                 low, high = selection.side_range or (0, 0)
                 raise ValueError(
-                    f"n2n.size_filter: none of the {n_found} images below {self.root} has both sides within "
-                    f"{low}-{high} px (n2n.min_side/n2n.max_side); set n2n.size_filter: off to train on every image"
+                    f"n2n.size_filter: none of the {n_found} images below {self.root} has both "
+                    f"sides within {low}-{high} px (n2n.min_side/n2n.max_side); set "
+                    "n2n.size_filter: off to train on every image"
                 )
             log.info(
                 "training on %d of %d images below %s (%s)",
@@ -205,7 +211,8 @@ class NoisyCropDataset(Dataset):
 
 
 class EpochSampler(Sampler):
-    """``n_samples`` items per epoch: concatenated random permutations seeded by ``(seed, epoch, k)``."""
+    """``n_samples`` items per epoch: concatenated random permutations seeded by ``(seed, epoch,
+    k)``."""
 
     def __init__(self, n_items: int, n_samples: int = 0, seed: int = 0) -> None:
         self.n_items, self.seed, self.epoch = n_items, seed, 0
@@ -228,7 +235,8 @@ class EpochSampler(Sampler):
 
 
 def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """The central ``size`` × ``size`` region (each side clipped to the image); ``size`` 0 = whole image."""
+    """The central ``size`` × ``size`` region (each side clipped to the image); ``size`` 0 = whole
+    image."""
     if size <= 0:
         return image
     h, w = min(size, image.shape[0]), min(size, image.shape[1])
@@ -241,7 +249,8 @@ def clean_photo(name: str) -> np.ndarray:
     loader = getattr(skimage.data, name, None)
     if loader is None:
         raise ValueError(
-            f"n2n.val_photos: skimage.data has no photo {name!r} (e.g. astronaut, coffee, chelsea, rocket)"
+            f"n2n.val_photos: skimage.data has no photo {name!r} "
+            "(e.g. astronaut, coffee, chelsea, rocket)"
         )
     image = np.asarray(loader())
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -252,7 +261,8 @@ def clean_photo(name: str) -> np.ndarray:
 def noisy_photos(
     names: Sequence[str], spec: str, seed: int, size: int = 0
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(name, clean, noisy)`` uint8 (H, W, 3) pairs: centre crops noised with ``spec`` like the dataset.
+    """``(name, clean, noisy)`` uint8 (H, W, 3) pairs: centre crops noised with ``spec`` like the
+    dataset.
 
     The noise is quantised like the noisy dataset (``utils.noise.add_noise_uint8``); photo ``i``
     uses the generator ``(seed, i)``, so the set is identical in every epoch and every run.
@@ -289,11 +299,13 @@ def training_selection(
         )
     if not 0 < min_side <= max_side:
         raise ValueError(
-            f"config keys 'n2n.min_side'/'n2n.max_side' must satisfy 0 < min_side <= max_side, got {min_side}/{max_side}"
+            "config keys 'n2n.min_side'/'n2n.max_side' must satisfy 0 < min_side <= max_side, "
+            f"got {min_side}/{max_side}"
         )
     if images_per_class < 0:
         raise ValueError(
-            f"config key 'n2n.images_per_class' must be >= 0 (0 = every image), got {images_per_class}"
+            "config key 'n2n.images_per_class' must be >= 0 (0 = every image), "
+            f"got {images_per_class}"
         )
     on = size_filter == "on" or (size_filter == "auto" and crop_size == REFERENCE_CROP)
     return TrainingSelection((min_side, max_side) if on else None, images_per_class, subset_seed)

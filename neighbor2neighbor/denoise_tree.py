@@ -50,7 +50,8 @@ class DenoiseSummary:
             return f"denoise: already complete ({self.n_images} images); use --overwrite to redo"
         rate = self.n_written / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"denoise: {self.n_written} images written, {self.n_images - self.n_written} already there, "
+            f"denoise: {self.n_written} images written, "
+            f"{self.n_images - self.n_written} already there, "
             f"{self.seconds:.1f} s, {rate:.2f} images/s"
         )
 
@@ -147,11 +148,13 @@ def denoise_tree(
         )
     if src_r in dst_r.parents:
         raise ValueError(
-            f"denoise.dst {dst} is inside denoise.src {src}: outputs would become inputs; choose another dst"
+            f"denoise.dst {dst} is inside denoise.src {src}: outputs would become inputs; "
+            "choose another dst"
         )
     if dst_r in src_r.parents:
         raise ValueError(
-            f"denoise.src {src} is inside denoise.dst {dst}: the inputs would be overwritten; choose another dst"
+            f"denoise.src {src} is inside denoise.dst {dst}: the inputs would be overwritten; "
+            "choose another dst"
         )
     marker = dst / MARKER
     if marker.is_file() and not overwrite:

@@ -18,13 +18,14 @@ noise: {{family: gauss, sigma_255: 50, workers: 2}}
 pretrain:
   config_file: {repo}/dinov2/configs/train/vit_pico_small_images.yaml
   overrides:
-    train: {{batch_size_per_gpu: 4, OFFICIAL_EPOCH_LENGTH: 2, checkpoint_period_iterations: 2, num_workers: 0}}
+    train: {{batch_size_per_gpu: 4, OFFICIAL_EPOCH_LENGTH: 2, checkpoint_period_iterations: 2,
+             num_workers: 0}}
     evaluation: {{eval_period_iterations: 0}}
   epochs: 2
   switch_epoch: 1
   curriculum_epochs: 1
-n2n: {{n_feature: 8, crop_size: 64, batch_size: 2, n_epoch: 1, n_samples_per_epoch: 4, val_photos: [coffee],
-       val_size: 64, workers: 0}}
+n2n: {{n_feature: 8, crop_size: 64, batch_size: 2, n_epoch: 1, n_samples_per_epoch: 4,
+       val_photos: [coffee], val_size: 64, workers: 0}}
 eval: {{resize_size: 32, crop_size: 32, batch_size: 8, num_workers: 0,
         linear: {{epochs: 1, batch_size: 4}}, knn: {{nb_knn: [1, 3]}}}}
 """

@@ -1,11 +1,12 @@
 """Clean ImageFolder tree → noisy copy: ``python -m utils.generate_noise``.
 
-Each image ``SRC/<split>/<class>/<name>.<ext>`` becomes ``DST/<split>/<class>/<name>.png`` (lossless),
-with noise from :func:`utils.noise.add_noise_uint8`. Its random generator is seeded from the global
-seed and its relative path only, so the output is byte-identical whatever the worker count or order.
-Every file is written under a temporary name and renamed, so an interrupted run leaves only finished
-files and a re-run resumes where it stopped. ``DST/.noise_manifest.json`` records the noise spec and
-seed (a different one is refused without ``--overwrite``) and, written last, that the tree is complete.
+Each image ``SRC/<split>/<class>/<name>.<ext>`` becomes ``DST/<split>/<class>/<name>.png``
+(lossless), with noise from :func:`utils.noise.add_noise_uint8`. Its random generator is seeded from
+the global seed and its relative path only, so the output is byte-identical whatever the worker
+count or order. Every file is written under a temporary name and renamed, so an interrupted run
+leaves only finished files and a re-run resumes where it stopped. ``DST/.noise_manifest.json``
+records the noise spec and seed (a different one is refused without ``--overwrite``) and, written
+last, that the tree is complete.
 
 Decoding rules (grayscale, palette, RGBA, 16-bit, CMYK → 8-bit RGB): :mod:`utils.image_io`.
 Non-image files are ignored; an undecodable image is reported by path, gets no output, and makes the
@@ -13,8 +14,9 @@ command exit with status 1 at the end (``--skip-bad``: a warning, status 0).
 
 Examples::
 
-    python -m utils.generate_noise --src data/imagenet100 --dst data/imagenet100_gauss_100 --noise gauss_100
-    python -m utils.generate_noise --experiment configs/experiments/demo.yaml noise.sigma_255=50
+    python -m utils.generate_noise --src data/imagenet100 --dst data/imagenet100_gauss_100 --noise
+    gauss_100 python -m utils.generate_noise --experiment configs/experiments/demo.yaml
+    noise.sigma_255=50
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class NoiseCLIError(ValueError):
 
 @dataclass
 class NoiseRunResult:
-    """What a run did; ``failed`` holds the relative paths of the files that could not be decoded."""
+    """What a run did; ``failed`` holds the relative paths of the files that could not be
+    decoded."""
 
     n_written: int = 0
     n_skipped: int = 0
@@ -83,7 +86,8 @@ def noise_one_image(
 
 
 def list_source_images(src: Path, splits: Sequence[str]) -> list[str]:
-    """Sorted relative POSIX paths of the image files under ``src/<split>/`` (other files ignored)."""
+    """Sorted relative POSIX paths of the image files under ``src/<split>/`` (other files
+    ignored)."""
     rel_paths = []
     for split in splits:
         if not (src / split).is_dir():
@@ -109,7 +113,8 @@ def list_source_images(src: Path, splits: Sequence[str]) -> list[str]:
 
 
 def _existing_outputs(dst: Path) -> set[str]:
-    """Relative paths of the files in ``dst``; leftovers of killed runs (``.*.partial``) are removed."""
+    """Relative paths of the files in ``dst``; leftovers of killed runs (``.*.partial``) are
+    removed."""
     found = set()
     for folder, _, files in os.walk(dst):
         for name in files:
@@ -154,7 +159,8 @@ def check_paths(
         )
     if dst_r in src_r.parents:
         raise NoiseCLIError(
-            f"--src {src} is inside --dst {dst}; the source would be overwritten, choose another --dst"
+            f"--src {src} is inside --dst {dst}; the source would be overwritten, "
+            "choose another --dst"
         )
     if dst.exists() and not dst.is_dir():
         raise NoiseCLIError(f"--dst {dst} exists and is not a folder")
@@ -178,14 +184,16 @@ def check_paths(
 
 
 def _copy_labels(src: Path, dst: Path, overwrite: bool) -> None:
-    """Class names travel with the images, so the noisy root is indexable by ``process_metadata.py``."""
+    """Class names travel with the images, so the noisy root is indexable by
+    ``process_metadata.py``."""
     if (src / LABELS_FILE).is_file() and (overwrite or not (dst / LABELS_FILE).exists()):
         with atomic_path(dst / LABELS_FILE, suffix=PARTIAL_SUFFIX) as tmp:
             shutil.copyfile(src / LABELS_FILE, tmp)
 
 
 def _run_tasks(todo: list[str], worker, workers: int, fail_level: int) -> list[tuple[str, str]]:
-    """Run ``worker`` on every relative path with a progress bar; returns ``(path, reason)`` failures."""
+    """Run ``worker`` on every relative path with a progress bar; returns ``(path, reason)``
+    failures."""
     failures = []
     bar = tqdm(total=len(todo), unit="img", desc="noise", dynamic_ncols=True)
     workers = min(workers, len(todo))
@@ -223,7 +231,8 @@ def generate_noise(
     skip_bad: bool = False,
     new_place: str = "--dst",
 ) -> NoiseRunResult:
-    """Write the noisy copy of ``src/<split>/**`` into ``dst``; resumable, deterministic (see module doc).
+    """Write the noisy copy of ``src/<split>/**`` into ``dst``; resumable, deterministic (see module
+    doc).
 
     ``new_place`` names the setting that chooses another destination in error messages."""
     src, dst, spec = Path(src), Path(dst), parse_noise_spec(noise)
@@ -266,7 +275,8 @@ def generate_noise(
 
 
 def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill src/dst/noise/seed/workers/splits from ``--experiment`` (building an embedded dataset first)."""
+    """Fill src/dst/noise/seed/workers/splits from ``--experiment`` (building an embedded dataset
+    first)."""
     if args.experiment is None:
         if args.overrides:
             raise NoiseCLIError(f"key=value overrides {args.overrides} need --experiment FILE")

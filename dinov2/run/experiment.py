@@ -3,12 +3,16 @@
 Every path derives from the experiment YAML (``data.*_root``, ``pretrain.runs_dir``), so the
 pretraining, evaluation and report stages agree without a path being typed twice.
 
-| method       | pretrained on            | evaluated on        | starts from                           |
-| ------------ | ------------------------ | ------------------- | ------------------------------------- |
-| ``dinov2``   | noisy images             | noisy val           | scratch                               |
-| ``n2n_dinov2`` | denoised images        | denoised val (the denoiser is needed at inference) | scratch |
-| ``nc``       | noisy images             | noisy val           | ``n2n_dinov2`` at the switch epoch, fresh schedule |
-| ``nct``      | noisy + paired denoised  | noisy val           | as ``nc``, plus the teacher-anchored regularizer   |
+| method         | pretrained on           | evaluated on  | starts from                         |
+| -------------- | ----------------------- | ------------- | ----------------------------------- |
+| ``dinov2``     | noisy images            | noisy val     | scratch                             |
+| ``n2n_dinov2`` | denoised images         | denoised val  | scratch                             |
+| ``nc``         | noisy images            | noisy val     | ``n2n_dinov2`` at the switch epoch, |
+|                |                         |               | fresh schedule                      |
+| ``nct``        | noisy + paired denoised | noisy val     | as ``nc``, plus the                 |
+|                |                         |               | teacher-anchored regularizer        |
+
+N2N + DINOv2 needs the denoiser at inference.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ METHOD_LABELS = {
     "pixels": "raw pixels",
     "pixels_denoised": "raw pixels, denoised data",
 }
-# Reference rows of every table (python -m dinov2.run.reference): the dinov2 method's architecture and
-# seed, untrained, and raw pixels; each on the noisy data and on the denoised data (the N2N + DINOv2 row's).
+# Reference rows of every table (python -m dinov2.run.reference): the dinov2 method's architecture
+# and seed, untrained, and raw pixels; each on the noisy data and on the denoised data (the N2N +
+# DINOv2 row's).
 REFERENCE_METHODS = ("random_init", "random_init_denoised", "pixels", "pixels_denoised")
 EVALUATED = (*REFERENCE_METHODS, *METHODS)
 # The reference each method's "gain over random init" is measured against (its evaluation data).
@@ -77,7 +82,8 @@ def check_method(method: str) -> str:
 
 
 def method_paths(cfg: DictConfig, method: str) -> MethodPaths:
-    """Folders of a compared method or of a reference row (both variants of a reference share one run)."""
+    """Folders of a compared method or of a reference row (both variants of a reference share one
+    run)."""
     if method not in EVALUATED:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(EVALUATED)}")
     runs = Path(cfg.pretrain.runs_dir)
@@ -99,7 +105,8 @@ def method_paths(cfg: DictConfig, method: str) -> MethodPaths:
 
 
 def clean_index_dir(cfg: DictConfig) -> Path:
-    """Where the clean root is indexed: a folder of ours (the user's clean tree is never written)."""
+    """Where the clean root is indexed: a folder of ours (the user's clean tree is never
+    written)."""
     return Path(cfg.output_root) / "data" / f"{cfg.data.name}_index"
 
 

@@ -1,4 +1,5 @@
-"""The whole pipeline through exps/demo.sh on a tiny generated dataset: every stage, four methods, one table.
+"""The whole pipeline through exps/demo.sh on a tiny generated dataset: every stage, four methods,
+one table.
 
 Real processes (one per stage, as users run them), real files; a second run must skip every stage.
 """
@@ -28,10 +29,11 @@ pretrain:
   epochs: 2
   switch_epoch: 1
   curriculum_epochs: 1
-n2n: {{n_feature: 8, crop_size: 64, batch_size: 2, n_epoch: 1, n_samples_per_epoch: 4, val_photos: [coffee],
-       val_size: 64, workers: 0}}
+n2n: {{n_feature: 8, crop_size: 64, batch_size: 2, n_epoch: 1, n_samples_per_epoch: 4,
+       val_photos: [coffee], val_size: 64, workers: 0}}
 eval: {{resize_size: 32, crop_size: 32, batch_size: 8, num_workers: 0,
-        linear: {{epochs: 1, batch_size: 4}}, knn: {{nb_knn: [1, 3]}}, retrieval: {{mini_size: 32}}}}
+        linear: {{epochs: 1, batch_size: 4}}, knn: {{nb_knn: [1, 3]}},
+        retrieval: {{mini_size: 32}}}}
 """
 
 

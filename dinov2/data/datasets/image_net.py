@@ -1,13 +1,14 @@
 """``ImageNet``: an indexed ImageFolder-style dataset with the official DINOv2 API.
 
 Any root laid out as ``ROOT/{train,val}/<class>/**/<image>`` works (ImageNet-1k, ImageNet-100,
-the embedded MNIST-5k, a noisy or denoised copy of any of them): sizes come from the index written by
-``process_metadata.py`` (see :mod:`dinov2.data.datasets.extra`), never from hard-coded counts.
+the embedded MNIST-5k, a noisy or denoised copy of any of them): sizes come from the index written
+by ``process_metadata.py`` (see :mod:`dinov2.data.datasets.extra`), never from hard-coded counts.
 
-Noise at load time (``noise=SPEC``, optional ``noise_seed=N``, default 42 as ``utils.generate_noise``):
-each clean image gets exactly the noise ``python -m utils.generate_noise --noise SPEC --seed N`` writes
-for it (same per-image generator from the seed and the path relative to the root, same uint8
-arithmetic), so the pixels equal those of the noisy PNG tree, which then need not exist.
+Noise at load time (``noise=SPEC``, optional ``noise_seed=N``, default 42 as
+``utils.generate_noise``): each clean image gets exactly the noise ``python -m utils.generate_noise
+--noise SPEC --seed N`` writes for it (same per-image generator from the seed and the path relative
+to the root, same uint8 arithmetic), so the pixels equal those of the noisy PNG tree, which then
+need not exist.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ class _Split(Enum):
 class ImageNet(Dataset):
     """Images of one split as ``(PIL RGB image, class index)`` pairs, after optional transforms.
 
-    ``transform`` maps the image, ``target_transform`` the target, ``transforms`` (official API) maps
-    the pair and runs after them. Images are decoded by :func:`utils.image_io.load_rgb_image`
+    ``transform`` maps the image, ``target_transform`` the target, ``transforms`` (official API)
+    maps the pair and runs after them. Images are decoded by :func:`utils.image_io.load_rgb_image`
     (any format, 16-bit and CMYK included).
     """
 
@@ -102,13 +103,15 @@ class ImageNet(Dataset):
         return self.root / SPLIT_DIRS[self._split.name] / self._paths[index].decode("utf-8")
 
     def get_image_rel_path(self, index: int) -> str:
-        """POSIX path of image ``index`` relative to the root (``train/<class>/<name>``), as generate_noise sees it."""
+        """POSIX path of image ``index`` relative to the root (``train/<class>/<name>``), as
+        generate_noise sees it."""
         return posixpath.normpath(
             f"{SPLIT_DIRS[self._split.name]}/{self._paths[index].decode('utf-8')}"
         )
 
     def load_image(self, index: int) -> Image.Image:
-        """Decoded RGB image ``index``, with the load-time noise when the dataset has a ``noise`` spec."""
+        """Decoded RGB image ``index``, with the load-time noise when the dataset has a ``noise``
+        spec."""
         if self.noise is None:
             return load_rgb_image(self.get_image_path(index))
         rel = self.get_image_rel_path(index)

@@ -1,9 +1,10 @@
 """Two fresh runs of the pipeline in two different output folders write the same results.
 
-Nothing a stage computes may depend on where it writes: not on the absolute paths (seeds, sort keys),
-not on the order in which a file system lists a folder, not on what an earlier run left in the
-process (both runs here share one process, as ``dinov2.run.pipeline`` runs the stages of one experiment).
-Nor may it depend on whether the noisy images come from the noisy copy or from ``noise.at_load``.
+Nothing a stage computes may depend on where it writes: not on the absolute paths (seeds, sort
+keys), not on the order in which a file system lists a folder, not on what an earlier run left in
+the process (both runs here share one process, as ``dinov2.run.pipeline`` runs the stages of one
+experiment). Nor may it depend on whether the noisy images come from the noisy copy or from
+``noise.at_load``.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ AT_LOAD_STEPS = [
 def test_noise_at_load_needs_no_noisy_copy_and_gives_the_results_of_the_noisy_copy(tmp_path):
     """``noise.at_load=true``: the noise step writes nothing, every stage reads the clean tree plus
     the noise, and the denoised tree, the weights, the losses and the evaluations are those of a
-    run from the noisy copy (same seeds), NCT's paired noisy/denoised crops and the report included."""
+    run from the noisy copy (same seeds), NCT's paired noisy/denoised crops and the report
+    included."""
     experiment = write_pipeline_experiment(tmp_path)
     copy, at_load = tmp_path / "copy", tmp_path / "at_load"
     assert run_steps(str(experiment), AT_LOAD_STEPS, [f"output_root={copy}"], print) == 0
