@@ -1,6 +1,6 @@
 """Stage 4 of the pipeline: pretrain one method of an experiment.
 
-    python -m dinov2.run.pretrain --experiment configs/experiments/demo.yaml --method nc [key=value ...]
+    python -m dinov2.run.pretrain --experiment EXPERIMENT.yaml --method nc [key=value ...]
 
 Methods (see :mod:`dinov2.run.experiment`): ``dinov2`` (noisy images), ``n2n_dinov2`` (denoised
 images), ``nc`` and ``nct`` (branch off ``n2n_dinov2`` at ``pretrain.switch_epoch``). The training
@@ -12,8 +12,9 @@ Idempotent: a finished run (marker ``.complete`` holding the digest of its train
 skipped; an interrupted run resumes from its newest checkpoint; more epochs train on from where the
 run stopped. Any other change of the settings that made the run (noise, data, architecture, losses,
 the branch source, ... recorded in ``.settings.pretrain.json``) is refused in one line before any
-file is written: give the experiment a new ``name``, or pass ``--overwrite`` to delete the run and retrain. Dataset indexes (``process_metadata.py``) of the roots the
-method reads are built or refreshed first. With ``pretrain.ngpus > 1`` outside slurm/torchrun the
+file is written: give the experiment a new ``name``, or pass ``--overwrite`` to delete the run and
+retrain. Dataset indexes (``process_metadata.py``) of the roots the method reads are built or
+refreshed first. With ``pretrain.ngpus > 1`` outside slurm/torchrun the
 run is started through ``torchrun --nproc_per_node pretrain.ngpus``.
 """
 
@@ -35,8 +36,9 @@ LAUNCHED_ENV = ("WORLD_SIZE", "SLURM_JOB_ID")  # already one process per GPU: tr
 
 
 def ensure_index(root: Path, extra: Path | None = None) -> None:
-    """Build or refresh ``extra`` (default ``root/extra``; the ``process_metadata.py`` index) for each split
-    folder present. A root the user owns (the clean dataset) is indexed into a folder of ours instead."""
+    """Build or refresh ``extra`` (default ``root/extra``; the ``process_metadata.py`` index) for
+    each split folder present. A root the user owns (the clean dataset) is indexed into a folder of
+    ours instead."""
     from dinov2.data.datasets.extra import (
         SPLIT_DIRS,
         DatasetIndexError,
@@ -178,8 +180,9 @@ def pretrain(
             done = (paths.branch_from / DONE_MARKER).is_file()
             redo = " --overwrite (retrains it, keeping that checkpoint)" if done else ""
             raise FileNotFoundError(
-                f"{method} branches off {source} (epoch pretrain.switch_epoch={cfg.pretrain.switch_epoch}), which does "
-                f"not exist; run: python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2{redo}"
+                f"{method} branches off {source} (epoch "
+                f"pretrain.switch_epoch={cfg.pretrain.switch_epoch}), which does not exist; run: "
+                f"python -m dinov2.run.pretrain --experiment {experiment} --method n2n_dinov2{redo}"
             )
     has_outputs = paths.run_dir.is_dir() and any(paths.run_dir.rglob("model_*.pth"))
     check_settings(
