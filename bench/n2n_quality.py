@@ -34,7 +34,7 @@ from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
 from neighbor2neighbor.checkpoint import load_unet
 from neighbor2neighbor.data import clean_photo, derived_seed
-from neighbor2neighbor.denoise import Denoiser
+from neighbor2neighbor.denoiser import Denoiser
 from neighbor2neighbor.metrics import psnr_255, ssim
 from neighbor2neighbor.train import train, train_step
 from neighbor2neighbor.unet import UNet

@@ -2,7 +2,7 @@
 
 Training: ``neighbor2neighbor.train.train_step`` (sub-sampler + loss + Adam step) on random batches,
 reference UNet (n_feature 48), batch 4, for the given crop sizes. Denoising:
-``neighbor2neighbor.denoise.denoise_tensor`` on batches of square images. bf16 autocast on CUDA.
+``neighbor2neighbor.denoiser.denoise_tensor`` on batches of square images. bf16 autocast on CUDA.
 Usage: ``python bench/n2n_throughput.py [--crops 128 256] [--sizes 256 512] [--threads 2]``.
 """
 
@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import torch
 
-from neighbor2neighbor.denoise import denoise_tensor
+from neighbor2neighbor.denoiser import denoise_tensor
 from neighbor2neighbor.train import train_step
 from neighbor2neighbor.unet import UNet
 from utils.runtime import resolve_device

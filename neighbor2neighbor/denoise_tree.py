@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from neighbor2neighbor.data import list_images
-from neighbor2neighbor.denoise import MULTIPLE, Denoiser, reflect_pad_to_multiple, to_uint8
+from neighbor2neighbor.denoiser import MULTIPLE, Denoiser, reflect_pad_to_multiple, to_uint8
 from utils.atomic import atomic_open, atomic_write_text
 from utils.image_io import ImageDecodeError, load_rgb_uint8, write_png_rgb
 from utils.load_noise import LoadTimeNoise

@@ -42,7 +42,7 @@ from neighbor2neighbor.data import (
     noisy_photos,
     training_selection,
 )
-from neighbor2neighbor.denoise import MULTIPLE, denoise_tensor, to_uint8
+from neighbor2neighbor.denoiser import MULTIPLE, denoise_tensor, to_uint8
 from neighbor2neighbor.loss import N2NLoss, gamma_schedule, n2n_loss
 from neighbor2neighbor.metrics import psnr_255, ssim
 from neighbor2neighbor.subsample import generate_mask_pair

@@ -6,7 +6,7 @@ resolution, LeakyReLU(0.2), and three 1×1 "network in network" convs at the out
 ``nin_a``, ``nin_b``, ``nin_c``) and registration order equal the reference implementation, so
 published Neighbor2Neighbor weights load with ``strict=True``.
 
-Input sides must be multiples of 32 (five pools); :func:`neighbor2neighbor.denoise.denoise_tensor`
+Input sides must be multiples of 32 (five pools); :func:`neighbor2neighbor.denoiser.denoise_tensor`
 pads any image to that.
 """
 

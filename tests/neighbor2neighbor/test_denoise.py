@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from neighbor2neighbor.checkpoint import CheckpointError, load_unet, save_model
-from neighbor2neighbor.denoise import Denoiser, denoise_tensor, reflect_pad_to_multiple
 from neighbor2neighbor.denoise_tree import MARKER, denoise_tree
+from neighbor2neighbor.denoiser import Denoiser, denoise_tensor, reflect_pad_to_multiple
 from neighbor2neighbor.unet import UNet
 
 # Subprocesses single-threaded too: OpenMP spinning on a shared 2-core machine slows them ~10x.

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from neighbor2neighbor.data import NoisyCropDataset, TrainingSelection
-from neighbor2neighbor.denoise import Denoiser
 from neighbor2neighbor.denoise_tree import denoise_tree
+from neighbor2neighbor.denoiser import Denoiser
 from neighbor2neighbor.unet import UNet
 from utils.generate_noise import generate_noise
 from utils.load_noise import LoadTimeNoise

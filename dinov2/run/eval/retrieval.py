@@ -25,7 +25,7 @@ from dinov2.eval.retrieval.mini_set import NAME as MINI_SET
 from dinov2.eval.retrieval.mini_set import build_mini_set
 from dinov2.eval.retrieval.run import RESULTS_NAME, run_retrieval
 from dinov2.run.eval.command import EvalCommand, flag, shared_flags
-from neighbor2neighbor.denoise import Denoiser
+from neighbor2neighbor.denoiser import Denoiser
 from utils.cli import command
 
 # The arguments that determine the results (recorded next to them; another value is refused).
