@@ -3,9 +3,9 @@
     python process_metadata.py ROOT [ROOT ...] [--extra DIR]
 
 Each ROOT holds ``train/<class>/*`` and/or ``val/<class>/*`` (any image extension) and optionally
-``labels.txt`` (``class_id,class_name`` lines). The index goes to ``ROOT/extra`` (or ``--extra DIR``,
-one root only); its format is described in :mod:`dinov2.data.datasets.extra`. Re-run it whenever
-files are added or removed: the dataset refuses a stale index.
+``labels.txt`` (``class_id,class_name`` lines). The index goes to ``ROOT/extra`` (or
+``--extra DIR``, one root only); its format is described in :mod:`dinov2.data.datasets.extra`.
+Re-run it whenever files are added or removed: the dataset refuses a stale index.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from utils.image_io import is_image_file
 
 
 def has_images(root: str | os.PathLike) -> bool:
-    """True when a split folder of ``root`` holds at least one image file (an empty index is refused)."""
+    """True when a split folder of ``root`` holds at least one image file (an empty index is
+    refused)."""
     for split_dir in SPLIT_DIRS.values():
         for _, dirs, files in os.walk(Path(root) / split_dir):
             dirs[:] = [d for d in dirs if not d.startswith(".")]

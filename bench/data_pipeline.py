@@ -1,7 +1,8 @@
 """Data pipeline cost: per-image vs batched multi-crop augmentation (``train.augmentation``).
 
-    python bench/data_pipeline.py [--sections workers,noise,demo,gpu] [--n-batches 3] [--batch-size 32]
-                                  [--demo-steps 12] [--demo-warmup 3] [--out-json FILE]
+    python bench/data_pipeline.py [--sections workers,noise,demo,gpu] [--n-batches 3]
+                                  [--batch-size 32] [--demo-steps 12] [--demo-warmup 3]
+                                  [--out-json FILE]
 
 Sections (each prints Markdown rows and one JSON line):
 
@@ -12,8 +13,9 @@ Sections (each prints Markdown rows and one JSON line):
 - ``demo``: seconds per training step of ``make demo``'s pretraining (ViT-pico/8, batch 32, 32-px
   global and 2 x 16-px local crops, 28 x 28 digits, ``num_workers=0``), both paths: CPU-seconds
   and wall seconds of the data part and of the model part of a step, medians after a warm-up.
-- ``noise``: CPU-seconds per image of noise at load time (``noise=SPEC``: decode the clean JPEG + add
-  the noise) against decoding the noisy PNG that ``utils.generate_noise`` writes, on the same photos.
+- ``noise``: CPU-seconds per image of noise at load time (``noise=SPEC``: decode the clean JPEG +
+  add the noise) against decoding the noisy PNG that ``utils.generate_noise`` writes, on the same
+  photos.
 - ``gpu``: images/s of the full ViT-S/16 training step, batch 128, both paths (CUDA only; skipped
   with its reason otherwise).
 """
@@ -38,8 +40,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from dinov2.data import DataAugmentationDINO, MaskingGenerator, collate_data_and_cast, make_dataset  # noqa: E402
-from dinov2.data.batched_augmentations import BatchedDataAugmentationDINO, DecodedImage  # noqa: E402
+from dinov2.data import (  # noqa: E402
+    DataAugmentationDINO,
+    MaskingGenerator,
+    collate_data_and_cast,
+    make_dataset,
+)
+from dinov2.data.batched_augmentations import (  # noqa: E402
+    BatchedDataAugmentationDINO,
+    DecodedImage,
+)
 from dinov2.data.collate import collate_decoded_and_mask  # noqa: E402
 from dinov2.data.datasets import build_index  # noqa: E402
 from dinov2.train.data import BatchedAugmentationLoader  # noqa: E402
@@ -66,7 +76,8 @@ PATCH = 16
 
 
 def write_jpeg_tree(root: Path, n_images: int) -> Path:
-    """``n_images`` 500x375 JPEGs: random 3:4 windows of the bundled photos, resized (ImageNet-like)."""
+    """``n_images`` 500x375 JPEGs: random 3:4 windows of the bundled photos, resized
+    (ImageNet-like)."""
     from skimage import data
 
     rng = np.random.default_rng(0)
@@ -236,7 +247,8 @@ def _load_all(dataset) -> list:
 
 
 def bench_noise(root: Path, noisy_parent: Path, specs: list[str]) -> dict:
-    """CPU-seconds per image (one thread): clean JPEG + load-time noise vs the noisy PNG tree's file."""
+    """CPU-seconds per image (one thread): clean JPEG + load-time noise vs the noisy PNG tree's
+    file."""
     from utils.generate_noise import generate_noise
 
     torch.set_num_threads(1)
@@ -258,7 +270,8 @@ def bench_noise(root: Path, noisy_parent: Path, specs: list[str]) -> dict:
 
 
 def bench_gpu(workdir: Path) -> dict:
-    """Images/s of the full ViT-S/16 training step, batch 128, both paths (bench/gpu_suite.py's step)."""
+    """Images/s of the full ViT-S/16 training step, batch 128, both paths (bench/gpu_suite.py's
+    step)."""
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device on this machine (torch.cuda.is_available() is False)"}
     from gpu_suite import train_step_figures
@@ -314,11 +327,13 @@ def main(argv: list[str] | None = None) -> dict:
                 write_jpeg_tree(jpeg_root, args.n_batches * args.batch_size)
             r = report["noise"] = bench_noise(jpeg_root, tmp / "noisy", ["gauss_100", "shot_3"])
             print(
-                "| date | spec | clean JPEG + noise CPU-s / image | noisy PNG decode CPU-s / image | PNG kB / JPEG kB |"
+                "| date | spec | clean JPEG + noise CPU-s / image "
+                "| noisy PNG decode CPU-s / image | PNG kB / JPEG kB |"
             )
             for spec in ("gauss_100", "shot_3"):
                 print(
-                    f"| {date} | {spec} | {r[spec]['jpeg_plus_noise']:.4f} | {r[spec]['noisy_png']:.4f} | "
+                    f"| {date} | {spec} | {r[spec]['jpeg_plus_noise']:.4f} "
+                    f"| {r[spec]['noisy_png']:.4f} | "
                     f"{r[spec]['png_bytes'] / 1e3:.0f} / {r['jpeg_bytes'] / 1e3:.0f} |"
                 )
         if "demo" in sections:
@@ -331,16 +346,20 @@ def main(argv: list[str] | None = None) -> dict:
                 args.demo_config,
             )
             print(
-                "| date | setting | path | CPU-s / step (data + model) | wall s / step (data + model) |"
+                "| date | setting | path | CPU-s / step (data + model) "
+                "| wall s / step (data + model) |"
             )
             for path in ("per_image", "batched"):
                 print(
                     f"| {date} | {r['setting']}, {r['threads']} thread(s) | {path} | "
-                    f"{r[path + '_cpu_s_per_step']:.3f} ({r[path + '_data_cpu']:.3f} + {r[path + '_model_cpu']:.3f}) | "
-                    f"{r[path + '_wall_s_per_step']:.3f} ({r[path + '_data_wall']:.3f} + {r[path + '_model_wall']:.3f}) |"
+                    f"{r[path + '_cpu_s_per_step']:.3f} "
+                    f"({r[path + '_data_cpu']:.3f} + {r[path + '_model_cpu']:.3f}) | "
+                    f"{r[path + '_wall_s_per_step']:.3f} "
+                    f"({r[path + '_data_wall']:.3f} + {r[path + '_model_wall']:.3f}) |"
                 )
             print(
-                f"speed-up per_image / batched: CPU {r['cpu_speedup']:.1f}x, wall {r['wall_speedup']:.1f}x"
+                f"speed-up per_image / batched: CPU {r['cpu_speedup']:.1f}x, "
+                f"wall {r['wall_speedup']:.1f}x"
             )
         if "gpu" in sections:
             report["gpu"] = bench_gpu(tmp)

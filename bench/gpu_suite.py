@@ -129,7 +129,8 @@ def train_step_figures(
     n_images: int = 256,
     extra_opts: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Images/s, data/model wall time, peak memory and MFU of full training steps (see the module doc)."""
+    """Images/s, data/model wall time, peak memory and MFU of full training steps (see the module
+    doc)."""
     from data_pipeline import time_training_steps, write_jpeg_tree
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -251,7 +252,10 @@ def all_steps() -> list[Step]:
     ]
     for arch, batch, augmentation, compiled in TRAIN_SETTINGS:
         name = f"train_{arch}_{augmentation}" + ("_compile" if compiled else "")
-        what = f"DINOv2 {arch}/16 batch {batch}, {augmentation} augmentation, compile {'on' if compiled else 'off'}"
+        what = (
+            f"DINOv2 {arch}/16 batch {batch}, {augmentation} augmentation, "
+            f"compile {'on' if compiled else 'off'}"
+        )
         steps.append(
             Step(
                 name,

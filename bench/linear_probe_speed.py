@@ -1,12 +1,12 @@
-"""Linear probe: fast mode (cached features) vs the official protocol mode, same backbone, same data.
+"""Linear probe: fast mode (cached features) vs official protocol mode, same backbone and data.
 
-Data: the embedded MNIST-5k (4000 train / 1000 val digits, ``utils.embedded.build_mnist5k``), indexed
-and read through the DINOv2 dataset string like any ImageFolder root. Backbone: the ``vit_pico_cpu``
-preset (ViT-pico/8, randomly initialised with a fixed seed). Both modes train the 52 heads for the
-same number of epochs and iterations at the same batch size; protocol mode runs the backbone on
-augmented (RandomResizedCrop + flip) batches every iteration, fast mode extracts unaugmented
-features once. Prints and writes (``--out``) a JSON record: wall time of each mode, their ratio,
-and top-1/top-5 of the best head of each.
+Data: the embedded MNIST-5k (4000 train / 1000 val digits, ``utils.embedded.build_mnist5k``),
+indexed and read through the DINOv2 dataset string like any ImageFolder root. Backbone: the
+``vit_pico_cpu`` preset (ViT-pico/8, randomly initialised with a fixed seed). Both modes train the
+52 heads for the same number of epochs and iterations at the same batch size; protocol mode runs the
+backbone on augmented (RandomResizedCrop + flip) batches every iteration, fast mode extracts
+unaugmented features once. Prints and writes (``--out``) a JSON record: wall time of each mode,
+their ratio, and top-1/top-5 of the best head of each.
 
     python bench/linear_probe_speed.py [--epochs 3] [--batch-size 128] [--threads 1] [--out FILE]
 """
@@ -87,7 +87,8 @@ def main() -> None:
         protocol = run_mode(False, fmt, args)
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), CPU",
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{args.threads} torch thread(s), CPU",
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "size": args.size,

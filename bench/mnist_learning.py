@@ -1,13 +1,15 @@
-"""Does the DINOv2 engine learn at small scale? kNN of the teacher vs iteration on the clean MNIST-5k digits.
+"""Does the DINOv2 engine learn at small scale? Teacher kNN vs iteration on clean MNIST-5k digits.
 
 Trains the ``dinov2`` method's training config of an experiment (default
-``configs/experiments/mnist_clean.yaml``) on the *clean* MNIST-5k training digits (4,000), exports the
-teacher every ``--eval-every`` iterations and reports, for each export, the kNN top-1 of its final CLS
-token on the 1,000 clean validation digits (cosine similarity, ``eval.knn`` settings, best k), next
-to the same architecture untrained and to raw pixels (flattened 32×32 crops, same kNN). Also writes
-the per-iteration DINO loss, teacher entropy and KoLeo to a figure, so collapse is visible.
+``configs/experiments/mnist_clean.yaml``) on the *clean* MNIST-5k training digits (4,000), exports
+the teacher every ``--eval-every`` iterations and reports, for each export, the kNN top-1 of its
+final CLS token on the 1,000 clean validation digits (cosine similarity, ``eval.knn`` settings, best
+k), next to the same architecture untrained and to raw pixels (flattened 32×32 crops, same kNN).
+Also writes the per-iteration DINO loss, teacher entropy and KoLeo to a figure, so collapse is
+visible.
 
-    python bench/mnist_learning.py [--experiment FILE] [--work-dir DIR] [--eval-every 250] [key=value ...]
+    python bench/mnist_learning.py [--experiment FILE] [--work-dir DIR] [--eval-every 250]
+                                   [key=value ...]
 
 Outputs in the work dir: ``curve.json``, ``curve.png``, the training run (``run/``), and a Markdown
 table on stdout. Every invocation trains from scratch in a new ``run-*`` folder.

@@ -5,15 +5,17 @@ For each noise spec (default ``gauss_50 shot_10 speckle_0.4``) the photos are no
 
 - ``denoise_tv_chambolle`` (weight = the estimated noise sigma),
 - ``denoise_wavelet`` (BayesShrink, soft, YCbCr, sigma estimated per channel),
-- ``denoise_nl_means`` (patch 5, distance 6, ``h = 0.8 sigma``, fast mode: the skimage gallery values),
+- ``denoise_nl_means`` (patch 5, distance 6, ``h = 0.8 sigma``, fast mode: the skimage gallery
+  values),
 - our N2N, trained self-supervised on *those noisy photos themselves* (no clean image) through
   ``neighbor2neighbor.train`` with a wall-time budget shared by the specs; the last model is
-  evaluated (not the best one, whose selection would use the clean photos). Reference UNet, Adam
-  lr 3e-4 and step decay; the one short-budget choice is ``n2n.init_scale`` 1.0 (plain Kaiming): the
-  reference's 0.1-scaled init stalls near 19 dB at gauss_50 (still 19.4 dB after 4,600 steps; ``--init-scale 0.1``).
+  evaluated (not the best one, whose selection would use the clean photos). Reference UNet, Adam lr
+  3e-4 and step decay; the one short-budget choice is ``n2n.init_scale`` 1.0 (plain Kaiming): the
+  reference's 0.1-scaled init stalls near 19 dB at gauss_50 (still 19.4 dB after 4,600 steps;
+  ``--init-scale 0.1``).
 
-PSNR (0–255) and SSIM (11×11 Gaussian window) against the clean photos, averaged over photos.
-Usage: ``python bench/n2n_quality.py [--budget-s 540] [--work-dir /tmp/n2n_quality]``; every run trains
+PSNR (0–255) and SSIM (11×11 Gaussian window) against the clean photos, averaged over photos. Usage:
+``python bench/n2n_quality.py [--budget-s 540] [--work-dir /tmp/n2n_quality]``; every run trains
 from scratch in a new ``run-*`` folder of the work dir (nothing is reused or deleted).
 """
 
@@ -43,20 +45,23 @@ from utils.noise import add_noise_uint8
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 SPECS = ("gauss_50", "shot_10", "speckle_0.4")
-# Epochs of the short run (a validation point each); the reference halvings at 20/40/60/80 % of them.
+# Epochs of the short run (a validation point each); the reference halvings at 20/40/60/80 % of
+# them.
 N_EPOCH = 10
 
 
 def estimate_sigma_haar(x: np.ndarray) -> float:
     """Noise std of float (H, W, C): Donoho's MAD of the finest diagonal Haar coefficients, averaged
-    over channels (``skimage.restoration.estimate_sigma`` does the same with db2, but needs PyWavelets)."""
+    over channels (``skimage.restoration.estimate_sigma`` does the same with db2, but needs
+    PyWavelets)."""
     h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
     hh = (x[0:h:2, 0:w:2] - x[1:h:2, 0:w:2] - x[0:h:2, 1:w:2] + x[1:h:2, 1:w:2]) / 2.0
     return float(np.mean(np.median(np.abs(hh.reshape(-1, x.shape[2])), axis=0) / 0.6745))
 
 
 def classical(noisy: np.ndarray) -> dict[str, np.ndarray]:
-    """The scikit-image denoisers on a uint8 (H, W, 3) image → uint8 outputs (wavelet needs PyWavelets)."""
+    """The scikit-image denoisers on a uint8 (H, W, 3) image → uint8 outputs (wavelet needs
+    PyWavelets)."""
     x = noisy.astype(np.float64) / 255.0
     sigma = estimate_sigma_haar(x)
     outs = {
@@ -106,7 +111,8 @@ def seconds_per_step(n_feature: int, crop: int, batch: int, init_scale: float) -
 def run_n2n(
     spec: str, noisy: dict[str, np.ndarray], work: Path, budget_s: float, args
 ) -> tuple[dict, float, int]:
-    """Train on the noisy photos within ``budget_s``; returns denoised photos, training seconds, steps."""
+    """Train on the noisy photos within ``budget_s``; returns denoised photos, training seconds,
+    steps."""
     root = work / spec / "train" / "photos"
     root.mkdir(parents=True, exist_ok=True)
     for name, image in noisy.items():
@@ -218,8 +224,9 @@ def print_table(rows: dict, info: dict, args) -> None:
     print(f"\nN2N gain over noisy at {specs[0]}: {gain:+.2f} dB")
     total = sum(v["n2n_train_s"] for v in info.values())
     print(
-        f"N2N training: {total:.0f} s in all ({info}); n_feature {args.n_feature}, crops {args.crop_size}, "
-        f"batch {args.batch_size}, lr {args.lr}, init_scale {args.init_scale}, {args.threads} thread(s)"
+        f"N2N training: {total:.0f} s in all ({info}); n_feature {args.n_feature}, "
+        f"crops {args.crop_size}, batch {args.batch_size}, lr {args.lr}, "
+        f"init_scale {args.init_scale}, {args.threads} thread(s)"
     )
 
 

@@ -75,7 +75,8 @@ def main() -> None:
         else f"CPU {platform.processor() or ''}"
     )
     print(
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {name.strip()}, {args.threads} thread(s), "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {name.strip()}, "
+        f"{args.threads} thread(s), "
         f"torch {torch.__version__}, {'bf16 autocast' if amp else 'fp32'}"
     )
     print("| measurement | value |\n|---|---|")

@@ -1,5 +1,4 @@
-"""Cost of the NCT anchor regularizer: a full training step with and without it, same model and
-batch.
+"""NCT anchor regularizer cost: a full training step with and without it, same model and batch.
 
     python bench/nct_overhead.py [--batch-size 2] [--reps 3] [--warmup 1] [--threads 1]
                                  [--device auto]

@@ -1,4 +1,4 @@
-"""Images/s of ``utils.generate_noise`` against a straightforward baseline, on generated 500×375 JPEGs.
+"""Images/s of ``utils.generate_noise`` vs a straightforward baseline, on generated 500×375 JPEGs.
 
     python bench/noise_throughput.py [--n 200] [--workers 2] [--noise gauss_100]
 
@@ -9,13 +9,14 @@ Both paths read the same JPEGs and write PNGs of the same noisy pixels:
 - ours: :func:`utils.generate_noise.generate_noise` with ``--workers`` processes
   (:func:`utils.noise.add_noise_uint8`) and the fast PNG writer of :mod:`utils.image_io`.
 
-The baseline draws its noise from the same per-image generators (:func:`utils.generate_noise.image_rng`)
-and the same float32 standard-normal / Poisson draws, with the same float64 arithmetic; the script
-decodes both output trees and reports the fraction of identical pixel values (expected: 1) and the
-largest difference. Timings are wall-clock of the whole tree (worker start-up and listing included); the
-import of torch is not timed. The CPU time of each path (workers included) is reported too: on a
-machine shared with other jobs the wall-clock ratio understates what parallel workers give, while
-the CPU-time ratio does not depend on the load. Prints one Markdown table row and one JSON line.
+The baseline draws its noise from the same per-image generators
+(:func:`utils.generate_noise.image_rng`) and the same float32 standard-normal / Poisson draws, with
+the same float64 arithmetic; the script decodes both output trees and reports the fraction of
+identical pixel values (expected: 1) and the largest difference. Timings are wall-clock of the whole
+tree (worker start-up and listing included); the import of torch is not timed. The CPU time of each
+path (workers included) is reported too: on a machine shared with other jobs the wall-clock ratio
+understates what parallel workers give, while the CPU-time ratio does not depend on the load. Prints
+one Markdown table row and one JSON line.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def run_baseline(src: Path, dst: Path, spec: NoiseSpec, seed: int) -> int:
 
 
 def compare_trees(a: Path, b: Path) -> tuple[float, int, int, int]:
-    """(fraction of identical values, max abs difference, bytes under a, bytes under b) over the PNGs."""
+    """(fraction of identical values, max abs difference, bytes under a, bytes under b) over the
+    PNGs."""
     n_same = n_total = max_diff = size_a = size_b = 0
     for path_a in sorted(a.rglob("*.png")):
         path_b = b / path_a.relative_to(a)
@@ -99,7 +101,8 @@ def compare_trees(a: Path, b: Path) -> tuple[float, int, int, int]:
 
 
 def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and of its finished, reaped children (the workers)."""
+    """CPU time (user + system) of this process and of its finished, reaped children (the
+    workers)."""
     own, children = (
         resource.getrusage(resource.RUSAGE_SELF),
         resource.getrusage(resource.RUSAGE_CHILDREN),
@@ -144,8 +147,10 @@ def main() -> None:
         "png_mb_ours": round(size_ours / 2**20, 1),
     }
     print(
-        f"| {result['date']} | {spec.tag} | {args.n} | {args.workers} | {result['baseline_img_s']} | "
-        f"{result['ours_img_s']} | **{result['speedup']}×** | {result['cpu_ratio']}× | {same:.6f} | {max_diff} | "
+        f"| {result['date']} | {spec.tag} | {args.n} | {args.workers} "
+        f"| {result['baseline_img_s']} | {result['ours_img_s']} | **{result['speedup']}×** "
+        f"| {result['cpu_ratio']}× "
+        f"| {same:.6f} | {max_diff} | "
         f"{result['png_mb_baseline']} / {result['png_mb_ours']} | {result['load_avg_1min']} |"
     )
     print(json.dumps(result))

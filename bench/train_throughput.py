@@ -1,7 +1,8 @@
 """DINOv2 training throughput: our backbone against timm's ``VisionTransformer``, same run.
 
     python bench/train_throughput.py [--arch vit_small] [--patch-size 16] [--img-size 224]
-                                     [--batch-size 8] [--reps 5] [--warmup 2] [--device auto] [--compile]
+                                     [--batch-size 8] [--reps 5] [--warmup 2] [--device auto]
+                                     [--compile]
 
 Backbone half (this file, engineer B): forward + backward images/s of
 :func:`dinov2.models.vit_small` (LayerScale 1e-5, no drop path, ``block_chunks=0``) and of
@@ -164,12 +165,13 @@ def _train_step_batch(cfg, batch_size: int) -> dict:
 
 
 def bench_train_step(args: argparse.Namespace, device: torch.device) -> dict | None:
-    """Images/s of a full DINOv2 training step (engineer D): student + EMA teacher + heads + DINO/iBOT/KoLeo
-    losses, backward, gradient clipping, AdamW step and EMA update, as :func:`dinov2.train.train.do_train`.
+    """Images/s of a full DINOv2 training step (engineer D): student + EMA teacher + heads +
+    DINO/iBOT/KoLeo losses, backward, gradient clipping, AdamW step and EMA update, as
+    :func:`dinov2.train.train.do_train`.
 
-    The model comes from ``--train-config`` (default ``vits16_in100.yaml``: ViT-S/16, 65536 prototypes)
-    with ``--arch``/``--patch-size``; crops are the config's (2x224 + 8x96). CUDA: bf16 autocast.
-    Returns None unless ``--train-step`` is given (a CPU step takes tens of seconds).
+    The model comes from ``--train-config`` (default ``vits16_in100.yaml``: ViT-S/16, 65536
+    prototypes) with ``--arch``/``--patch-size``; crops are the config's (2x224 + 8x96). CUDA: bf16
+    autocast. Returns None unless ``--train-step`` is given (a CPU step takes tens of seconds).
     """
     if not args.train_step:
         return None
@@ -214,11 +216,13 @@ def bench_train_step(args: argparse.Namespace, device: torch.device) -> dict | N
             cpu_times.append(time.process_time() - cpu_start)
     result = {
         "train_img_s": round(args.batch_size / statistics.median(times), 3),
-        # images per process-CPU second: with one thread, less sensitive to other jobs than wall time
+        # images per process-CPU second: with one thread, less sensitive to other jobs than wall
+        # time
         "train_img_per_cpu_s": round(args.batch_size / statistics.median(cpu_times), 3),
         "times_s": [round(t, 3) for t in times],
         "cpu_times_s": [round(t, 3) for t in cpu_times],
-        "crops": f"2x{cfg.crops.global_crops_size} + {cfg.crops.local_crops_number}x{cfg.crops.local_crops_size}",
+        "crops": f"2x{cfg.crops.global_crops_size} + "
+        f"{cfg.crops.local_crops_number}x{cfg.crops.local_crops_size}",
         "prototypes": cfg.dino.head_n_prototypes,
         "dtype": "bf16-autocast" if model.autocast_dtype == torch.bfloat16 else "fp32",
     }
@@ -275,15 +279,19 @@ def main(argv: list[str] | None = None) -> None:
     }
     if backbone is not None:
         print(
-            f"| {record['date'][:10]} | {device.type} ({record['torch_threads']} threads) | {args.arch}/{args.patch_size} "
-            f"{args.img_size}px b{args.batch_size} {backbone['dtype']}{' compile' if args.compile else ''} | "
-            f"{backbone['ours_img_s']} | {backbone['timm_img_s']} | **{backbone['ratio']}** | {backbone['cpu_time_ratio']} |"
+            f"| {record['date'][:10]} | {device.type} ({record['torch_threads']} threads) "
+            f"| {args.arch}/{args.patch_size} {args.img_size}px b{args.batch_size} "
+            f"{backbone['dtype']}{' compile' if args.compile else ''} | "
+            f"{backbone['ours_img_s']} | {backbone['timm_img_s']} | **{backbone['ratio']}** "
+            f"| {backbone['cpu_time_ratio']} |"
         )
     if train_step is not None:
         print(
-            f"| {record['date'][:10]} | {device.type} ({record['torch_threads']} threads) | full step {args.arch}/"
-            f"{args.patch_size} {train_step['crops']} b{args.batch_size} {train_step['prototypes']} prototypes "
-            f"{train_step['dtype']}{' compile' if args.compile else ''} | {train_step['train_img_s']} | "
+            f"| {record['date'][:10]} | {device.type} ({record['torch_threads']} threads) "
+            f"| full step {args.arch}/{args.patch_size} {train_step['crops']} b{args.batch_size} "
+            f"{train_step['prototypes']} prototypes "
+            f"{train_step['dtype']}{' compile' if args.compile else ''} "
+            f"| {train_step['train_img_s']} | "
             f"{train_step['train_img_per_cpu_s']} |"
         )
     print(json.dumps(record))

@@ -1,5 +1,4 @@
-"""Per-sample random views of a batch of digits, as torchvision v2 defines them, in two grid
-samples.
+"""Per-sample random views of a batch of digits, as torchvision v2 defines them, in 2 grid samples.
 
 A view is ``RandomResizedCrop(28, scale=(0.8, 1))`` then
 ``RandomAffine(15, translate=(0.1, 0.1), scale=(0.95, 1.05), shear=10)``. torchvision v2 applied to

@@ -27,8 +27,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     """Yield a temp path next to ``path`` for a writer that wants a file name; on success it is
     renamed onto ``path``, on error it is removed. The folder is created if needed.
 
-    The temp name is ``.<name>.<pid>.<random><suffix>`` (a stage that sweeps leftovers of killed runs
-    picks its own suffix): writers that infer the format from the extension (matplotlib,
+    The temp name is ``.<name>.<pid>.<random><suffix>`` (a stage that sweeps leftovers of killed
+    runs picks its own suffix): writers that infer the format from the extension (matplotlib,
     ``torchvision.utils.save_image``) need an explicit ``format``.
     """
     path = Path(path)
@@ -46,7 +46,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
 def atomic_open(
     path: str | os.PathLike, mode: str = "wb", suffix: str = ".tmp"
 ) -> Iterator[IO[Any]]:
-    """``open(path, mode)`` through :func:`atomic_path`: the file appears at ``path`` when the block ends."""
+    """``open(path, mode)`` through :func:`atomic_path`: the file appears at ``path`` when the block
+    ends."""
     if not mode.startswith("w"):
         raise ValueError(f"atomic_open writes a new file: mode must start with 'w', got {mode!r}")
     with atomic_path(path, suffix) as tmp, open(tmp, mode) as f:

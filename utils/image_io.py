@@ -99,7 +99,8 @@ def load_rgb_image(path: str | os.PathLike) -> Image.Image:
 
 
 def load_rgb_uint8(path: str | os.PathLike) -> np.ndarray:
-    """Decode ``path`` to a ``uint8`` array of shape ``[H, W, 3]`` (rules in the module docstring)."""
+    """Decode ``path`` to a ``uint8`` array of shape ``[H, W, 3]`` (rules in the module
+    docstring)."""
     return np.asarray(load_rgb_image(path), dtype=np.uint8)
 
 
@@ -132,7 +133,8 @@ def encode_png_rgb(image: np.ndarray) -> bytes:
 
 
 def write_png_rgb(file: str | os.PathLike | BinaryIO, image: np.ndarray) -> None:
-    """Write :func:`encode_png_rgb` bytes to a path or an open binary file (no temp file: callers rename)."""
+    """Write :func:`encode_png_rgb` bytes to a path or an open binary file (no temp file: callers
+    rename)."""
     data = encode_png_rgb(image)
     if isinstance(file, (str, os.PathLike)):
         Path(file).write_bytes(data)

@@ -34,13 +34,17 @@ PAPER_SPECS = (
     "speckle_0.7",
     "speckle_1.0",
 )
-VALID_FORMS = "gauss_<sigma_255 > 0> (e.g. gauss_50), shot_<lambda > 0> (e.g. shot_10), speckle_<c > 0> (e.g. speckle_0.4)"
+VALID_FORMS = (
+    "gauss_<sigma_255 > 0> (e.g. gauss_50), shot_<lambda > 0> (e.g. shot_10), "
+    "speckle_<c > 0> (e.g. speckle_0.4)"
+)
 _SPEC_RE = re.compile(r"^(?P<family>[a-z]+)_(?P<level>[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)$")
 
 
 @dataclass(frozen=True)
 class NoiseSpec:
-    """A noise family and its level (``sigma_255`` for gauss, ``lambda`` for shot, ``c`` for speckle)."""
+    """A noise family and its level (``sigma_255`` for gauss, ``lambda`` for shot, ``c`` for
+    speckle)."""
 
     family: str
     level: float
@@ -51,13 +55,15 @@ class NoiseSpec:
             raise ValueError(f"unknown noise family {self.family!r}; valid forms: {VALID_FORMS}")
         if not (math.isfinite(self.level) and self.level > 0):
             raise ValueError(
-                f"noise level {LEVEL_NAMES[self.family]} must be a finite number > 0, got {self.level}; "
+                f"noise level {LEVEL_NAMES[self.family]} must be a finite number > 0, "
+                f"got {self.level}; "
                 f"valid forms: {VALID_FORMS}"
             )
 
     @property
     def tag(self) -> str:
-        """Canonical spec string, used in folder names: ``gauss_100``, ``shot_3``, ``speckle_1.0``."""
+        """Canonical spec string, used in folder names: ``gauss_100``, ``shot_3``,
+        ``speckle_1.0``."""
         if self.family == "speckle":
             return f"speckle_{self.level!r}"
         return f"{self.family}_{self.level:g}"
@@ -67,7 +73,8 @@ class NoiseSpec:
 
 
 def parse_noise_spec(spec: str | NoiseSpec) -> NoiseSpec:
-    """Parse ``gauss_50`` / ``shot_10`` / ``speckle_0.4``; a bad spec raises ValueError listing the valid forms."""
+    """Parse ``gauss_50`` / ``shot_10`` / ``speckle_0.4``; a bad spec raises ValueError listing the
+    valid forms."""
     if isinstance(spec, NoiseSpec):
         return spec
     m = _SPEC_RE.match(str(spec).strip())
@@ -80,11 +87,12 @@ def parse_noise_spec(spec: str | NoiseSpec) -> NoiseSpec:
 
 
 def _noisy_float_numpy(x: np.ndarray, spec: NoiseSpec, rng: np.random.Generator) -> np.ndarray:
-    """Float array in [0, 1] → noisy array of the same dtype in [0, 1]; modifies nothing the caller owns.
+    """Float array in [0, 1] → noisy array of the same dtype in [0, 1]; modifies nothing the caller
+    owns.
 
-    The normal draws are float32 (half the bytes of float64 draws); the arithmetic runs in ``x.dtype``,
-    in the order the formulas are written (x + n·σ, Poisson(λx)/λ, x + x·n·c), so a float64 ``x``
-    gives bit-for-bit the values of the straightforward float64 numpy code.
+    The normal draws are float32 (half the bytes of float64 draws); the arithmetic runs in
+    ``x.dtype``, in the order the formulas are written (x + n·σ, Poisson(λx)/λ, x + x·n·c), so a
+    float64 ``x`` gives bit-for-bit the values of the straightforward float64 numpy code.
     """
     if spec.family == "shot":
         y = rng.poisson(x * spec.level).astype(x.dtype)
@@ -103,9 +111,11 @@ def _noisy_float_numpy(x: np.ndarray, spec: NoiseSpec, rng: np.random.Generator)
 def add_noise_uint8(
     image: np.ndarray, spec: str | NoiseSpec, rng: np.random.Generator
 ) -> np.ndarray:
-    """Noisy copy of a ``uint8`` image (any shape), quantised like the paper: ``uint8(255 * y)``, truncating.
+    """Noisy copy of a ``uint8`` image (any shape), quantised like the paper: ``uint8(255 * y)``,
+    truncating.
 
-    float64 arithmetic, as the reference generator: the output does not depend on rounding shortcuts.
+    float64 arithmetic, as the reference generator: the output does not depend on rounding
+    shortcuts.
     """
     spec = parse_noise_spec(spec)
     if image.dtype != np.uint8:
@@ -151,7 +161,8 @@ def add_noise(
 
 
 def snr_db(noisy: torch.Tensor | np.ndarray, clean: torch.Tensor | np.ndarray) -> float:
-    """Signal-to-noise ratio ``10 log10(sum(clean²) / sum((noisy - clean)²))`` in dB (inf when equal)."""
+    """Signal-to-noise ratio ``10 log10(sum(clean²) / sum((noisy - clean)²))`` in dB (inf when
+    equal)."""
     clean64 = np.asarray(
         clean.cpu() if isinstance(clean, torch.Tensor) else clean, dtype=np.float64
     )

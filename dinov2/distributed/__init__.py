@@ -88,7 +88,8 @@ def enable(
     Args:
         set_cuda_current_device: bind this process to GPU ``LOCAL_RANK`` (CUDA only).
         overwrite: let slurm variables replace torchrun variables already in the environment.
-        allow_nccl_timeout: accepted for the official signature (NCCL async error handling is on by default).
+        allow_nccl_timeout: accepted for the official signature (NCCL async error handling is on
+            by default).
     """
     global _LOCAL_RANK, _LOCAL_SIZE
     if is_enabled():

@@ -31,7 +31,8 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: Tensor, attn_bias: Tensor | None = None) -> Tensor:
-        """``attn_bias``: optional additive (float) or boolean mask broadcastable to ``(B, h, N, N)``."""
+        """``attn_bias``: optional additive (float) or boolean mask broadcastable to
+        ``(B, h, N, N)``."""
         B, N, C = x.shape
         # (B, N, 3, h, d) -> (3, B, h, N, d): one matmul for q, k and v.
         qkv = (

@@ -41,7 +41,8 @@ def _add_scaled(x: Tensor, branch: Tensor, ls: nn.Module) -> Tensor:
 
 
 class Block(nn.Module):
-    """``x + ls1(attn(norm1(x)))`` then ``x + ls2(mlp(norm2(x)))``; ``(B, N, C)`` -> ``(B, N, C)``."""
+    """``x + ls1(attn(norm1(x)))`` then ``x + ls2(mlp(norm2(x)))``; ``(B, N, C)`` ->
+    ``(B, N, C)``."""
 
     def __init__(
         self,
@@ -92,7 +93,8 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.training and self.sample_drop_ratio > 0.1:
-            # Official trick: above 0.1 the saved compute of skipping dropped samples pays for the gather.
+            # Official trick: above 0.1 the saved compute of skipping dropped samples pays for the
+            # gather.
             x = drop_add_residual_stochastic_depth(x, self._attn_residual, self.sample_drop_ratio)
             x = drop_add_residual_stochastic_depth(x, self._ffn_residual, self.sample_drop_ratio)
         elif self.training and self.sample_drop_ratio > 0.0:

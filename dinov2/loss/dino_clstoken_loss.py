@@ -71,9 +71,9 @@ def sinkhorn_knopp(
 class CenteredLoss(nn.Module):
     """Teacher centring shared by :class:`DINOLoss` and :class:`iBOTPatchLoss` (buffer ``center``).
 
-    The centre update is started with the batch sum of the teacher's logits (all-reduced across ranks,
-    asynchronously, as in the official code: it overlaps with the student forward) and applied, with
-    momentum, at the next centring.
+    The centre update is started with the batch sum of the teacher's logits (all-reduced across
+    ranks, asynchronously, as in the official code: it overlaps with the student forward) and
+    applied, with momentum, at the next centring.
     """
 
     def __init__(self, center_shape: tuple[int, ...], student_temp: float, center_momentum: float):
@@ -88,7 +88,8 @@ class CenteredLoss(nn.Module):
 
     @torch.no_grad()
     def _start_center_update(self, batch_sum: torch.Tensor, n_samples: int) -> None:
-        """``batch_sum``: the sum over this rank's ``n_samples`` of the per-sample teacher logits."""
+        """``batch_sum``: the sum over this rank's ``n_samples`` of the per-sample teacher
+        logits."""
         self.updated = False
         self.n_center_samples = n_samples
         self.async_batch_center = batch_sum
@@ -130,7 +131,8 @@ class DINOLoss(CenteredLoss):
     def sinkhorn_knopp_teacher(
         self, teacher_output: torch.Tensor, teacher_temp: float, n_iterations: int = 3
     ) -> torch.Tensor:
-        """(B_local, K) teacher logits -> (B_local, K) Sinkhorn-Knopp targets; B = global batch size."""
+        """(B_local, K) teacher logits -> (B_local, K) Sinkhorn-Knopp targets; B = global batch
+        size."""
         n_samples_global = teacher_output.shape[0] * _world_size()
         return sinkhorn_knopp(teacher_output, teacher_temp, n_samples_global, n_iterations)
 

@@ -87,8 +87,10 @@ class iBOTPatchLoss(CenteredLoss):
         """Loss on the masked patches only.
 
         Args:
-            student_patch_tokens_masked: (M', K) student logits of masked patches (M' >= M, padded).
-            teacher_patch_tokens_masked: (M', K) teacher targets (probabilities) of the same patches.
+            student_patch_tokens_masked: (M', K) student logits of masked patches (M' >= M,
+                padded).
+            teacher_patch_tokens_masked: (M', K) teacher targets (probabilities) of the same
+                patches.
             student_masks_flat: (B, N) bool masks; B images.
             n_masked_patches: M, number of valid rows (the rest is padding up to ``upperbound``).
             masks_weight: (M,) per-patch weights; default 1 / n_masked of the patch's image.

@@ -12,7 +12,8 @@ from torch import nn
 
 
 class KoLeoLoss(nn.Module):
-    """``KoLeoLoss()(student_output)``: (B, D) features -> scalar -mean_b log(||x_b - x_nn(b)|| + eps)."""
+    """``KoLeoLoss()(student_output)``: (B, D) features -> scalar
+    ``-mean_b log(||x_b - x_nn(b)|| + eps)``."""
 
     @staticmethod
     def pairwise_NNs_inner(x: torch.Tensor) -> torch.Tensor:

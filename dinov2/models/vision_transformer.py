@@ -139,7 +139,8 @@ class DinoVisionTransformer(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Official init: pos_embed trunc-normal 0.02, cls/register tokens normal 1e-6, linears 0.02."""
+        """Official init: pos_embed trunc-normal 0.02, cls/register tokens normal 1e-6, linears
+        0.02."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
         if self.register_tokens is not None:
@@ -292,7 +293,8 @@ class DinoVisionTransformer(nn.Module):
         return tuple(outputs)
 
     def forward(self, *args, is_training: bool = False, **kwargs):
-        """Training: the ``forward_features`` dict(s); otherwise ``head(x_norm_clstoken)`` ``(B, D)``."""
+        """Training: the ``forward_features`` dict(s); otherwise ``head(x_norm_clstoken)``
+        ``(B, D)``."""
         ret = self.forward_features(*args, **kwargs)
         if is_training:
             return ret

@@ -1,4 +1,5 @@
-"""bench/gpu_suite.py: the dry run lists and skips every step with its reason and writes the results file."""
+"""bench/gpu_suite.py: the dry run lists and skips every step with its reason and writes the results
+file."""
 
 from __future__ import annotations
 

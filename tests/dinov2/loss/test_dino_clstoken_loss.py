@@ -1,4 +1,5 @@
-"""DINOLoss against hand-derived references: cross-entropy, centring EMA, Sinkhorn marginals, DDP."""
+"""DINOLoss against hand-derived references: cross-entropy, centring EMA, Sinkhorn marginals,
+DDP."""
 
 from __future__ import annotations
 

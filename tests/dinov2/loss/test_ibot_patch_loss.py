@@ -1,4 +1,5 @@
-"""iBOTPatchLoss against hand-derived references: per-image weighting, padding, centring, Sinkhorn."""
+"""iBOTPatchLoss against hand-derived references: per-image weighting, padding, centring,
+Sinkhorn."""
 
 from __future__ import annotations
 

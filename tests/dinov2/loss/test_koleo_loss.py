@@ -10,7 +10,8 @@ import torch
 from dinov2.loss import KoLeoLoss
 
 DEG = math.pi / 180
-# Unit vectors at 0, 90 and 30 degrees: nearest neighbours 0<->30 (chord 2 sin 15deg) and 90->30 (chord 1).
+# Unit vectors at 0, 90 and 30 degrees: nearest neighbours 0<->30 (chord 2 sin 15deg) and 90->30
+# (chord 1).
 ANGLES = [0.0, 90 * DEG, 30 * DEG]
 EXPECTED = -(2 * math.log(2 * math.sin(15 * DEG)) + math.log(1.0)) / 3
 
