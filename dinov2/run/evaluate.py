@@ -11,22 +11,18 @@ A finished evaluation (its ``results_eval_*.json`` exists) is skipped; ``--overw
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-EVALUATIONS = {
-    "linear": "dinov2.run.eval.linear",
-    "knn": "dinov2.run.eval.knn",
-    "retrieval": "dinov2.run.eval.retrieval",
-}
+from dinov2.run.eval import knn, linear, retrieval
+from dinov2.run.experiment import EVALUATED, method_paths
+from dinov2.run.pretrain import ensure_index
+from utils.config import ConfigError, load_experiment
+
+EVALUATIONS = {"linear": linear.main, "knn": knn.main, "retrieval": retrieval.main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dinov2.run.experiment import EVALUATED, method_paths
-    from dinov2.run.pretrain import ensure_index
-    from utils.config import ConfigError, load_experiment
-
     parser = argparse.ArgumentParser(description="Evaluate one method of an experiment (stage 5)")
     parser.add_argument("--experiment", required=True, metavar="FILE", help="experiment YAML")
     parser.add_argument(
@@ -59,9 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for name in names:
-        module = importlib.import_module(EVALUATIONS[name])
         sub_argv = ["--experiment", args.experiment, "--method", args.method, *overrides]
-        rc = module.main(sub_argv + (["--overwrite"] if args.overwrite else []))
+        rc = EVALUATIONS[name](sub_argv + (["--overwrite"] if args.overwrite else []))
         if rc:
             return rc
     return 0

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dinov2.run.experiment import METHODS, check_method, method_paths
 from dinov2.train.checkpointing import checkpoint_path
+from dinov2.utils.config import check_values, merge_training_config
 from utils.config import ConfigError, load_yaml
 
 __all__ = [
@@ -109,8 +110,6 @@ def _method_keys(experiment_cfg: DictConfig, method: str, epoch_length: int) -> 
 
 def training_config_for(experiment_cfg: DictConfig, method: str) -> DictConfig:
     """The full (unscaled, resolved) training config of ``method`` in ``experiment_cfg``."""
-    from dinov2.utils.config import check_values, merge_training_config
-
     try:
         check_method(method)
     except ValueError as e:

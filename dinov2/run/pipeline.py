@@ -29,6 +29,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from dinov2.run.evaluate import EVALUATIONS
+from dinov2.run.experiment import EVALUATED, METHODS, REFERENCE_METHODS
+
 SIMPLE_STAGES = {
     "noise": ("add noise", "utils.generate_noise"),
     "n2n": ("train Neighbor2Neighbor", "neighbor2neighbor.train"),
@@ -41,9 +44,6 @@ SIMPLE_STAGES = {
 
 def parse_step(step: str, experiment: str, overrides: Sequence[str]) -> tuple[str, str, list[str]]:
     """``(label, module, argv)`` of one step string; ``ValueError`` naming the valid forms otherwise."""
-    from dinov2.run.evaluate import EVALUATIONS
-    from dinov2.run.experiment import EVALUATED, METHODS, REFERENCE_METHODS
-
     base = ["--experiment", experiment]
     kind, *rest = step.split(":")
     if kind in SIMPLE_STAGES and not rest:

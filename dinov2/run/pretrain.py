@@ -24,12 +24,32 @@ import argparse
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from dinov2.data.datasets.extra import (
+    SPLIT_DIRS,
+    DatasetIndexError,
+    build_index,
+    check_fresh,
+    default_extra,
+)
+from dinov2.run.experiment import DONE_MARKER, METHODS, method_paths
+from dinov2.run.methods import (
+    anchor_checkpoint,
+    anchor_epoch,
+    switch_checkpoint,
+    training_config_for,
+)
+from dinov2.run.train.train import main as train_main
+from utils.atomic import atomic_write_text
+from utils.config import ConfigError, add_experiment_args, load_experiment
+from utils.settings_record import check_settings, recorded_digest, save_settings
 
 TRAIN_CONFIG_NAME = "experiment_train.yaml"
 LAUNCHED_ENV = ("WORLD_SIZE", "SLURM_JOB_ID")  # already one process per GPU: train in this process
@@ -39,14 +59,6 @@ def ensure_index(root: Path, extra: Path | None = None) -> None:
     """Build or refresh ``extra`` (default ``root/extra``; the ``process_metadata.py`` index) for
     each split folder present. A root the user owns (the clean dataset) is indexed into a folder of
     ours instead."""
-    from dinov2.data.datasets.extra import (
-        SPLIT_DIRS,
-        DatasetIndexError,
-        build_index,
-        check_fresh,
-        default_extra,
-    )
-
     if not root.is_dir():
         raise FileNotFoundError(
             f"dataset root {root} does not exist; run the stage that writes it first"
@@ -91,9 +103,6 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 def pretrain_settings(cfg, method: str, train_cfg) -> dict:
     """What the run's weights depend on: the noise and dataset, every training key but
     :data:`RESUMABLE_KEYS`, and the recorded settings of the inputs made by other stages."""
-    from dinov2.run.experiment import method_paths
-    from utils.settings_record import recorded_digest
-
     paths = method_paths(cfg, method)
     settings = {
         "noise.spec": cfg.noise.spec,
@@ -111,8 +120,6 @@ def pretrain_settings(cfg, method: str, train_cfg) -> dict:
 
 def clear_run(run_dir: Path) -> None:
     """``--overwrite``: delete a pretraining run folder (only one that this stage wrote)."""
-    import shutil
-
     if not run_dir.exists():
         return
     if not any((run_dir / name).exists() for name in RUN_MARKERS):
@@ -125,8 +132,6 @@ def clear_run(run_dir: Path) -> None:
 def check_anchor_checkpoint(cfg, experiment: str | None, epoch_length: int) -> None:
     """NCT waits for its anchor: ``FileNotFoundError`` (one line) while the N2N + DINOv2 checkpoint
     at ``anchor.epoch`` does not exist yet."""
-    from dinov2.run.methods import anchor_checkpoint, anchor_epoch
-
     anchor = anchor_checkpoint(cfg, epoch_length)
     if not anchor.is_file():
         raise FileNotFoundError(
@@ -150,8 +155,6 @@ def _train(config_file: Path, run_dir: Path, ngpus: int) -> int:
             *args,
         ]
         return subprocess.call(cmd)
-    from dinov2.run.train.train import main as train_main
-
     return train_main(args)
 
 
@@ -159,12 +162,6 @@ def pretrain(
     experiment: str | None, method: str, overrides: Sequence[str] = (), overwrite: bool = False
 ) -> int:
     """Train ``method`` of the experiment unless it is finished; returns the exit status (0 = done)."""
-    from dinov2.run.experiment import DONE_MARKER, method_paths
-    from dinov2.run.methods import switch_checkpoint, training_config_for
-    from utils.atomic import atomic_write_text
-    from utils.config import load_experiment
-    from utils.settings_record import check_settings, save_settings
-
     cfg = load_experiment(experiment, overrides)
     paths = method_paths(cfg, method)
     train_cfg = training_config_for(cfg, method)
@@ -216,8 +213,6 @@ def pretrain(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dinov2.run.experiment import METHODS
-    from utils.config import ConfigError, add_experiment_args
 
     parser = argparse.ArgumentParser(description="Pretrain one method of an experiment (stage 4)")
     parser.add_argument(

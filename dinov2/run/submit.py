@@ -24,6 +24,8 @@ from pathlib import Path
 
 import submitit
 
+from utils.config import load_experiment
+
 log = logging.getLogger(__name__)
 
 # name → "module:function" taking an argv list; each is also a standalone CLI.
@@ -130,8 +132,6 @@ def default_job_dir(argv: Sequence[str]) -> Path:
         return Path(output_dir) / "submitit"
     experiment = _flag_value(argv, "--experiment")
     if experiment:
-        from utils.config import load_experiment
-
         overrides = [a for a in argv if "=" in a and not a.startswith("-")]
         return Path(load_experiment(experiment, overrides).run_dir) / "submitit"
     return Path("outputs") / "submitit"

@@ -39,6 +39,7 @@ from dinov2.train.data import build_train_data_loader
 from dinov2.train.parallel import checkpoint_state, full_state_dict, load_checkpoint_state
 from dinov2.train.schedules import apply_optim_scheduler, build_schedulers
 from dinov2.train.ssl_meta_arch import SSLMetaArch
+from dinov2.utils.config import setup, write_config
 from utils.runtime import MetricsWriter, resolve_device
 
 logger = logging.getLogger("dinov2")
@@ -230,8 +231,6 @@ def do_train(cfg: DictConfig, model: SSLMetaArch, resume: bool = True) -> dict[s
     if (
         distributed.is_main_process()
     ):  # only now: a config whose model does not fit the run never replaces its own
-        from dinov2.utils.config import write_config
-
         write_config(cfg, output_dir)
 
     max_iter = cfg.optim.epochs * cfg.train.OFFICIAL_EPOCH_LENGTH
@@ -324,8 +323,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Set up (config, distributed, seeds), build the model and train; returns :func:`do_train`'s
     summary."""
-    from dinov2.utils.config import setup
-
     if not args.output_dir:
         raise ValueError("--output-dir is required: checkpoints and metrics are written there")
     if args.no_resume and list(Path(args.output_dir).glob("model_*.pth")):

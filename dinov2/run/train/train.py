@@ -22,13 +22,14 @@ except ImportError:  # executed as a file from a checkout that is not installed:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+# after the fallback above, which makes them importable when this file is run from a checkout
+from dinov2.data.datasets.extra import DatasetIndexError  # noqa: E402
+from dinov2.train.train import NonFiniteLossError, get_args_parser  # noqa: E402
+from dinov2.train.train import main as train_main  # noqa: E402
+from utils.config import ConfigError, error_line  # noqa: E402
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dinov2.data.datasets.extra import DatasetIndexError
-    from dinov2.train.train import NonFiniteLossError, get_args_parser
-    from dinov2.train.train import main as train_main
-    from utils.config import ConfigError, error_line
-
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
