@@ -1,8 +1,9 @@
 """The layering of the code base, read from the source with ``ast`` (nothing is imported).
 
-The engine (``dinov2/{layers,loss,models,data,train,eval,distributed,utils}``, ``neighbor2neighbor/``,
-``utils/``) never imports the experiment layer (``dinov2/run/``), and no project module imports
-itself through others (no import cycle). Every import counts: at module top, inside functions,
+The engine (``dinov2/{layers,loss,models,data,train,eval,distributed,utils}``,
+``neighbor2neighbor/``, ``utils/``) never imports the experiment layer (``dinov2/run/``); ``utils/``
+and ``neighbor2neighbor/`` import nothing above them; no project module imports itself through
+others (no import cycle). See docs/architecture.md. Every import counts: at module top, inside functions,
 under ``if TYPE_CHECKING:``, absolute or relative.
 """
 
@@ -24,6 +25,11 @@ ENGINE = (
     "neighbor2neighbor",
     "utils",
 )
+# below the DINOv2 engine: the shared tooling, and the denoiser (which only uses the tooling)
+NEVER_IMPORTS = {
+    "utils": ("dinov2", "neighbor2neighbor", "toy_mnist", "process_metadata"),
+    "neighbor2neighbor": ("dinov2", "toy_mnist", "process_metadata"),
+}
 
 
 def project_modules(root: Path = REPO) -> dict[str, Path]:
@@ -145,6 +151,18 @@ def test_the_engine_never_imports_the_experiment_layer(graph):
     assert not offending, "engine modules import the experiment layer dinov2.run:\n" + "\n".join(
         offending
     )
+
+
+@pytest.mark.parametrize("lower", sorted(NEVER_IMPORTS))
+def test_the_shared_tooling_and_the_denoiser_import_nothing_above_them(graph, lower):
+    offending = [
+        f"{module} imports {target} (line {line})"
+        for module, edges in sorted(graph.items())
+        if _in(module, lower)
+        for target, line in sorted(edges.items())
+        if _in(target, NEVER_IMPORTS[lower])
+    ]
+    assert not offending, f"{lower} imports a layer above it:\n" + "\n".join(offending)
 
 
 def test_no_import_cycle_among_project_modules(graph):

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,6 @@ class CheckpointResult:
 def _epoch_length(checkpoint_dir: Path) -> int | None:
     """``train.OFFICIAL_EPOCH_LENGTH`` of the run whose export was evaluated in ``checkpoint_dir`` (from the
     ``config_file`` its settings record names), or None."""
-    from omegaconf import OmegaConf
-
     for record in sorted(checkpoint_dir.glob(".settings.*.json")):
         try:
             config_file = json.loads(record.read_text())["settings"].get("config_file")
@@ -113,6 +113,7 @@ def accuracy_vs_epoch(
     series_by_method: Mapping[str, list[CheckpointResult]], path: Path, metric: str = SERIES_METRIC
 ) -> None:
     """One line per method: ``metric`` of each export against its epoch (its iteration when no epoch is known)."""
+    # matplotlib only when a figure is drawn: it is slow to import and Agg must be chosen first
     import matplotlib
 
     matplotlib.use("Agg")

@@ -23,6 +23,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
+from torchvision.utils import make_grid, save_image
+
 from dinov2.eval.checkpoint_series import add_checkpoint_results
 from dinov2.eval.pixels import MAX_PIXEL_SIDE
 from dinov2.eval.sweep import SWEEP_NAME
@@ -122,11 +128,11 @@ def _save_figure(fig, path: Path) -> None:
 
 def accuracy_bars(rows: dict[str, dict[str, float]], path: Path) -> None:
     """Grouped bars: one group per method, one bar per accuracy metric (top-1 columns)."""
+    # matplotlib only when a figure is drawn: it is slow to import and Agg must be chosen first
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     metrics = [c for c in ("linear top-1", "kNN top-1") if any(c in r for r in rows.values())]
     fig, ax = plt.subplots(figsize=(1.5 + 1.4 * len(rows), 3.5))
@@ -183,6 +189,7 @@ def sweep_section(run_dirs: dict[str, Path], out: Path) -> str:
 
 
 def _sweep_plot(sweeps: dict[str, dict], levels: list[str], metrics: list[str], path: Path) -> None:
+    # matplotlib only when a figure is drawn: it is slow to import and Agg must be chosen first
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,11 +227,6 @@ def noise_grid(
 ) -> None:
     """One row per folder: the same ``n_images`` images (relative paths common to all folders, any
     extension); a ``(folder, LoadTimeNoise)`` row shows its clean images with that noise."""
-    import torch
-    from PIL import Image
-    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
-    from torchvision.utils import make_grid, save_image
-
     noises = [f[1] if isinstance(f, tuple) else None for f in folders]
     roots = [Path(f[0] if isinstance(f, tuple) else f) for f in folders]
     for r in roots:

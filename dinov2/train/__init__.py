@@ -9,6 +9,7 @@
 - :mod:`.parallel` — DDP / FSDP2 wrapping and full-state checkpoints;
 - :mod:`.train` — the loop (``do_train``) and its entry point (``main``).
 - :mod:`.branching` — a run branching off another run's checkpoint (restart / continue): NC/NCT;
-- :mod:`.anchor` — ``AnchorRegularizer``: the NCT teacher-anchored loss of ``SSLMetaArch``;
-- :mod:`.methods` — ``training_config_for(experiment, method)``: dinov2 / n2n_dinov2 / nc / nct runs.
+- :mod:`.anchor` — ``AnchorRegularizer``: the NCT teacher-anchored loss of ``SSLMetaArch``.
+
+The four methods' training configs come from the experiment layer (:mod:`dinov2.run.methods`).
 """
