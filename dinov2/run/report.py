@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from dinov2.eval.pixels import MAX_PIXEL_SIDE
 from dinov2.eval.sweep import SWEEP_NAME
 from dinov2.run.experiment import EVALUATED, METHOD_LABELS, RANDOM_INIT_OF
 from utils.atomic import atomic_path, atomic_write_text
+from utils.cli import command
 from utils.config import add_experiment_args, load_experiment
 from utils.image_io import is_image_file
 from utils.load_noise import LoadTimeNoise, noisy_tree_source
@@ -339,6 +339,7 @@ def _experiment_inputs(
     return run_dirs, out, found, caption, extra_rows
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Results table and figures from evaluation folders"
@@ -365,18 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = [p for p in positional if "=" in p]
     run_dirs = args.runs + [p for p in positional if "=" not in p]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        caption, extra_rows = None, None
-        if args.experiment:
-            run_dirs, out, grid, caption, extra_rows = _experiment_inputs(args)
-        else:
-            if not run_dirs or not args.out:
-                raise ValueError("give RUN_DIR ... --out DIR, or --experiment FILE")
-            out, grid = Path(args.out), args.grid
-        table = write_report(run_dirs, args.out or out, args.labels, grid, caption, extra_rows)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    caption, extra_rows = None, None
+    if args.experiment:
+        run_dirs, out, grid, caption, extra_rows = _experiment_inputs(args)
+    else:
+        if not run_dirs or not args.out:
+            raise ValueError("give RUN_DIR ... --out DIR, or --experiment FILE")
+        out, grid = Path(args.out), args.grid
+    table = write_report(run_dirs, args.out or out, args.labels, grid, caption, extra_rows)
     print(table, end="")
     return 0
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from utils.cli import command
 from utils.config import DefaultsHelpFormatter, default_value
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
