@@ -1,12 +1,15 @@
-"""Train the Neighbor2Neighbor denoiser on a noisy image tree (stage 2): ``python -m neighbor2neighbor.train``.
+"""Train the Neighbor2Neighbor denoiser (stage 2): ``python -m neighbor2neighbor.train``.
 
 One readable loop: build (model, Adam, step decay, data, validation photos) → resume from
 ``checkpoint.pth`` if there is one → per epoch: train on random crops, validate PSNR/SSIM on noised
 ``skimage.data`` photos, write ``model_last.pth`` (and ``model_best.pth`` on a new best PSNR), the
 training state, one JSON line of metrics → completion marker. A finished run skips itself; a run
-whose folder holds outputs of other settings (``.settings.n2n.json``) is refused unless ``--overwrite``,
-which starts it afresh. A non-finite loss stops the run before that step is applied or saved
-(exit 1, no marker; the last good checkpoint stays as it was).
+whose folder holds outputs of other settings (``.settings.n2n.json``) is refused unless
+``--overwrite``, which starts it afresh. A non-finite loss stops the run before that step is applied
+or saved (exit 1, no marker; the last good checkpoint stays as it was).
+
+The training crops come from ``n2n.train_root``; with ``noise.at_load`` a folder of the noisy tree
+is read as the clean tree plus the noise at load time (:mod:`utils.load_noise`, same pixels).
 
 Resume is exact: crops, data order and sub-sampler masks derive from ``(seed, epoch)``, and the
 optimizer, scheduler and RNG states are restored, so an interrupted run ends with the same weights.
@@ -93,7 +96,8 @@ def lr_milestones(n_epoch: int, fractions: list[float]) -> list[int]:
     """Scheduler-step milestones as in the reference: ``int(f · n_epoch) - 1``.
 
     The scheduler steps after every epoch, so with 100 epochs the rate halves from epoch 20 on.
-    Milestones below 1 are dropped: the reference's scheduler never reaches them either (short runs).
+    Milestones below 1 are dropped: the reference's scheduler never reaches them either (short
+    runs).
     """
     return [m for m in (int(f * n_epoch) - 1 for f in fractions) if m >= 1]
 
@@ -125,7 +129,8 @@ def train_step(
 def validate(
     model: UNet, photos: list[tuple[str, np.ndarray, np.ndarray]], amp: bool = False
 ) -> dict[str, float]:
-    """Mean PSNR (0–255) and SSIM of the denoised ``(name, clean, noisy)`` photos against the clean ones."""
+    """Mean PSNR (0–255) and SSIM of the denoised ``(name, clean, noisy)`` photos against the clean
+    ones."""
     model.eval()
     psnrs, ssims = [], []
     for _, clean, noisy in photos:
@@ -159,7 +164,8 @@ def train_one_epoch(
                 )
             except NonFiniteLossError as e:
                 raise NonFiniteLossError(
-                    f"{e} at epoch {epoch} step {step}; stopped, the last good checkpoint in {c.out_dir} is intact: "
+                    f"{e} at epoch {epoch} step {step}; stopped, the last good checkpoint in "
+                    f"{c.out_dir} is intact: "
                     "lower n2n.lr or check the data, then re-run"
                 ) from None
             totals += [losses.total.item(), losses.rec.item(), losses.reg.item()]
@@ -178,7 +184,8 @@ def train_one_epoch(
 def _resume(
     out: Path, model: UNet, optimizer, scheduler, device: torch.device
 ) -> tuple[int, float]:
-    """Restore the training state if ``checkpoint.pth`` exists; returns (last finished epoch, best PSNR)."""
+    """Restore the training state if ``checkpoint.pth`` exists; returns (last finished epoch, best
+    PSNR)."""
     path = out / STATE_FILE
     if not path.is_file():
         return 0, -float("inf")
@@ -202,7 +209,8 @@ def _resume(
 
 
 def _truncate_metrics(path: Path, last_epoch: int) -> None:
-    """Drop metric lines of epochs after the checkpoint (written before an interruption, redone now)."""
+    """Drop metric lines of epochs after the checkpoint (written before an interruption, redone
+    now)."""
     if path.is_file():
         lines = [
             ln
@@ -231,7 +239,8 @@ def _save_state(
 
 
 def clear_outputs(out: Path) -> None:
-    """``--overwrite``: remove this stage's own files from ``out`` (nothing else in the folder is touched)."""
+    """``--overwrite``: remove this stage's own files from ``out`` (nothing else in the folder is
+    touched)."""
     for name in OWN_FILES:
         (out / name).unlink(missing_ok=True)
 
@@ -239,10 +248,12 @@ def clear_outputs(out: Path) -> None:
 def train(
     cfg: DictConfig, stop_after_epoch: int | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
-    """Run (or resume, or skip if finished) the training of ``cfg.n2n``; returns the last metrics line.
+    """Run (or resume, or skip if finished) the training of ``cfg.n2n``; returns the last metrics
+    line.
 
-    ``stop_after_epoch`` ends this process after that epoch, as an interruption would (tests, budgets).
-    ``overwrite`` starts afresh whatever the folder holds (the stage's own files are replaced).
+    ``stop_after_epoch`` ends this process after that epoch, as an interruption would (tests,
+    budgets). ``overwrite`` starts afresh whatever the folder holds (the stage's own files are
+    replaced).
     """
     c, out = cfg.n2n, Path(cfg.n2n.out_dir)
     selection = training_selection(
@@ -265,12 +276,13 @@ def train(
         return json.loads((out / DONE_FILE).read_text())
     if c.crop_size <= 0 or c.crop_size % (2 * MULTIPLE):
         raise ValueError(
-            f"config key 'n2n.crop_size' must be a positive multiple of {2 * MULTIPLE} (the half-size "
-            f"sub-images go through five 2x pools), got {c.crop_size}"
+            f"config key 'n2n.crop_size' must be a positive multiple of {2 * MULTIPLE} "
+            f"(the half-size sub-images go through five 2x pools), got {c.crop_size}"
         )
     if c.init_scale <= 0:
         raise ValueError(
-            f"config key 'n2n.init_scale' must be > 0 (reference 0.1, short runs 1.0), got {c.init_scale}"
+            "config key 'n2n.init_scale' must be > 0 (reference 0.1, short runs 1.0), "
+            f"got {c.init_scale}"
         )
     device = resolve_device(c.device, "n2n.device")
     torch.manual_seed(c.seed)  # the reference init draws from the global generator
@@ -358,13 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="python -m neighbor2neighbor.train",
-        description="Train Neighbor2Neighbor on a noisy image tree (keys: configs/defaults.yaml, section n2n).",
+        description="Train Neighbor2Neighbor on a noisy image tree "
+        "(keys: configs/defaults.yaml, section n2n).",
     )
     add_experiment_args(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="train afresh, replacing the run's checkpoints, even if it is finished or of other settings",
+        help="train afresh, replacing the run's checkpoints, "
+        "even if it is finished or of other settings",
     )
     types = {
         "epochs": int,
@@ -403,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"n2n: {OmegaConf.select(cfg, 'n2n.out_dir')}: epoch {last.get('epoch')}, "
-        f"val PSNR {last.get('val_psnr', float('nan')):.2f} dB, SSIM {last.get('val_ssim', float('nan')):.4f}"
+        f"val PSNR {last.get('val_psnr', float('nan')):.2f} dB, "
+        f"SSIM {last.get('val_ssim', float('nan')):.4f}"
     )
     return 0
 

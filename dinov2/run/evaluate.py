@@ -1,11 +1,13 @@
 """Stage 5 of the pipeline: evaluate one method of an experiment with a frozen backbone.
 
-    python -m dinov2.run.evaluate --experiment configs/experiments/demo.yaml --method nc linear knn retrieval
+    python -m dinov2.run.evaluate --experiment configs/experiments/demo.yaml --method nc linear knn
+    retrieval
 
 Runs the named evaluations (default: all three) on the method's newest teacher checkpoint, each
 through its own CLI (``dinov2/run/eval/{linear,knn,retrieval}.py --experiment FILE --method M``),
-so settings come from the experiment's ``eval.*`` keys and outputs go to ``<run_dir>/eval/<method>``.
-A finished evaluation (its ``results_eval_*.json`` exists) is skipped; ``--overwrite`` redoes it.
+so settings come from the experiment's ``eval.*`` keys and outputs go to
+``<run_dir>/eval/<method>``. A finished evaluation (its ``results_eval_*.json`` exists) is skipped;
+``--overwrite`` redoes it.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ Each RUN_DIR holds any of ``results_eval_linear.json``, ``results_eval_knn.json`
 ``results_eval_retrieval.json``. Written to ``--out`` (atomically): ``results.md`` (Markdown table,
 one row per method, one column per metric, also printed), ``accuracy.png`` (bars per method) and,
 with ``--grid``, ``noise_grid.png`` (one row per folder: the same images clean / noisy / denoised).
-A RUN_DIR evaluated on several exports (``training_<iteration>/`` sub-folders, ``eval.checkpoints: all``)
-gives its final export's row, a table of final and best over checkpoints and ``accuracy_vs_epoch.png``
-(:mod:`dinov2.eval.checkpoint_series`).
+A RUN_DIR evaluated on several exports (``training_<iteration>/`` sub-folders,
+``eval.checkpoints: all``) gives its final export's row, a table of final and best over checkpoints
+and ``accuracy_vs_epoch.png`` (:mod:`dinov2.eval.checkpoint_series`).
 """
 
 from __future__ import annotations
@@ -60,10 +60,11 @@ def _number(value: object) -> bool:
 
 
 def add_gains(rows: dict[str, dict], reference_of: dict[str, str]) -> None:
-    """Add ``gain <metric>`` = row − its reference row (e.g. the same backbone untrained) for each top-1 metric.
+    """Add ``gain <metric>`` = row − its reference row (e.g. the same backbone untrained) for each
+    top-1 metric.
 
-    ``reference_of`` maps a row name to its reference row's name; rows without one (or whose reference
-    lacks the metric) get no gain cell.
+    ``reference_of`` maps a row name to its reference row's name; rows without one (or whose
+    reference lacks the metric) get no gain cell.
     """
     for name, ref_name in reference_of.items():
         row, ref = rows.get(name), rows.get(ref_name)
@@ -110,7 +111,8 @@ def _cell(column: str, value: float | str) -> str:
 
 
 def markdown_table(rows: dict[str, dict[str, float | str]]) -> str:
-    """Method × metric table; a metric a method lacks is shown as ``–``, a text value (``n/a``) as is."""
+    """Method × metric table; a metric a method lacks is shown as ``–``, a text value (``n/a``) as
+    is."""
     columns: list[str] = []
     for row in rows.values():
         columns += [c for c in row if c not in columns]
@@ -150,7 +152,8 @@ def accuracy_bars(rows: dict[str, dict[str, float]], path: Path) -> None:
 
 
 def sweep_section(run_dirs: dict[str, Path], out: Path) -> str:
-    """Tables (kNN and linear top-1 per noise level) and ``noise_sweep.png`` from the folders' ``sweep.json``.
+    """Tables (kNN and linear top-1 per noise level) and ``noise_sweep.png`` from the folders'
+    ``sweep.json``.
 
     Returns the Markdown section ('' when no folder has a sweep); levels are columns in sweep order.
     """
@@ -169,7 +172,10 @@ def sweep_section(run_dirs: dict[str, Path], out: Path) -> str:
     levels: list[str] = []
     for result in sweeps.values():
         levels += [lv for lv in result if lv not in levels]
-    section = "\n**Noise-level sweep** (clean val/train data noised on the fly; no denoiser for any row):\n"
+    section = (
+        "\n**Noise-level sweep** (clean val/train data noised on the fly; "
+        "no denoiser for any row):\n"
+    )
     metrics = [
         m
         for m in ("knn_top1", "linear_top1")
@@ -210,7 +216,8 @@ def _sweep_plot(sweeps: dict[str, dict], levels: list[str], metrics: list[str], 
 
 
 def _spread_over_folders(paths: Sequence[Path], n: int) -> list[Path]:
-    """Up to ``n`` paths, taken round-robin over their parent folders (one image per class first)."""
+    """Up to ``n`` paths, taken round-robin over their parent folders (one image per class
+    first)."""
     by_folder: dict[Path, list[Path]] = {}
     for p in paths:
         by_folder.setdefault(p.parent, []).append(p)
@@ -234,7 +241,8 @@ def noise_grid(
             raise FileNotFoundError(
                 f"noise-grid folder {r} not found; pass existing clean/noisy/denoised folders"
             )
-    # Matched by relative path without extension: noisy/denoised trees are PNG whatever the clean format.
+    # Matched by relative path without extension: noisy/denoised trees are PNG whatever the clean
+    # format.
     files = [
         {p.relative_to(r).with_suffix(""): p for p in r.rglob("*") if is_image_file(p)}
         for r in roots
@@ -271,9 +279,9 @@ def write_report(
     """Write the table and figures to ``out``; returns the Markdown table (after ``caption``, a line
     saying what was evaluated, e.g. the noise and the dataset, when given).
 
-    Folders named after the pipeline's methods get its labels and, next to each trained method, its gain
-    over the random-init reference row (evaluated on the same data). ``extra_rows`` (e.g. a raw-pixel row
-    that is n/a for large images) come first."""
+    Folders named after the pipeline's methods get its labels and, next to each trained method, its
+    gain over the random-init reference row (evaluated on the same data). ``extra_rows`` (e.g. a
+    raw-pixel row that is n/a for large images) come first."""
     if labels is not None and len(labels) != len(run_dirs):
         raise ValueError(
             f"--labels has {len(labels)} names for {len(run_dirs)} run folders; give one per folder"
@@ -284,7 +292,8 @@ def write_report(
         add_gains(rows, {METHOD_LABELS[m]: METHOD_LABELS[r] for m, r in RANDOM_INIT_OF.items()})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # eval.checkpoints: all: the rows get the final export, then final vs best over exports and a plot vs epoch
+    # eval.checkpoints: all: the rows get the final export, then final vs best over exports and a
+    # plot vs epoch
     over_checkpoints = add_checkpoint_results(
         rows, dict(zip(names, map(Path, run_dirs))), out, collect_metrics
     )
@@ -331,7 +340,10 @@ def _experiment_inputs(
         has_outputs=(out / TABLE_NAME).is_file(),
     )
     save_settings(out, "report", settings)
-    caption = f"Noise `{cfg.noise.spec}` on `{cfg.data.name}` (`{cfg.data.clean_root}`), experiment `{cfg.name}`."
+    caption = (
+        f"Noise `{cfg.noise.spec}` on `{cfg.data.name}` (`{cfg.data.clean_root}`), "
+        f"experiment `{cfg.name}`."
+    )
     extra_rows = {}
     if cfg.eval.crop_size > MAX_PIXEL_SIDE:  # raw pixels are only evaluated on small images
         extra_rows[METHOD_LABELS["pixels"]] = {"linear top-1": "n/a", "kNN top-1": "n/a"}

@@ -1,16 +1,18 @@
 """Noise-level sweep of an experiment's backbones (stage 5, after the main evaluations).
 
-    python -m dinov2.run.sweep --experiment configs/experiments/demo.yaml [--method nc ...] [key=value ...]
+    python -m dinov2.run.sweep --experiment configs/experiments/demo.yaml [--method nc ...]
+    [key=value ...]
 
 Every trained method (and the random-init and raw-pixel references) is evaluated on the *clean*
-dataset noised on the fly at each level of ``eval.sweep.specs`` (default: clean plus the paper's three
-levels of ``noise.family``): kNN top-1, and fast-mode linear top-1 when ``eval.sweep.linear``
+dataset noised on the fly at each level of ``eval.sweep.specs`` (default: clean plus the paper's
+three levels of ``noise.family``): kNN top-1, and fast-mode linear top-1 when ``eval.sweep.linear``
 (:mod:`dinov2.eval.sweep`). N2N + DINOv2 is evaluated on the noisy images too, without its denoiser,
 which shows what the denoiser-free methods gain. Results: ``<run_dir>/eval/<method>/sweep.json``
 (``{spec: {knn_top1, knn_k, linear_top1}}``), written after every level, so an interrupted sweep
 resumes at its next level; the report turns them into a table and ``noise_sweep.png``.
 
-The clean dataset is indexed into ``<output_root>/data/<data.name>_index`` (never into the user's root).
+The clean dataset is indexed into ``<output_root>/data/<data.name>_index`` (never into the user's
+root).
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def clean_index(cfg: DictConfig) -> Path:
 
 
 def final_backbone(cfg: DictConfig, method: str) -> dict | None:
-    """``{method, config_file, pretrained_weights, eval_dir}`` of a method's final export (None: not trained yet)."""
+    """``{method, config_file, pretrained_weights, eval_dir}`` of a method's final export (None: not
+    trained yet)."""
     paths = method_paths(cfg, method)
     weights = newest_teacher_checkpoint(paths.run_dir)
     if weights is None:
@@ -143,7 +146,8 @@ def run_sweep(
     missing = [m for m, r in runs.items() if r is None]
     if methods and missing:
         raise FileNotFoundError(
-            f"no teacher export of method {missing[0]} under {cfg.pretrain.runs_dir}; train it first"
+            f"no teacher export of method {missing[0]} under {cfg.pretrain.runs_dir}; "
+            "train it first"
         )
     if not any(runs.values()):
         raise FileNotFoundError(
