@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="python -m neighbor2neighbor.denoise",
-        description="Denoise every image of a tree with a Neighbor2Neighbor UNet (8-bit PNG, same relative paths).",
+        description="Denoise every image of a tree with a Neighbor2Neighbor UNet "
+        "(8-bit PNG, same relative paths).",
     )
     add_experiment_args(parser)
     parser.add_argument(
@@ -65,7 +66,8 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def denoise_settings(cfg) -> dict:
-    """What the denoised tree depends on: the noisy source, the model (and the settings it was trained with)."""
+    """What the denoised tree depends on: the noisy source (the same with ``noise.at_load``), the
+    model (and the settings it was trained with)."""
     from pathlib import Path
 
     from utils.settings_record import recorded_digest, select_settings

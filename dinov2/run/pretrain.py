@@ -161,7 +161,8 @@ def _train(config_file: Path, run_dir: Path, ngpus: int) -> int:
 def pretrain(
     experiment: str | None, method: str, overrides: Sequence[str] = (), overwrite: bool = False
 ) -> int:
-    """Train ``method`` of the experiment unless it is finished; returns the exit status (0 = done)."""
+    """Train ``method`` of the experiment unless it is finished; returns the exit status (0 =
+    done)."""
     cfg = load_experiment(experiment, overrides)
     paths = method_paths(cfg, method)
     train_cfg = training_config_for(cfg, method)
@@ -221,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="delete the method's run folder and train it afresh (also when finished or of other settings)",
+        help="delete the method's run folder and train it afresh "
+        "(also when finished or of other settings)",
     )
     add_experiment_args(parser, required=True)
     args = parser.parse_args(argv)
