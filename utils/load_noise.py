@@ -7,6 +7,11 @@ to the clean root (:func:`image_rng`), and the arithmetic is :func:`utils.noise.
 the pixels are bit-identical to those of the noisy PNG and the copy need not exist.
 
 Experiments switch every stage at once with ``noise.at_load: true`` (:func:`noisy_tree_source`).
+
+Order: Neighbor2Neighbor training and the denoiser list clean files in the order of their noisy
+names (:func:`noisy_rel_path`, all ``.png``). The DINOv2 index of a clean root sorts the clean
+names; it differs from the noisy tree's index only where one file's stem is another's followed by a
+dot and more (``a.jpg`` / ``a.k.png``), which changes the data order of pretraining, not the pixels.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""utils/generate_noise.py: determinism, resume after a kill, source safety, awkward inputs, refusals."""
+"""utils/generate_noise.py: determinism, resume after a kill, source safety, awkward inputs,
+refusals, nothing written with ``noise.at_load``."""
 
 from __future__ import annotations
 
@@ -278,3 +279,12 @@ def test_experiment_mode_derives_paths_and_saves_the_resolved_config(src, tmp_pa
     assert len(image_bytes(dst)) == 16
     assert json.loads((dst / MANIFEST_NAME).read_text())["noise"] == "gauss_50"
     assert "sigma_255: 50" in (dst / "config.yaml").read_text()
+
+
+def test_with_noise_at_load_the_experiment_mode_writes_nothing_and_says_why(src, tmp_path, capsys):
+    overrides = [f"output_root={tmp_path / 'out'}", "data.builder=null", f"data.clean_root={src}"]
+    before = tree_digest(src)
+    assert run_cli("--experiment", DEMO_EXPERIMENT, *overrides, "noise.at_load=true") == 0
+    assert "noise.at_load is on; no noisy copy is written" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+    assert tree_digest(src) == before
