@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dinov2.data.datasets.extra import SPLIT_DIRS, DatasetIndexError, build_index, default_extra
+from dinov2.data.datasets.extra import SPLIT_DIRS, build_index, default_extra
+from utils.cli import command
 from utils.image_io import is_image_file
 
 
@@ -31,6 +32,7 @@ def has_images(root: str | os.PathLike) -> bool:
     return False
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python process_metadata.py", description=__doc__.split("\n\n")[0]
@@ -50,16 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for root in args.roots:
         present = [d for d in SPLIT_DIRS.values() if (Path(root) / d).is_dir()]
         if present and not has_images(root):  # checked before anything is written
-            print(
-                f"error: {root} has no image files under {' or '.join(present)}/; nothing to index",
-                file=sys.stderr,
+            raise ValueError(
+                f"{root} has no image files under {' or '.join(present)}/; nothing to index"
             )
-            return 1
-        try:
-            counts = build_index(root, args.extra)
-        except (DatasetIndexError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+        counts = build_index(root, args.extra)
         summary = ", ".join(f"{split} {n} images" for split, n in counts.items())
         print(f"process_metadata: {root}: {summary} -> {args.extra or default_extra(root)}")
     return 0

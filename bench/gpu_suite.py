@@ -43,6 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from utils.cli import command  # noqa: E402 (after the path fix above)
+
 DEFAULT_OUT = REPO / "outputs" / "gpu_suite" / "results.md"
 # Dense bf16 tensor-core peak FLOP/s by device name (vendor data sheets, SXM parts).
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
@@ -342,6 +344,7 @@ def run_suite(
     return records
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results Markdown file")
@@ -355,16 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.out.exists() and not args.overwrite:
-        print(
-            f"error: {args.out} exists; pass --overwrite to replace it or --out another file",
-            file=sys.stderr,
+        raise FileExistsError(
+            f"{args.out} exists; pass --overwrite to replace it or --out another file"
         )
-        return 2
-    try:
-        records = run_suite(args.out, args.dry_run, args.only, args.budget_s)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    records = run_suite(args.out, args.dry_run, args.only, args.budget_s)
     return 1 if any(r["status"].startswith("failed") for r in records) else 0
 
 

@@ -16,9 +16,12 @@ import sys
 
 from omegaconf import OmegaConf
 
-from neighbor2neighbor.checkpoint import CheckpointError
 from neighbor2neighbor.denoise_tree import denoise_tree
 from neighbor2neighbor.denoiser import Denoiser
+from utils.cli import command
+from utils.config import DEMO_EXPERIMENT, load_experiment, save_resolved
+from utils.load_noise import noisy_tree_source
+from utils.settings_record import check_settings, save_settings
 
 log = logging.getLogger(__name__)
 
@@ -88,69 +91,46 @@ def denoise_settings(cfg) -> dict:
     return settings
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    from utils.config import (
-        DEMO_EXPERIMENT,
-        ConfigError,
-        error_line,
-        load_experiment,
-        save_resolved,
-    )
-    from utils.image_io import ImageDecodeError
-    from utils.load_noise import noisy_tree_source
-    from utils.settings_record import check_settings, save_settings
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    try:
-        cfg = load_experiment(
-            args.experiment or DEMO_EXPERIMENT, [*args.overrides, *flag_overrides(args)]
-        )
-        if (
-            args.src is not None
-        ):  # an explicit --src means its whole tree (set after loading: the strict
-            cfg = OmegaConf.create(
-                OmegaConf.to_container(cfg)
-            )  # checker types ${data.splits} as a string)
-            cfg.denoise.splits = []
-        d = cfg.denoise
-        settings = denoise_settings(cfg)
-        new_place = "--dst" if args.dst is not None else "data.denoised_root"
-        has_outputs = os.path.isdir(d.dst) and any(
-            not n.startswith(".settings.") for n in os.listdir(d.dst)
-        )
-        check_settings(
-            d.dst,
-            "denoise",
-            settings,
-            args.overwrite,
-            new_place=new_place,
-            what="the denoised tree",
-            has_outputs=has_outputs,
-        )
-        denoiser = Denoiser.from_checkpoint(d.checkpoint, device=d.device, amp=d.amp)
-        src, load_noise = noisy_tree_source(cfg, d.src)  # noise.at_load: clean + noise
-        summary = denoise_tree(
-            denoiser,
-            src,
-            d.dst,
-            splits=list(d.splits),
-            batch_size=d.batch_size,
-            overwrite=args.overwrite,
-            before_writing=lambda: save_settings(d.dst, "denoise", settings),
-            noise=load_noise,
-        )
-        save_resolved(cfg, d.dst, name="denoise_config.yaml")
-    except (
-        ConfigError,
-        CheckpointError,
-        ImageDecodeError,
-        FileNotFoundError,
-        FileExistsError,
-        ValueError,
-    ) as e:
-        print(f"error: {error_line(e)}", file=sys.stderr)
-        return 1
+    cfg = load_experiment(
+        args.experiment or DEMO_EXPERIMENT, [*args.overrides, *flag_overrides(args)]
+    )
+    if args.src is not None:
+        # An explicit --src means its whole tree (set after loading: the strict checker types
+        # ${data.splits} as a string).
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg))
+        cfg.denoise.splits = []
+    d = cfg.denoise
+    settings = denoise_settings(cfg)
+    new_place = "--dst" if args.dst is not None else "data.denoised_root"
+    has_outputs = os.path.isdir(d.dst) and any(
+        not n.startswith(".settings.") for n in os.listdir(d.dst)
+    )
+    check_settings(
+        d.dst,
+        "denoise",
+        settings,
+        args.overwrite,
+        new_place=new_place,
+        what="the denoised tree",
+        has_outputs=has_outputs,
+    )
+    denoiser = Denoiser.from_checkpoint(d.checkpoint, device=d.device, amp=d.amp)
+    src, load_noise = noisy_tree_source(cfg, d.src)  # noise.at_load: clean + noise
+    summary = denoise_tree(
+        denoiser,
+        src,
+        d.dst,
+        splits=list(d.splits),
+        batch_size=d.batch_size,
+        overwrite=args.overwrite,
+        before_writing=lambda: save_settings(d.dst, "denoise", settings),
+        noise=load_noise,
+    )
+    save_resolved(cfg, d.dst, name="denoise_config.yaml")
     print(summary.line())
     return 0
 

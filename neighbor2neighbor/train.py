@@ -51,7 +51,8 @@ from neighbor2neighbor.metrics import psnr_255, ssim
 from neighbor2neighbor.subsample import generate_mask_pair
 from neighbor2neighbor.unet import UNet
 from utils.atomic import atomic_write_text
-from utils.config import save_resolved
+from utils.cli import command
+from utils.config import DEMO_EXPERIMENT, load_experiment, save_resolved
 from utils.load_noise import noisy_tree_source
 from utils.runtime import MetricsWriter, autocast, resolve_device
 from utils.settings_record import check_settings, save_settings
@@ -203,21 +204,10 @@ def _resume(
             f"cannot resume from {path} (another config?): {reason[:200]}"
         ) from None
     epoch = int(state["epoch"])
-    _truncate_metrics(out / METRICS_FILE, epoch)
+    # Metric lines of epochs after the checkpoint were written before an interruption: redone now.
+    MetricsWriter(out / METRICS_FILE).drop_from("epoch", epoch + 1)
     log.info("resumed from %s after epoch %d", path, epoch)
     return epoch, float(state["best_psnr"])
-
-
-def _truncate_metrics(path: Path, last_epoch: int) -> None:
-    """Drop metric lines of epochs after the checkpoint (written before an interruption, redone
-    now)."""
-    if path.is_file():
-        lines = [
-            ln
-            for ln in path.read_text().splitlines()
-            if ln.strip() and json.loads(ln)["epoch"] <= last_epoch
-        ]
-        atomic_write_text(path, "".join(ln + "\n" for ln in lines))
 
 
 def _save_state(
@@ -399,9 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    from utils.config import DEMO_EXPERIMENT, ConfigError, error_line, load_experiment
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     flags = [
@@ -409,12 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, key in FLAG_KEYS.items()
         if getattr(args, name) is not None
     ]
-    try:
-        cfg = load_experiment(args.experiment or DEMO_EXPERIMENT, [*args.overrides, *flags])
-        last = train(cfg, overwrite=args.overwrite)
-    except (ConfigError, CheckpointError, FileNotFoundError, ValueError, NonFiniteLossError) as e:
-        print(f"error: {error_line(e)}", file=sys.stderr)
-        return 1
+    cfg = load_experiment(args.experiment or DEMO_EXPERIMENT, [*args.overrides, *flags])
+    last = train(cfg, overwrite=args.overwrite)
     print(
         f"n2n: {OmegaConf.select(cfg, 'n2n.out_dir')}: epoch {last.get('epoch')}, "
         f"val PSNR {last.get('val_psnr', float('nan')):.2f} dB, "

@@ -1,4 +1,5 @@
-"""process_metadata.py: index files of ImageFolder roots, any extension, labels.txt, atomic output."""
+"""process_metadata.py: index files of ImageFolder roots, any extension, labels.txt, atomic
+output."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ EXTENSIONS = (".jpg", ".JPEG", ".png", ".bmp", ".tif", ".webp", ".ppm")
 def make_root(
     root: Path, n_train: dict[str, int], n_val: dict[str, int], labels: str | None = None
 ) -> Path:
-    """An ImageFolder root whose files cycle through many extensions; a stray text file in each class."""
+    """An ImageFolder root whose files cycle through many extensions; a stray text file in each
+    class."""
     pixels = np.full((8, 8, 3), 100, np.uint8)
     for split, counts in (("train", n_train), ("val", n_val)):
         for cls, n in counts.items():
@@ -73,14 +75,14 @@ def test_labels_file_orders_classes_and_gives_names_shared_by_splits(tmp_path):
 
 def test_class_folder_missing_from_labels_is_an_error(tmp_path, capsys):
     root = make_root(tmp_path / "ds", {"a": 1, "b": 1}, {}, labels="a,first\n")
-    assert main([str(root)]) == 1
+    assert main([str(root)]) == 2  # an input error (utils.cli)
     err = capsys.readouterr().err
     assert "'b'" in err and "labels.txt" in err
 
 
 def test_root_without_splits_is_an_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main([str(tmp_path / "empty")]) == 1
+    assert main([str(tmp_path / "empty")]) == 2
     assert "no train/ or val/" in capsys.readouterr().err
 
 

@@ -31,7 +31,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from utils.atomic import atomic_write_text
-from utils.cli import error_line  # noqa: F401  (imported from here by commands not yet on @command)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = REPO_ROOT / "configs" / "defaults.yaml"

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from utils.atomic import atomic_open, atomic_path
+from utils.cli import command
 from utils.image_io import ImageDecodeError, is_image_file, write_png_rgb
 from utils.load_noise import image_rng, noisy_pixels, noisy_rel_path  # noqa: F401 (public here too)
 from utils.noise import NoiseSpec, parse_noise_spec
@@ -331,31 +332,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
-    try:
-        args = _resolve_args(args)
-        if args.at_load:  # the clean root exists now (an embedded dataset is built); nothing else
-            print(
-                f"generate_noise: noise.at_load is on; no noisy copy is written ({args.dst} is not "
-                f"needed: the stages add {args.noise} to {args.src} as they read it)"
-            )
-            return 0
-        result = generate_noise(
-            args.src,
-            args.dst,
-            args.noise,
-            args.seed,
-            args.workers,
-            args.splits,
-            overwrite=args.overwrite,
-            skip_bad=args.skip_bad,
-            new_place=args.new_place,
+    args = _resolve_args(args)
+    if args.at_load:  # the clean root exists now (an embedded dataset is built); nothing else
+        print(
+            f"generate_noise: noise.at_load is on; no noisy copy is written ({args.dst} is not "
+            f"needed: the stages add {args.noise} to {args.src} as they read it)"
         )
-    except (ValueError, OSError) as e:  # NoiseCLIError, ConfigError, bad spec, missing clean root
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 0
+    result = generate_noise(
+        args.src,
+        args.dst,
+        args.noise,
+        args.seed,
+        args.workers,
+        args.splits,
+        overwrite=args.overwrite,
+        skip_bad=args.skip_bad,
+        new_place=args.new_place,
+    )
     if getattr(args, "save_config", None) is not None:
         args.save_config()
     if result.n_written == 0 and not result.failed:

@@ -19,11 +19,13 @@ from collections.abc import Sequence
 from dinov2.run.eval import knn, linear, retrieval
 from dinov2.run.experiment import EVALUATED, method_paths
 from dinov2.run.pretrain import ensure_index
-from utils.config import ConfigError, load_experiment
+from utils.cli import command
+from utils.config import load_experiment
 
 EVALUATIONS = {"linear": linear.main, "knn": knn.main, "retrieval": retrieval.main}
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate one method of an experiment (stage 5)")
     parser.add_argument("--experiment", required=True, metavar="FILE", help="experiment YAML")
@@ -48,14 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in names if n not in EVALUATIONS]
     if unknown:
         parser.error(f"unknown evaluation {unknown[0]!r}; valid: {', '.join(EVALUATIONS)}")
-    try:
-        cfg = load_experiment(args.experiment, overrides)
-        if {"linear", "knn"} & set(names):
-            paths = method_paths(cfg, args.method)
-            ensure_index(paths.eval_root, paths.extra)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_experiment(args.experiment, overrides)
+    if {"linear", "knn"} & set(names):
+        paths = method_paths(cfg, args.method)
+        ensure_index(paths.eval_root, paths.extra)
     for name in names:
         sub_argv = ["--experiment", args.experiment, "--method", args.method, *overrides]
         rc = EVALUATIONS[name](sub_argv + (["--overwrite"] if args.overwrite else []))

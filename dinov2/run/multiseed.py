@@ -1,11 +1,12 @@
 """One experiment over several seeds: every stage per seed, then mean ± std of each method.
 
-    python -m dinov2.run.multiseed --experiment configs/experiments/demo.yaml --seeds 0 1 2 [key=value ...]
+    python -m dinov2.run.multiseed --experiment configs/experiments/demo.yaml --seeds 0 1 2
+    [key=value ...]
 
 Seed ``s`` runs the whole pipeline (:data:`STEPS`, as ``exps/demo.sh`` without retrieval) as the
 experiment named ``<name>_seed<s>`` with ``seed=s``: the denoiser, the denoised dataset
-(``<noisy root>_n2n_seed<s>``), the pretraining runs and the evaluations are per seed; the noisy dataset
-(seeded by ``noise.seed``) is shared. Finished stages skip themselves, so an interrupted
+(``<noisy root>_n2n_seed<s>``), the pretraining runs and the evaluations are per seed; the noisy
+dataset (seeded by ``noise.seed``) is shared. Finished stages skip themselves, so an interrupted
 reproduction resumes. Then ``<output_root>/runs/<name>_seeds/<noise spec>/`` gets ``results.md``
 (mean ± std over seeds of linear and kNN top-1 on the noisy val set, with the reference rows) and
 ``accuracy_seeds.png`` (bars with error bars = std). Nothing is tuned: the table reports what the
@@ -27,7 +28,8 @@ from dinov2.run.experiment import EVALUATED, METHOD_LABELS, METHODS
 from dinov2.run.pipeline import run_steps
 from dinov2.run.report import collect_metrics
 from utils.atomic import atomic_path, atomic_write_text
-from utils.config import add_experiment_args, error_line, load_experiment
+from utils.cli import command
+from utils.config import add_experiment_args, load_experiment
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,8 @@ TABLE_NAME, BARS_NAME = "results.md", "accuracy_seeds.png"
 
 
 def seed_overrides(cfg_name: str, seed: int, overrides: Sequence[str]) -> list[str]:
-    """The seed's experiment: its own name (run folders) and denoised tree (its own denoiser wrote it)."""
+    """The seed's experiment: its own name (run folders) and denoised tree (its own denoiser wrote
+    it)."""
     return [
         *overrides,
         f"seed={seed}",
@@ -59,7 +62,8 @@ def seed_overrides(cfg_name: str, seed: int, overrides: Sequence[str]) -> list[s
 
 
 def seed_rows(cfg: DictConfig) -> dict[str, dict[str, float]]:
-    """``{method: metrics}`` of one seed's evaluation folders (methods without results are left out)."""
+    """``{method: metrics}`` of one seed's evaluation folders (methods without results are left
+    out)."""
     eval_root = Path(cfg.run_dir) / "eval"
     rows = {m: collect_metrics(eval_root / m) for m in EVALUATED if (eval_root / m).is_dir()}
     return {m: r for m, r in rows.items() if r}
@@ -68,7 +72,8 @@ def seed_rows(cfg: DictConfig) -> dict[str, dict[str, float]]:
 def aggregate(
     per_seed: dict[int, dict[str, dict[str, float]]],
 ) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """``{method: {metric: (mean, std, n_seeds)}}``; std is the sample standard deviation (0 for one seed)."""
+    """``{method: {metric: (mean, std, n_seeds)}}``; std is the sample standard deviation (0 for one
+    seed)."""
     out: dict[str, dict[str, tuple[float, float, int]]] = {}
     for method in EVALUATED:
         for metric in METRICS:
@@ -123,7 +128,8 @@ def error_bars(summary: dict[str, dict[str, tuple[float, float, int]]], path: Pa
 def run_multiseed(
     experiment: str, seeds: Sequence[int], overrides: Sequence[str] = (), train: bool = True
 ) -> str:
-    """Run (unless ``train`` is False) and aggregate; returns the Markdown written to ``results.md``."""
+    """Run (unless ``train`` is False) and aggregate; returns the Markdown written to
+    ``results.md``."""
     base = load_experiment(experiment, overrides)
     per_seed = {}
     for seed in seeds:
@@ -136,8 +142,9 @@ def run_multiseed(
     summary = aggregate(per_seed)
     out = Path(base.output_root) / "runs" / f"{base.name}_seeds" / str(base.noise.spec)
     caption = (
-        f"Noise `{base.noise.spec}` on `{base.data.name}`, experiment `{base.name}`: linear probe and kNN top-1 "
-        f"on the noisy val set (N2N + DINOv2 and its references: on the denoised val set)."
+        f"Noise `{base.noise.spec}` on `{base.data.name}`, experiment `{base.name}`: linear probe "
+        "and kNN top-1 on the noisy val set (N2N + DINOv2 and its references: on the denoised val "
+        "set)."
     )
     text = markdown(summary, seeds, caption)
     atomic_write_text(out / TABLE_NAME, text)
@@ -145,6 +152,7 @@ def run_multiseed(
     return text
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run an experiment over several seeds and report mean ± std"
@@ -158,14 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_experiment_args(parser, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        print(
-            run_multiseed(args.experiment, args.seeds, args.overrides, train=not args.no_train),
-            end="",
-        )
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"error: {error_line(e)}", file=sys.stderr)
-        return 2 if not isinstance(e, RuntimeError) else 1
+    print(
+        run_multiseed(args.experiment, args.seeds, args.overrides, train=not args.no_train),
+        end="",
+    )
     return 0
 
 

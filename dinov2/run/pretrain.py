@@ -48,7 +48,8 @@ from dinov2.run.methods import (
 )
 from dinov2.run.train.train import main as train_main
 from utils.atomic import atomic_write_text
-from utils.config import ConfigError, add_experiment_args, load_experiment
+from utils.cli import command
+from utils.config import add_experiment_args, load_experiment
 from utils.settings_record import check_settings, recorded_digest, save_settings
 
 TRAIN_CONFIG_NAME = "experiment_train.yaml"
@@ -213,6 +214,7 @@ def pretrain(
     return rc
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Pretrain one method of an experiment (stage 4)")
@@ -230,11 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        return pretrain(args.experiment, args.method, args.overrides, args.overwrite)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return pretrain(args.experiment, args.method, args.overrides, args.overwrite)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ Writes, under ``pretrain.runs_dir``:
   ``eval/training_0/teacher_checkpoint.pth``, built exactly as the training entry point builds its
   model before the first step (same seed, teacher = copy of the student), so the evaluations treat
   it like any trained teacher export;
-- ``pixels/``: ``config.yaml`` with ``student.arch: pixels`` (:class:`dinov2.eval.pixels.PixelBackbone`) and
-  an export without tensors, only when ``eval.crop_size`` is at most 64 px; otherwise the raw-pixel rows of
-  the table are n/a.
+- ``pixels/``: ``config.yaml`` with ``student.arch: pixels``
+  (:class:`dinov2.eval.pixels.PixelBackbone`) and an export without tensors, only when
+  ``eval.crop_size`` is at most 64 px; otherwise the raw-pixel rows of the table are n/a.
 
 Evaluate them as methods ``random_init``/``pixels`` (noisy data) and ``random_init_denoised``/
 ``pixels_denoised`` (denoised data, the reference of N2N + DINOv2). Idempotent: a finished export
@@ -34,17 +34,20 @@ from dinov2.train.checkpointing import export_teacher
 from dinov2.train.parallel import full_state_dict
 from dinov2.train.train import build_meta_arch, fix_random_seeds
 from dinov2.utils.config import write_config
-from utils.config import add_experiment_args, error_line, load_experiment
+from utils.cli import command
+from utils.config import add_experiment_args, load_experiment
 from utils.settings_record import check_settings, save_settings, select_settings
 
 logger = logging.getLogger("dinov2")
 
-# What the untrained weights depend on: the architecture, the heads (they consume the RNG too) and the seed.
+# What the untrained weights depend on: the architecture, the heads (they consume the RNG too) and
+# the seed.
 INIT_KEYS = ("student", "teacher", "dino", "ibot", "train.seed")
 
 
 def export_random_init(train_cfg: DictConfig, run_dir: Path) -> Path:
-    """``run_dir/eval/training_0/teacher_checkpoint.pth``: the teacher of ``train_cfg`` before any step."""
+    """``run_dir/eval/training_0/teacher_checkpoint.pth``: the teacher of ``train_cfg`` before any
+    step."""
     fix_random_seeds(
         train_cfg.train.seed
     )  # the training entry point seeds with train.seed + rank (rank 0)
@@ -86,7 +89,8 @@ def write_references(cfg: DictConfig, overwrite: bool = False) -> list[Path]:
     if crop <= MAX_PIXEL_SIDE:
         pixels_dir = method_paths(cfg, "pixels").run_dir
         write_config(pixel_config(train_cfg, crop), pixels_dir)
-        # An export without tensors (raw pixels have no weights): the evaluations load it like any teacher.
+        # An export without tensors (raw pixels have no weights): the evaluations load it like any
+        # teacher.
         if not (pixels_dir / "eval" / "training_0" / "teacher_checkpoint.pth").is_file():
             export_teacher({}, pixels_dir, 0)
         written.append(pixels_dir)
@@ -97,6 +101,7 @@ def write_references(cfg: DictConfig, overwrite: bool = False) -> list[Path]:
     return written
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
@@ -111,12 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        for d in write_references(load_experiment(args.experiment, args.overrides), args.overwrite):
-            print(f"reference: {d}")
-    except (ValueError, FileNotFoundError, OSError) as e:
-        print(f"error: {error_line(e)}", file=sys.stderr)
-        return 2
+    for d in write_references(load_experiment(args.experiment, args.overrides), args.overwrite):
+        print(f"reference: {d}")
     return 0
 
 

@@ -1,14 +1,16 @@
 """Slurm submission through submitit: one task per GPU, automatic requeue that resumes.
 
     python -m dinov2.run.submit train --nodes 2 --ngpus 8 --partition learnlab \\
-        --config-file dinov2/configs/train/vitb16_in1k.yaml --output-dir /checkpoint/me/run1 [key=value ...]
-    python -m dinov2.run.submit pretrain --ngpus 4 --experiment configs/experiments/imagenet1k/gauss100.yaml --method nc
+        --config-file dinov2/configs/train/vitb16_in1k.yaml --output-dir /checkpoint/me/run1
+        [key=value ...]
+    python -m dinov2.run.submit pretrain --ngpus 4 --experiment
+    configs/experiments/imagenet1k/gauss100.yaml --method nc
 
-Everything after the launcher's own flags is handed unchanged to the entry point's CLI. On preemption
-or time-out slurm signals the job, submitit calls :meth:`SubmittedTask.checkpoint`, and the job is
-requeued with the same arguments; the training loop then resumes from the newest checkpoint in its
-output folder (checkpoints are written periodically, so nothing else needs saving at signal time).
-``--cluster local`` runs the same job as local processes (what the tests use).
+Everything after the launcher's own flags is handed unchanged to the entry point's CLI. On
+preemption or time-out slurm signals the job, submitit calls :meth:`SubmittedTask.checkpoint`, and
+the job is requeued with the same arguments; the training loop then resumes from the newest
+checkpoint in its output folder (checkpoints are written periodically, so nothing else needs saving
+at signal time). ``--cluster local`` runs the same job as local processes (what the tests use).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import submitit
 
+from utils.cli import command
 from utils.config import load_experiment
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,8 @@ ENTRY_POINTS = {
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Submit a noisy-dinov2 job to slurm (or run it locally) through submitit",
-        epilog="Arguments after the launcher flags go to the entry point, e.g. --config-file, --output-dir.",
+        epilog="Arguments after the launcher flags go to the entry point, e.g. --config-file, "
+        "--output-dir.",
     )
     parser.add_argument("entry", choices=sorted(ENTRY_POINTS), help="what to run")
     parser.add_argument("--nodes", type=int, default=1, help="number of nodes")
@@ -94,7 +98,8 @@ def _setup_distributed_env() -> None:
 
 
 class SubmittedTask:
-    """A picklable job: runs an entry point with its argv; on preemption, requeues itself unchanged."""
+    """A picklable job: runs an entry point with its argv; on preemption, requeues itself
+    unchanged."""
 
     def __init__(self, entry: str, argv: Sequence[str]):
         self.entry = entry
@@ -103,7 +108,9 @@ class SubmittedTask:
     def __call__(self) -> int:
         _setup_distributed_env()
         rc = _entry_function(self.entry)(self.argv)
-        if rc:  # the entry points return an exit status: a failed stage must fail the job (and its dependants)
+        # The entry points return an exit status: a failed stage must fail the job (and its
+        # dependants).
+        if rc:
             raise RuntimeError(
                 f"{self.entry} {' '.join(self.argv)} exited with status {rc}; see the log above"
             )
@@ -171,7 +178,8 @@ def make_executor(args: argparse.Namespace, folder: Path) -> submitit.AutoExecut
 def submit(argv: Sequence[str] | None = None) -> submitit.Job:
     """Parse the launcher flags, submit ``entry`` with the remaining arguments, return the job.
 
-    The job id is printed alone on stdout (logs go to stderr): ``jid=$(python -m dinov2.run.submit …)``.
+    The job id is printed alone on stdout (logs go to stderr):
+    ``jid=$(python -m dinov2.run.submit …)``.
     """
     args, entry_argv = get_args_parser().parse_known_args(argv)
     folder = Path(args.job_dir) if args.job_dir else default_job_dir(entry_argv)
@@ -184,6 +192,7 @@ def submit(argv: Sequence[str] | None = None) -> submitit.Job:
     return job
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     submit(argv)

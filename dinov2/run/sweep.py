@@ -38,7 +38,8 @@ from dinov2.eval.sweep import SWEEP_NAME, check_sweep_specs, default_sweep_specs
 from dinov2.run.experiment import METHODS, clean_index_dir, method_paths
 from dinov2.run.pretrain import ensure_index
 from utils.atomic import atomic_write_text
-from utils.config import add_experiment_args, error_line, load_experiment
+from utils.cli import command
+from utils.config import add_experiment_args, load_experiment
 from utils.runtime import resolve_device
 from utils.settings_record import check_settings, save_settings
 
@@ -159,6 +160,7 @@ def run_sweep(
     }
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Noise-level sweep of an experiment's backbones")
     parser.add_argument(
@@ -168,13 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_experiment_args(parser, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        results = run_sweep(
-            load_experiment(args.experiment, args.overrides), args.method, args.overwrite
-        )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {error_line(e)}", file=sys.stderr)
-        return 2
+    results = run_sweep(
+        load_experiment(args.experiment, args.overrides), args.method, args.overwrite
+    )
     print(json.dumps(results))
     return 0
 

@@ -2,18 +2,19 @@
 
 A root holds ``train/<class>/**/<image>`` and ``val/<class>/**/<image>`` (any image extension,
 any number of files) and optionally ``labels.txt`` with one ``class_id,class_name`` line per class.
-For each split present, the index folder (default ``ROOT/extra``) gets, in the official DINOv2 naming:
+For each split present, the index folder (default ``ROOT/extra``) gets, in the official DINOv2
+naming:
 
-- ``entries-<SPLIT>.npy``: structured array, one row per image, sorted by path: ``path`` (UTF-8 bytes,
-  relative to ``ROOT/<split>``) and ``class_index`` (``uint32``);
-- ``class-ids-<SPLIT>.npy`` / ``class-names-<SPLIT>.npy``: the class folder names and readable names,
-  the same list for every split so that class indices agree between train and val;
+- ``entries-<SPLIT>.npy``: structured array, one row per image, sorted by path: ``path`` (UTF-8
+  bytes, relative to ``ROOT/<split>``) and ``class_index`` (``uint32``);
+- ``class-ids-<SPLIT>.npy`` / ``class-names-<SPLIT>.npy``: the class folder names and readable
+  names, the same list for every split so that class indices agree between train and val;
 - ``index-<SPLIT>.json`` (written last): file count, SHA-256 of the sorted file list and the
-  modification times of the folders (and of the scan), which make a stale index cheap to detect: only when a folder's
-  mtime changed is the split listed again and its digest compared.
+  modification times of the folders (and of the scan), which make a stale index cheap to detect:
+  only when a folder's mtime changed is the split listed again and its digest compared.
 
-Class order: the order of ``labels.txt`` when present, else the sorted class folder names (torchvision's
-``ImageFolder`` convention).
+Class order: the order of ``labels.txt`` when present, else the sorted class folder names
+(torchvision's ``ImageFolder`` convention).
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ INDEX_VERSION = 1
 RACY_WINDOW_NS = 2_000_000_000
 
 
-class DatasetIndexError(RuntimeError):
-    """A missing, stale or invalid index; the one-line message names the command that fixes it."""
+class DatasetIndexError(RuntimeError, ValueError):
+    """A missing, stale or invalid index; the one-line message names the command that fixes it.
+
+    A ``ValueError`` too: an input the user fixes, so a command exits 2 on it (:mod:`utils.cli`)."""
 
 
 def default_extra(root: str | os.PathLike) -> Path:
@@ -53,7 +56,8 @@ def fix_command(root: str | os.PathLike, extra: str | os.PathLike | None) -> str
 
 
 def read_labels(root: Path) -> list[tuple[str, str]] | None:
-    """``(class_id, class_name)`` pairs of ``root/labels.txt`` in file order, or None without one."""
+    """``(class_id, class_name)`` pairs of ``root/labels.txt`` in file order, or None without
+    one."""
     path = root / LABELS_FILE
     if not path.is_file():
         return None
@@ -75,7 +79,8 @@ def read_labels(root: Path) -> list[tuple[str, str]] | None:
 def scan_split(
     split_dir: Path, progress: bool = False
 ) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    """Sorted ``(relative path, class folder)`` of the images of one split, and the mtimes of its folders."""
+    """Sorted ``(relative path, class folder)`` of the images of one split, and the mtimes of its
+    folders."""
     items: list[tuple[str, str]] = []
     mtimes = {".": split_dir.stat().st_mtime_ns}
     entries = [e for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith(".")]
@@ -114,7 +119,8 @@ def _class_list(root: Path, scans: dict[str, list[tuple[str, str]]]) -> tuple[li
 
 
 def build_index(root: str | os.PathLike, extra: str | os.PathLike | None = None) -> dict[str, int]:
-    """Write the index files of every split present under ``root``; returns ``{SPLIT: n_images}``."""
+    """Write the index files of every split present under ``root``; returns
+    ``{SPLIT: n_images}``."""
     root = Path(root)
     extra = Path(extra) if extra is not None else default_extra(root)
     present = {split: root / d for split, d in SPLIT_DIRS.items() if (root / d).is_dir()}
@@ -161,7 +167,8 @@ def build_index(root: str | os.PathLike, extra: str | os.PathLike | None = None)
 
 
 def check_fresh(root: Path, extra: Path, split: str) -> None:
-    """Raise :class:`DatasetIndexError` when the split's index is missing or its files changed since."""
+    """Raise :class:`DatasetIndexError` when the split's index is missing or its files changed
+    since."""
     record_path = extra / f"index-{split}.json"
     fix = fix_command(root, extra)
     if not record_path.is_file():
@@ -172,8 +179,8 @@ def check_fresh(root: Path, extra: Path, split: str) -> None:
     if record.get("version") != INDEX_VERSION:
         raise DatasetIndexError(f"index {record_path} has an old format; run: {fix}")
     split_dir = root / SPLIT_DIRS[split]
-    # Folder mtimes have a coarse clock (a few ms): one set within that window of the scan may hide a
-    # later change, so such "racy" folders force the full comparison (as git does for its index).
+    # Folder mtimes have a coarse clock (a few ms): one set within that window of the scan may hide
+    # a later change, so such "racy" folders force the full comparison (as git does for its index).
     mtimes = record["dir_mtimes_ns"]
     try:
         same = all(os.stat(split_dir / d).st_mtime_ns == t for d, t in mtimes.items())
@@ -186,7 +193,8 @@ def check_fresh(root: Path, extra: Path, split: str) -> None:
     items, _ = scan_split(split_dir) if split_dir.is_dir() else ([], {})
     if listing_digest([rel for rel, _ in items]) != record["listing_sha256"]:
         raise DatasetIndexError(
-            f"index of {split_dir} is stale ({len(items)} images now, {record['n_files']} indexed); run: {fix}"
+            f"index of {split_dir} is stale ({len(items)} images now, "
+            f"{record['n_files']} indexed); run: {fix}"
         )
 
 

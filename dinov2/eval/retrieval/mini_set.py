@@ -1,18 +1,19 @@
-"""A mini retrieval set in the revisited Oxford/Paris format, built from the photos of ``skimage.data``.
+"""A mini retrieval set in the revisited Oxford/Paris format, from the photos of ``skimage.data``.
 
 ``python -m dinov2.eval.retrieval.mini_set ROOT`` (or :func:`build_mini_set`) writes::
 
     ROOT/mini/gnd_mini.pkl      # {"imlist": [...], "qimlist": [...], "gnd": [per-query dict]}
-    ROOT/mini/jpg/<name>.jpg    # every database and query image (names without extension in the lists)
+    ROOT/mini/jpg/<name>.jpg    # every database and query image (names without extension in the
+    lists)
 
 Structure (``n_photos`` = len(:data:`PHOTOS`) = 8 by default):
 
 - **queries**: one per photo, ``q_<photo>``: the whole photo resized so that its long side is
   ``size`` pixels, with the query box ``bbx = [x1, y1, x2, y2]`` = the central half of the photo
   (relative box :data:`QUERY_BOX`, in pixels of the query image);
-- **database**: :data:`N_DB_PER_PHOTO` views per photo, ``db_<photo>_<k>``: the crop :data:`DB_BOXES` ``[k]``
-  of the photo (relative coordinates), resized to long side ``size``, some flipped or darkened
-  (augmented views); database images of different photos never match each other;
+- **database**: :data:`N_DB_PER_PHOTO` views per photo, ``db_<photo>_<k>``: the crop
+  :data:`DB_BOXES` ``[k]`` of the photo (relative coordinates), resized to long side ``size``, some
+  flipped or darkened (augmented views); database images of different photos never match each other;
 - **ground truth** of query ``q`` by the fraction of its box covered by a database crop of the same
   photo: ``easy`` ≥ :data:`EASY_MIN_COVER`, ``hard`` ≥ :data:`HARD_MIN_COVER`, ``junk`` below that
   (including no overlap). Every crop of a photo is in exactly one list of that photo's query, every

@@ -1,12 +1,14 @@
 """DINOv2 pretraining CLI (one process, or one per GPU under torchrun / slurm).
 
     python dinov2/run/train/train.py --config-file dinov2/configs/train/vits16_in100.yaml \\
-        --output-dir runs/vits16 train.dataset_path=ImageNet:split=TRAIN:root=/data/in100 [key=value ...]
+        --output-dir runs/vits16 train.dataset_path=ImageNet:split=TRAIN:root=/data/in100 [key=value
+        ...]
     python -m dinov2.run.train --config-file ... --output-dir ...
     torchrun --nproc_per_node 4 dinov2/run/train/train.py --config-file ... --output-dir ...
 
 Re-running the same command resumes from the newest valid checkpoint in the output dir.
-Exit status: 0 on success, 1 on a non-finite loss, 2 on a bad config or argument.
+Exit status (``utils.cli``): 0 on success, 2 on a bad config, argument or input, 1 on a runtime
+failure such as a non-finite loss, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -23,26 +25,18 @@ except ImportError:  # executed as a file from a checkout that is not installed:
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 # after the fallback above, which makes them importable when this file is run from a checkout
-from dinov2.data.datasets.extra import DatasetIndexError  # noqa: E402
-from dinov2.train.train import NonFiniteLossError, get_args_parser  # noqa: E402
+from dinov2.train.train import get_args_parser  # noqa: E402
 from dinov2.train.train import main as train_main  # noqa: E402
-from utils.config import ConfigError, error_line  # noqa: E402
+from utils.cli import command  # noqa: E402
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = get_args_parser().parse_args(argv)
-    try:
-        summary = train_main(args)
-    except (ConfigError, FileExistsError, FileNotFoundError, ValueError, DatasetIndexError) as e:
-        # error_line: a DataLoader worker's error (a corrupt image) arrives with the worker's traceback in its text
-        print(f"error: {error_line(e)}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    summary = train_main(args)
     losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(summary["losses"].items()))
     print(
         f"trained to iteration {summary['iteration']} in {args.output_dir}"
