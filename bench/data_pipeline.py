@@ -53,6 +53,7 @@ from dinov2.data.batched_augmentations import (  # noqa: E402
 from dinov2.data.collate import collate_decoded_and_mask  # noqa: E402
 from dinov2.data.datasets import build_index  # noqa: E402
 from dinov2.train.data import BatchedAugmentationLoader  # noqa: E402
+from utils.cli import command  # noqa: E402
 
 PHOTOS = (
     "astronaut",
@@ -282,7 +283,8 @@ def bench_gpu(workdir: Path) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+@command
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -369,8 +371,8 @@ def main(argv: list[str] | None = None) -> dict:
         from utils.atomic import atomic_write_text
 
         atomic_write_text(args.out_json, json.dumps(report, indent=1) + "\n")
-    return report
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

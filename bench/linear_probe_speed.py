@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from utils.cli import command
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "dinov2" / "configs" / "train" / "vit_pico_cpu.yaml"
 
@@ -69,7 +71,8 @@ def run_mode(fast: bool, dataset_fmt: str, args: argparse.Namespace) -> dict:
     }
 
 
-def main() -> None:
+@command
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -79,7 +82,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader processes")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON record here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="linear_probe_speed.") as tmp:
         fmt = build_data(Path(tmp) / "mnist5k")
@@ -104,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

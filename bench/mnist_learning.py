@@ -39,6 +39,7 @@ from dinov2.run.methods import training_config_for
 from dinov2.run.pretrain import ensure_index
 from dinov2.run.train.train import main as train_main
 from dinov2.train.train import METRICS_FILE
+from utils.cli import command
 from utils.config import load_experiment
 from utils.embedded import build_mnist5k
 
@@ -97,7 +98,8 @@ def loss_figure(run_dir: Path, curve: list[dict], log_k: float, path: Path) -> N
     plt.close(fig)
 
 
-def main() -> None:
+@command
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--experiment", default=str(REPO / "configs" / "experiments" / "mnist_clean.yaml")
@@ -110,7 +112,7 @@ def main() -> None:
     parser.add_argument(
         "opts", nargs="*", metavar="KEY=VALUE", help="training-config overrides (official keys)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
 
@@ -185,4 +187,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

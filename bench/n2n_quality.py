@@ -40,6 +40,7 @@ from neighbor2neighbor.denoiser import Denoiser
 from neighbor2neighbor.metrics import psnr_255, ssim
 from neighbor2neighbor.train import train, train_step
 from neighbor2neighbor.unet import UNet
+from utils.cli import command
 from utils.config import DEMO_EXPERIMENT, load_experiment
 from utils.noise import add_noise_uint8
 
@@ -152,7 +153,8 @@ def run_n2n(
     )
 
 
-def main() -> None:
+@command
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS))
     parser.add_argument("--specs", nargs="+", default=list(SPECS))
@@ -173,7 +175,7 @@ def main() -> None:
         help="torch intra-op threads (default: all cores; 1 is steadier on a shared CPU)",
     )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/n2n_quality"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     args.work_dir.mkdir(parents=True, exist_ok=True)
@@ -231,4 +233,4 @@ def print_table(rows: dict, info: dict, args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -18,6 +18,7 @@ import torch
 from neighbor2neighbor.denoiser import denoise_tensor
 from neighbor2neighbor.train import train_step
 from neighbor2neighbor.unet import UNet
+from utils.cli import command
 from utils.runtime import resolve_device
 
 
@@ -57,7 +58,8 @@ def denoise_ips(device: torch.device, size: int, batch: int, n_iter: int, amp: b
     return n_iter * batch / (time.perf_counter() - t0)
 
 
-def main() -> None:
+@command
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crops", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -65,9 +67,9 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     amp = device.type == "cuda"
     name = (
         torch.cuda.get_device_name(device)
@@ -89,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

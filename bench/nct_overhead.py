@@ -30,6 +30,9 @@ from pathlib import Path
 
 import torch
 
+from utils.cli import command
+from utils.runtime import resolve_device
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -60,11 +63,7 @@ def run(args: argparse.Namespace) -> dict:
     from dinov2.train.train import build_meta_arch, build_optimizer
     from dinov2.utils.config import apply_scaling_rules_to_cfg, load_training_config
 
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else args.device.replace("auto", "cpu")
-    )
+    device = resolve_device(args.device, "--device")
     config = REPO / "dinov2" / "configs" / "train" / "vits16_in100.yaml"
     opts = [f"train.batch_size_per_gpu={args.batch_size}", f"train.device={device.type}"]
     cfg = apply_scaling_rules_to_cfg(load_training_config(config, opts))
@@ -102,6 +101,7 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-size", type=int, default=2)
@@ -123,4 +123,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

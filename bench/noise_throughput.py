@@ -35,6 +35,7 @@ import skimage.data
 from PIL import Image
 from tqdm import tqdm
 
+from utils.cli import command
 from utils.generate_noise import generate_noise, image_rng, list_source_images, noisy_rel_path
 from utils.noise import NoiseSpec, parse_noise_spec
 
@@ -110,13 +111,14 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def main() -> None:
+@command
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=200, help="number of 500x375 JPEGs")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--noise", default="gauss_100")
     p.add_argument("--seed", type=int, default=42)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     spec = parse_noise_spec(args.noise)
     with tempfile.TemporaryDirectory(prefix="noise_bench_") as tmp:
         tmp = Path(tmp)
@@ -157,4 +159,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

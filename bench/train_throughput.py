@@ -28,7 +28,6 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import datetime, timezone
 from functools import partial
 
@@ -37,6 +36,8 @@ from torch import nn
 from tqdm import tqdm
 
 import dinov2.models as dinov2_models
+from utils.cli import command
+from utils.runtime import autocast, resolve_device
 
 DIMS = {
     "vit_tiny": (192, 12, 3),
@@ -82,15 +83,13 @@ def timm_loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return tokens[:, 0].float().mean() + tokens[:, 1:].float().mean()
 
 
-def timed_step(
-    model: nn.Module, loss_fn: Callable, x: torch.Tensor, autocast
-) -> tuple[float, float]:
+def timed_step(model: nn.Module, loss_fn: Callable, x: torch.Tensor, amp) -> tuple[float, float]:
     """Wall and process-CPU seconds of one forward + backward (gradients cleared before timing)."""
     model.zero_grad(set_to_none=True)
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     start, cpu_start = time.perf_counter(), time.process_time()
-    with autocast:
+    with amp:
         loss = loss_fn(model, x)
     loss.backward()
     if x.device.type == "cuda":
@@ -106,7 +105,7 @@ def bench_backbone(args: argparse.Namespace, device: torch.device) -> dict:
         ours, ref = torch.compile(ours), torch.compile(ref)
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device)
     use_bf16 = device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext()
+    amp = autocast(device, torch.bfloat16)
     runs = {"ours": (ours, ours_loss), "timm": (ref, timm_loss)}
     times: dict[str, list[float]] = {name: [] for name in runs}
     cpu_times: dict[str, list[float]] = {name: [] for name in runs}
@@ -115,7 +114,7 @@ def bench_backbone(args: argparse.Namespace, device: torch.device) -> dict:
         for name, (model, loss_fn) in runs.items():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            seconds, cpu_seconds = timed_step(model, loss_fn, x, autocast)
+            seconds, cpu_seconds = timed_step(model, loss_fn, x, amp)
             if device.type == "cuda":
                 peak_mem[name] = torch.cuda.max_memory_allocated(device) / 2**30
             if i >= args.warmup:
@@ -256,13 +255,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
+    device = resolve_device(args.device, "--device")
     backbone = None if args.skip_backbone else bench_backbone(args, device)
     train_step = bench_train_step(args, device)
     record = {
@@ -298,4 +296,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -28,7 +28,8 @@ def resolve_device(name: str | torch.device = "auto", key: str = "device") -> to
     """``auto`` → ``cuda`` when available, else ``cpu``; otherwise ``torch.device(name)``.
 
     Only CPU and CUDA devices are accepted. An unknown name, or CUDA on a machine without it, is a
-    ``ValueError`` naming ``key`` (the config key or flag the value came from) and the value.
+    ``ValueError`` naming ``key`` (the config key, or the ``--flag``, the value came from) and the
+    value.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -36,12 +37,13 @@ def resolve_device(name: str | torch.device = "auto", key: str = "device") -> to
         device = torch.device(name)
     except (RuntimeError, TypeError):
         device = None
+    flag = key.startswith("-")
+    where, fix = (key, f"{key} cpu") if flag else (f"config key '{key}'", f"{key}=cpu")
     if device is None or device.type not in DEVICE_TYPES:
-        raise ValueError(f"config key '{key}' is {str(name)!r}; valid: auto, cpu, cuda, cuda:N")
+        raise ValueError(f"{where} is {str(name)!r}; valid: auto, cpu, cuda, cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
-            f"config key '{key}' is {str(name)!r} but this machine has no CUDA device; "
-            f"use {key}=cpu or auto"
+            f"{where} is {str(name)!r} but this machine has no CUDA device; use {fix} or auto"
         )
     return device
 

@@ -29,6 +29,12 @@ def test_an_unknown_device_names_the_key_and_the_value(name):
     )
 
 
+def test_a_flag_is_named_as_a_flag():
+    with pytest.raises(ValueError) as info:
+        resolve_device("gpu", "--device")
+    assert str(info.value) == "--device is 'gpu'; valid: auto, cpu, cuda, cuda:N"
+
+
 @pytest.mark.skipif(CUDA, reason="this machine has CUDA")
 @pytest.mark.parametrize("name", ["cuda", "cuda:1"])
 def test_cuda_without_a_cuda_device_says_what_to_use_instead(name):
