@@ -43,7 +43,8 @@ def reflect_pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> torch.
 
 @torch.no_grad()
 def denoise_tensor(model: UNet, x: torch.Tensor, amp: bool = False) -> torch.Tensor:
-    """Denoise float ``x`` in [0, 1], (C, H, W) or (N, C, H, W), any H and W; returns the same shape.
+    """Denoise float ``x`` in [0, 1], (C, H, W) or (N, C, H, W), any H and W; returns the same
+    shape.
 
     C = 3 is denoised as is; C = 1 (grayscale) is replicated to RGB and the output averaged back;
     C = 4 (RGBA) denoises RGB and passes alpha through. The image is reflect-padded to multiples
@@ -53,7 +54,8 @@ def denoise_tensor(model: UNet, x: torch.Tensor, amp: bool = False) -> torch.Ten
     batch = x[None] if single else x
     if batch.dim() != 4 or batch.shape[1] not in (1, 3, 4):
         raise ValueError(
-            f"denoise_tensor expects (C, H, W) or (N, C, H, W) with C in 1, 3, 4; got {tuple(x.shape)}"
+            "denoise_tensor expects (C, H, W) or (N, C, H, W) with C in 1, 3, 4; "
+            f"got {tuple(x.shape)}"
         )
     device = next(model.parameters()).device
     rgb = batch[:, :3] if batch.shape[1] != 1 else batch.expand(-1, 3, -1, -1)
@@ -70,7 +72,8 @@ def denoise_tensor(model: UNet, x: torch.Tensor, amp: bool = False) -> torch.Ten
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Float (..., C, H, W) in [0, 1] → uint8 (..., H, W, C), rounding as the reference (``+ 0.5``, clip)."""
+    """Float (..., C, H, W) in [0, 1] → uint8 (..., H, W, C), rounding as the reference (``+ 0.5``,
+    clip)."""
     scaled = (x.detach().float().cpu() * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8)
     return scaled.movedim(-3, -1).numpy()
 
@@ -96,7 +99,8 @@ class Denoiser:
         return denoise_tensor(self.model, x, amp=self.amp)
 
     def denoise_image(self, image: np.ndarray | Image.Image) -> np.ndarray:
-        """uint8 (H, W), (H, W, 3) or (H, W, 4) array or PIL image → uint8 array of the same shape."""
+        """uint8 (H, W), (H, W, 3) or (H, W, 4) array or PIL image → uint8 array of the same
+        shape."""
         if isinstance(image, Image.Image) and image.mode not in ("L", "RGB", "RGBA"):
             image = image.convert(
                 "RGBA" if "A" in image.getbands() else "RGB"

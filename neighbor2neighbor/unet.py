@@ -1,4 +1,5 @@
-"""The Neighbor2Neighbor UNet (Huang et al., CVPR 2021), with the reference ``state_dict`` key names.
+"""The Neighbor2Neighbor UNet (Huang et al., CVPR 2021), with the reference ``state_dict`` key
+names.
 
 Five 2× max-pool levels, 2× transposed-conv upsampling concatenated with the skip of the same
 resolution, LeakyReLU(0.2), and three 1×1 "network in network" convs at the output. Parameter names
@@ -21,10 +22,10 @@ log = logging.getLogger(__name__)
 
 # The output head width is fixed in the reference (it does not scale with n_feature).
 HEAD_WIDTH = 96
-# The reference multiplies the Kaiming init of every (de)conv by this factor. Over the ~20 layers of the
-# deep path that leaves the initial output (and the deep layers' gradients) near zero: fine for the
-# reference's ~10^6 steps, but a run of a few hundred steps stalls near 19 dB at gauss_50 where plain
-# Kaiming (scale 1) reaches 24-25 dB (docs/benchmarks.md), hence the ``init_scale`` argument.
+# The reference multiplies the Kaiming init of every (de)conv by this factor. Over the ~20 layers of
+# the deep path that leaves the initial output (and the deep layers' gradients) near zero: fine for
+# the reference's ~10^6 steps, but a run of a few hundred steps stalls near 19 dB at gauss_50 where
+# plain Kaiming (scale 1) reaches 24-25 dB (docs/benchmarks.md), hence the ``init_scale`` argument.
 INIT_SCALE = 0.1
 N_LEVELS = 5
 
@@ -43,7 +44,8 @@ def init_scaled_kaiming_(module: nn.Module, scale: float = INIT_SCALE) -> None:
 class UpsampleCat(nn.Module):
     """2× transposed conv of ``x`` (N, in_nc, H, W), concatenated with ``skip`` (N, C', 2H, 2W).
 
-    The deconv has a bias, as in the reference (its published weights hold ``up{1..5}.deconv.bias``).
+    The deconv has a bias, as in the reference (its published weights hold
+    ``up{1..5}.deconv.bias``).
     """
 
     def __init__(self, in_nc: int, out_nc: int, init_scale: float = INIT_SCALE) -> None:

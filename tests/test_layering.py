@@ -3,8 +3,8 @@
 The engine (``dinov2/{layers,loss,models,data,train,eval,distributed,utils}``,
 ``neighbor2neighbor/``, ``utils/``) never imports the experiment layer (``dinov2/run/``); ``utils/``
 and ``neighbor2neighbor/`` import nothing above them; no project module imports itself through
-others (no import cycle). See docs/architecture.md. Every import counts: at module top, inside functions,
-under ``if TYPE_CHECKING:``, absolute or relative.
+others (no import cycle). See docs/architecture.md. Every import counts: at module top, inside
+functions, under ``if TYPE_CHECKING:``, absolute or relative.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Results over a run's exported checkpoints: the final and the best value, and accuracy vs epoch.
 
 With ``eval.checkpoints: all`` (the paper's ImageNet-100 protocol: every 5-epoch teacher export is
-linear-probed) a method's evaluation folder holds one sub-folder per export, ``training_<iteration>/``,
-each with its ``results_eval_*.json``. The report then shows the *final* value (the last export) in the
-main table, and next to it a table of final and *best over checkpoints*, each labelled with its
-checkpoint name, and a plot of accuracy vs epoch per method (``accuracy_vs_epoch.png``).
+linear-probed) a method's evaluation folder holds one sub-folder per export,
+``training_<iteration>/``, each with its ``results_eval_*.json``. The report then shows the *final*
+value (the last export) in the main table, and next to it a table of final and *best over
+checkpoints*, each labelled with its checkpoint name, and a plot of accuracy vs epoch per method
+(``accuracy_vs_epoch.png``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ PLOT_NAME = "accuracy_vs_epoch.png"
 
 @dataclass(frozen=True)
 class CheckpointResult:
-    """The metrics of one export: ``name`` ``training_<iteration>``, ``epoch`` (None when unknown)."""
+    """The metrics of one export: ``name`` ``training_<iteration>``, ``epoch`` (None when
+    unknown)."""
 
     name: str
     iteration: int
@@ -38,8 +40,8 @@ class CheckpointResult:
 
 
 def _epoch_length(checkpoint_dir: Path) -> int | None:
-    """``train.OFFICIAL_EPOCH_LENGTH`` of the run whose export was evaluated in ``checkpoint_dir`` (from the
-    ``config_file`` its settings record names), or None."""
+    """``train.OFFICIAL_EPOCH_LENGTH`` of the run whose export was evaluated in ``checkpoint_dir``
+    (from the ``config_file`` its settings record names), or None."""
     for record in sorted(checkpoint_dir.glob(".settings.*.json")):
         try:
             config_file = json.loads(record.read_text())["settings"].get("config_file")
@@ -53,10 +55,12 @@ def _epoch_length(checkpoint_dir: Path) -> int | None:
 def checkpoint_series(
     eval_dir: str | Path, collect: Callable[[Path], dict[str, float]]
 ) -> list[CheckpointResult]:
-    """Every ``eval_dir/training_<iteration>/`` with results, oldest first; ``collect`` reads one folder's metrics.
+    """Every ``eval_dir/training_<iteration>/`` with results, oldest first; ``collect`` reads one
+    folder's metrics.
 
-    The epoch of an export is ``(iteration + 1) / OFFICIAL_EPOCH_LENGTH`` (official exports are named after
-    the index of their last iteration, e.g. ``training_6249`` after 5 epochs of 1250 iterations).
+    The epoch of an export is ``(iteration + 1) / OFFICIAL_EPOCH_LENGTH`` (official exports are
+    named after the index of their last iteration, e.g. ``training_6249`` after 5 epochs of 1250
+    iterations).
     """
     found = []
     for d in Path(eval_dir).glob("training_*"):
@@ -73,7 +77,8 @@ def checkpoint_series(
 
 
 def final_and_best(series: list[CheckpointResult], metric: str = SERIES_METRIC) -> dict | None:
-    """``{"final": (name, value), "best": (name, value), "n": count}`` of ``metric``; None without values.
+    """``{"final": (name, value), "best": (name, value), "n": count}`` of ``metric``; None without
+    values.
 
     Final is the last export; best the highest value (the earliest export on a tie).
     """
@@ -92,9 +97,11 @@ def final_and_best(series: list[CheckpointResult], metric: str = SERIES_METRIC) 
 def final_best_table(
     series_by_method: Mapping[str, list[CheckpointResult]], metric: str = SERIES_METRIC
 ) -> str:
-    """Markdown: per method, the final and the best ``metric`` over its checkpoints, with their names."""
+    """Markdown: per method, the final and the best ``metric`` over its checkpoints, with their
+    names."""
     lines = [
-        f"{metric} over the exported checkpoints (final = the last export; best = the highest over all exports):",
+        f"{metric} over the exported checkpoints (final = the last export; best = the highest "
+        "over all exports):",
         "",
         "| method | final | final checkpoint | best | best checkpoint | checkpoints |",
         "| --- | ---: | --- | ---: | --- | ---: |",
@@ -112,7 +119,8 @@ def final_best_table(
 def accuracy_vs_epoch(
     series_by_method: Mapping[str, list[CheckpointResult]], path: Path, metric: str = SERIES_METRIC
 ) -> None:
-    """One line per method: ``metric`` of each export against its epoch (its iteration when no epoch is known)."""
+    """One line per method: ``metric`` of each export against its epoch (its iteration when no epoch
+    is known)."""
     # matplotlib only when a figure is drawn: it is slow to import and Agg must be chosen first
     import matplotlib
 
@@ -144,8 +152,9 @@ def add_checkpoint_results(
     out: Path,
     collect: Callable[[Path], dict[str, float]],
 ) -> str:
-    """For methods evaluated on several exports: fill their row with the final export's metrics (when the
-    folder has no top-level results), write :data:`PLOT_NAME`, and return the final/best table ('' if none)."""
+    """For methods evaluated on several exports: fill their row with the final export's metrics
+    (when the folder has no top-level results), write :data:`PLOT_NAME`, and return the final/best
+    table ('' if none)."""
     series_by_method = {}
     for method, run_dir in run_dirs.items():
         series = checkpoint_series(run_dir, collect)

@@ -1,4 +1,5 @@
-"""Evaluation datasets from DINOv2 dataset strings, with the protocol's transforms and optional noise."""
+"""Evaluation datasets from DINOv2 dataset strings, with the protocol's transforms and optional
+noise."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ VAL_NOISE_SEED = 100
 
 
 def load_dataset(dataset_str: str) -> Dataset:
-    """``make_dataset(dataset_str=…)`` yielding PIL images; a missing or stale index is a one-line ValueError."""
+    """``make_dataset(dataset_str=…)`` yielding PIL images; a missing or stale index is a one-line
+    ValueError."""
     try:
         return make_dataset(dataset_str=dataset_str)
     except (RuntimeError, FileNotFoundError) as e:  # DatasetIndexError names the fixing command
@@ -37,7 +39,8 @@ def eval_datasets(
     """``(train, val)`` datasets of transformed tensors.
 
     Train: RandomResizedCrop + flip when ``train_augment`` (protocol mode), else the eval transform
-    (feature caching); val: Resize + CenterCrop. ``noise`` (a spec) is added on the fly to both splits.
+    (feature caching); val: Resize + CenterCrop. ``noise`` (a spec) is added on the fly to both
+    splits.
     """
     eval_t = make_classification_eval_transform(resize_size=resize_size, crop_size=crop_size)
     train_t = make_classification_train_transform(crop_size=crop_size) if train_augment else eval_t

@@ -33,7 +33,8 @@ class ImageDataset(Dataset):
     """``base[i] = (PIL image, label)`` → ``(transform(noisy image), label)``.
 
     Noise (``noise`` spec, e.g. ``gauss_100``) is added to the uint8 image at its native resolution
-    with ``numpy.random.default_rng([noise_seed, i])``, as a noisy copy of the dataset on disk would be.
+    with ``numpy.random.default_rng([noise_seed, i])``, as a noisy copy of the dataset on disk would
+    be.
     """
 
     def __init__(
@@ -78,7 +79,8 @@ def extract_cls_features(
     autocast_dtype: torch.dtype = torch.bfloat16,
     desc: str = "features",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(features [N, D] float32 on CPU, labels [N] int64)``: ``model(x)`` over the dataset in order."""
+    """``(features [N, D] float32 on CPU, labels [N] int64)``: ``model(x)`` over the dataset in
+    order."""
     device = torch.device(device)
     feats, labels = [], []
     for images, targets in tqdm(_loader(dataset, batch_size, num_workers), desc=desc, leave=False):
@@ -92,7 +94,8 @@ def extract_cls_features(
 def linear_inputs(
     model: torch.nn.Module, images: torch.Tensor, n_last_blocks: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(cls [B, n, D], avgpool [B, D])`` of one batch: last ``n`` blocks' CLS, last block's mean patch token."""
+    """``(cls [B, n, D], avgpool [B, D])`` of one batch: last ``n`` blocks' CLS, last block's mean
+    patch token."""
     outputs = model.get_intermediate_layers(images, n_last_blocks, return_class_token=True)
     cls = torch.stack([class_token for _, class_token in outputs], dim=1)
     avgpool = outputs[-1][0].mean(dim=1)

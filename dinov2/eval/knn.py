@@ -3,7 +3,8 @@
 For a test feature, the ``k`` most cosine-similar training features vote for their labels with
 weight ``exp(sim / T)`` (T = 0.07); the class scores are the summed one-hot votes. (The official
 DINOv2 code normalises the weights with a softmax over the top ``max(k)`` neighbours first, a
-per-query constant that changes no ranking, hence no accuracy.) Top-1/top-5 are read from the scores.
+per-query constant that changes no ranking, hence no accuracy.) Top-1/top-5 are read from the
+scores.
 
 Python: :func:`knn_scores` / :func:`knn_accuracy` (tensors), :func:`run_knn` (backbone + datasets).
 Command: ``python -m dinov2.run.eval.knn`` (:mod:`dinov2.run.eval.knn`).

@@ -47,7 +47,8 @@ CHECKPOINT_NAME = "model_linear.pth"
 
 
 def num_classes_of(dataset: Dataset) -> int:
-    """Number of classes from the dataset's targets (``get_targets()``, ``targets`` or a TensorDataset)."""
+    """Number of classes from the dataset's targets (``get_targets()``, ``targets`` or a
+    TensorDataset)."""
     for ds in (dataset, getattr(dataset, "base", None)):
         if ds is None:
             continue
@@ -131,7 +132,8 @@ def _save_checkpoint(path: Path, classifiers, optimizer, scheduler, epoch: int) 
 
 
 def _load_checkpoint(path: Path, classifiers, optimizer, scheduler) -> int:
-    """Restore heads, optimizer and schedule from ``path``; returns the number of finished epochs."""
+    """Restore heads, optimizer and schedule from ``path``; returns the number of finished
+    epochs."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     classifiers.load_state_dict(state["classifiers"])
     optimizer.load_state_dict(state["optimizer"])

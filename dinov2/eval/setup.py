@@ -1,7 +1,8 @@
-"""Frozen backbones for evaluation: a training config + a ``teacher_checkpoint.pth`` (ours or official).
+"""Frozen backbones for evaluation: a training config + a ``teacher_checkpoint.pth`` (ours or
+official).
 
-The official arguments (``--config-file``, ``--pretrained-weights``, ``--output-dir``, ``--opts``) and
-names (:func:`build_model_for_eval`, :func:`setup_and_build_model`, :func:`get_autocast_dtype`).
+The official arguments (``--config-file``, ``--pretrained-weights``, ``--output-dir``, ``--opts``)
+and names (:func:`build_model_for_eval`, :func:`setup_and_build_model`, :func:`get_autocast_dtype`).
 Weights load strictly; an architecture mismatch, or weights that are not all finite (a diverged
 run), is a one-line error naming the checkpoint, the config and the fix, instead of a silent
 partial load or a chance-level result.
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class CheckpointMismatchError(ValueError):
-    """The checkpoint does not fit the architecture of the config (one-line message with the fix)."""
+    """The checkpoint does not fit the architecture of the config (one-line message with the
+    fix)."""
 
 
 def get_args_parser(
@@ -53,7 +55,8 @@ def get_args_parser(
 def load_model_config(
     config_file: str | os.PathLike | None, opts: Sequence[str] = ()
 ) -> DictConfig:
-    """``ssl_default_config.yaml`` ← ``config_file`` ← ``opts``, strict (``dinov2.utils.config``)."""
+    """``ssl_default_config.yaml`` ← ``config_file`` ← ``opts``, strict
+    (``dinov2.utils.config``)."""
     if config_file is not None and not Path(config_file).is_file():
         raise FileNotFoundError(
             f"--config-file {config_file} not found; pass the training config of the run"
@@ -62,8 +65,9 @@ def load_model_config(
 
 
 def build_backbone(config: DictConfig) -> torch.nn.Module:
-    """The teacher backbone of ``config`` with random weights (``build_model_from_cfg``, only_teacher);
-    ``student.arch: pixels`` gives the raw-pixel reference (:class:`dinov2.eval.pixels.PixelBackbone`)."""
+    """The teacher backbone of ``config`` with random weights (``build_model_from_cfg``,
+    only_teacher); ``student.arch: pixels`` gives the raw-pixel reference
+    (:class:`dinov2.eval.pixels.PixelBackbone`)."""
     if config.student.arch == PIXELS_ARCH:
         return PixelBackbone(config.crops.global_crops_size)
     model, _ = build_model_from_cfg(config, only_teacher=True)
@@ -76,20 +80,24 @@ def load_backbone_weights(
     checkpoint_key: str | None = "teacher",
     config: str = "the config",
 ) -> None:
-    """Strict load through ``dinov2.utils.utils.load_pretrained_weights``; a mismatch becomes one line."""
+    """Strict load through ``dinov2.utils.utils.load_pretrained_weights``; a mismatch becomes one
+    line."""
     try:
         load_pretrained_weights(model, path, checkpoint_key, strict=True)
     except LoadError as e:
         problems = str(e).splitlines()[1:]
         raise CheckpointMismatchError(
             f"{path} does not match the architecture of {config} ({len(problems)} problems, first: "
-            f"{problems[0] if problems else '?'}); pass the --config-file the checkpoint was trained with"
+            f"{problems[0] if problems else '?'}); pass the --config-file the checkpoint was "
+            "trained with"
         ) from e
     except RuntimeError as e:  # an unreadable file
-        # torch's message may advise weights_only=False, which would run code from the file: say what it is not.
+        # torch's message may advise weights_only=False, which would run code from the file: say
+        # what it is not.
         cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
         raise CheckpointMismatchError(
-            f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch checkpoint ({cause}); "
+            f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch checkpoint "
+            f"({cause}); "
             "pass a teacher_checkpoint.pth or official weights"
         ) from None
 
@@ -108,7 +116,8 @@ def check_finite_features(features: torch.Tensor, what: str) -> None:
     """Refuse non-finite features (a backbone that overflows on these images)."""
     if not torch.isfinite(features).all():
         raise ValueError(
-            f"the backbone produced non-finite features on {what}; check the checkpoint and the images"
+            f"the backbone produced non-finite features on {what}; check the checkpoint and the "
+            "images"
         )
 
 
@@ -118,7 +127,8 @@ def build_model_for_eval(
     device: str | torch.device = "cpu",
     config_name: str = "the config",
 ) -> torch.nn.Module:
-    """Frozen teacher backbone in eval mode on ``device`` (random weights when ``pretrained_weights`` is None)."""
+    """Frozen teacher backbone in eval mode on ``device`` (random weights when
+    ``pretrained_weights`` is None)."""
     model = build_backbone(config)
     if pretrained_weights is not None:
         load_backbone_weights(model, pretrained_weights, "teacher", config_name)
@@ -138,15 +148,17 @@ def get_autocast_dtype(config: DictConfig) -> torch.dtype:
 def setup_and_build_model(
     args: argparse.Namespace, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, torch.dtype]:
-    """Official entry point: config from ``args.config_file``/``args.opts``, weights from ``args.pretrained_weights``."""
+    """Official entry point: config from ``args.config_file``/``args.opts``, weights from
+    ``args.pretrained_weights``."""
     config = load_model_config(args.config_file, args.opts)
     model = build_model_for_eval(config, args.pretrained_weights, device, str(args.config_file))
     return model, get_autocast_dtype(config)
 
 
 def eval_settings(args: argparse.Namespace, keys: Sequence[str]) -> dict:
-    """``{--flag: value}`` of the arguments that determine an evaluation's results, plus the recorded
-    settings of the pretraining run whose checkpoint is evaluated (``RUN/eval/training_N/…``)."""
+    """``{--flag: value}`` of the arguments that determine an evaluation's results, plus the
+    recorded settings of the pretraining run whose checkpoint is evaluated
+    (``RUN/eval/training_N/…``)."""
     settings = normalise({f"--{k.replace('_', '-')}": getattr(args, k, None) for k in keys})
     weights = getattr(args, "pretrained_weights", None)
     if weights and len(Path(weights).parents) > 2:
@@ -167,7 +179,8 @@ def prepare_output(
     args: argparse.Namespace, stage: str, results_name: str, keys: Sequence[str], overwrite: bool
 ) -> bool:
     """True when the evaluation is finished with the same settings (skip it); refuses other settings
-    (:class:`utils.settings_record.StaleOutputsError`); otherwise records the settings and returns False."""
+    (:class:`utils.settings_record.StaleOutputsError`); otherwise records the settings and returns
+    False."""
     out = getattr(args, "output_dir", None)
     if not out:
         return False

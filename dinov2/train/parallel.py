@@ -1,10 +1,11 @@
 """Data parallelism of the meta-architecture: DDP (default, tested on CPU with gloo) or FSDP2.
 
-DDP wraps each student sub-network (``backbone``, ``dino_head``, ``ibot_head``) so that its gradients
-are averaged over ranks during ``backward``; the wrappers live outside the module tree, so checkpoint
-keys stay the official ones. The teacher is never wrapped: it has no gradients and its EMA update is
-identical on every rank. FSDP (``train.distributed: fsdp``, large models on CUDA) shards every block
-and sub-network with ``torch.distributed.fsdp.fully_shard``; it is not exercised by the CPU tests.
+DDP wraps each student sub-network (``backbone``, ``dino_head``, ``ibot_head``) so that its
+gradients are averaged over ranks during ``backward``; the wrappers live outside the module tree, so
+checkpoint keys stay the official ones. The teacher is never wrapped: it has no gradients and its
+EMA update is identical on every rank. FSDP (``train.distributed: fsdp``, large models on CUDA)
+shards every block and sub-network with ``torch.distributed.fsdp.fully_shard``; it is not exercised
+by the CPU tests.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _fully_shard(module: nn.Module) -> None:
 
 
 def wrap_for_distributed(arch: StudentTeacher, strategy: str = "ddp") -> dict[str, nn.Module]:
-    """Synchronise the student over ranks, copy it into the teacher, wrap; returns the DDP wrappers."""
+    """Synchronise the student over ranks, copy it into the teacher, wrap; returns the DDP
+    wrappers."""
     if not distributed.is_enabled():
         _copy_student_to_teacher(arch)
         return {}
@@ -72,7 +74,8 @@ def wrap_for_distributed(arch: StudentTeacher, strategy: str = "ddp") -> dict[st
         if arch.student.backbone.cls_token.is_cuda
         else None
     )
-    # The mask token gets no gradient when iBOT is off (no masks): let DDP tolerate unused parameters then.
+    # The mask token gets no gradient when iBOT is off (no masks): let DDP tolerate unused
+    # parameters then.
     wrappers = {
         k: DistributedDataParallel(
             m, device_ids=device_ids, find_unused_parameters=not arch.do_ibot
@@ -94,7 +97,8 @@ def is_sharded(module: nn.Module) -> bool:
 
 
 def full_state_dict(module: nn.Module) -> dict:
-    """``module.state_dict()`` with FSDP shards gathered into full tensors (collective under FSDP)."""
+    """``module.state_dict()`` with FSDP shards gathered into full tensors (collective under
+    FSDP)."""
     from torch.distributed.tensor import DTensor
 
     return {

@@ -1,9 +1,10 @@
-"""Training configs: ``ssl_default_config.yaml`` ← ``--config-file`` ← ``key=value`` opts, checked strictly.
+"""Training configs: ``ssl_default_config.yaml`` ← ``--config-file`` ← ``key=value`` opts, checked
+strictly.
 
 Official names (:func:`get_cfg_from_args`, :func:`apply_scaling_rules_to_cfg`, :func:`write_config`,
-:func:`setup`). Unlike the official merge, an unknown key or a value of the wrong type in the training
-YAML or in an override fails at once with a one-line :class:`utils.config.ConfigError` that names the
-source and the closest valid key, so a typo cannot silently train with a default.
+:func:`setup`). Unlike the official merge, an unknown key or a value of the wrong type in the
+training YAML or in an override fails at once with a one-line :class:`utils.config.ConfigError` that
+names the source and the closest valid key, so a typo cannot silently train with a default.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ SCALING_RULES = ("sqrt_wrt_1024",)
 def load_training_config(
     config_file: str | os.PathLike | None, opts: Sequence[str] = ()
 ) -> DictConfig:
-    """Defaults ← ``config_file`` ← ``opts`` (``key=value``); unknown keys and wrong types raise ConfigError."""
+    """Defaults ← ``config_file`` ← ``opts`` (``key=value``); unknown keys and wrong types raise
+    ConfigError."""
     layers = []
     if config_file:
         layers.append((load_yaml(config_file), str(config_file)))
@@ -48,11 +50,13 @@ def check_values(cfg: DictConfig) -> None:
         )
     if cfg.train.centering not in ("centering", "sinkhorn_knopp"):
         raise ConfigError(
-            f"config key 'train.centering' is {cfg.train.centering!r}; valid: centering, sinkhorn_knopp"
+            f"config key 'train.centering' is {cfg.train.centering!r}; "
+            "valid: centering, sinkhorn_knopp"
         )
     if cfg.compute_precision.autocast_dtype not in ("bf16", "fp16", "fp32"):
         raise ConfigError(
-            f"config key 'compute_precision.autocast_dtype' is {cfg.compute_precision.autocast_dtype!r}; "
+            "config key 'compute_precision.autocast_dtype' is "
+            f"{cfg.compute_precision.autocast_dtype!r}; "
             "valid: bf16, fp16, fp32"
         )
     if cfg.train.distributed not in ("ddp", "fsdp"):
@@ -71,7 +75,8 @@ def check_values(cfg: DictConfig) -> None:
             )
     if cfg.optim.warmup_epochs > cfg.optim.epochs:
         raise ConfigError(
-            f"config key 'optim.warmup_epochs' ({cfg.optim.warmup_epochs}) exceeds 'optim.epochs' ({cfg.optim.epochs})"
+            f"config key 'optim.warmup_epochs' ({cfg.optim.warmup_epochs}) exceeds 'optim.epochs' "
+            f"({cfg.optim.epochs})"
         )
 
 
@@ -104,13 +109,15 @@ def write_config(cfg: DictConfig, output_dir: str | os.PathLike, name: str = "co
 
 
 def setup(args: argparse.Namespace) -> DictConfig:
-    """Merge the config, start ``torch.distributed`` if launched so, scale the lr, save ``config.yaml``."""
+    """Merge the config, start ``torch.distributed`` if launched so, scale the lr, save
+    ``config.yaml``."""
     cfg = get_cfg_from_args(args)
     os.makedirs(args.output_dir, exist_ok=True)
     distributed.enable()
     apply_scaling_rules_to_cfg(cfg)
     # A resumed run's config.yaml is replaced only once its checkpoint has loaded into the model of
-    # this config (dinov2.train.train.do_train), so a failed resume leaves the finished run's config.
+    # this config (dinov2.train.train.do_train), so a failed resume leaves the finished run's
+    # config.
     if distributed.is_main_process() and not any(Path(args.output_dir).rglob("model_*.pth")):
         write_config(cfg, args.output_dir)
     return cfg

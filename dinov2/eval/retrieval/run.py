@@ -72,7 +72,8 @@ def run_retrieval(
             isinstance(g, dict) and "bbx" in g for g in cfg["gnd"][: len(cfg["qimlist"])]
         ):
             raise ValueError(
-                f"{data_root}/{name}/gnd_{name}.pkl has a query without its 'bbx' box; drop --crop-queries"
+                f"{data_root}/{name}/gnd_{name}.pkl has a query without its 'bbx' box; "
+                "drop --crop-queries"
             )
         boxes = [g["bbx"] for g in cfg["gnd"]] if crop_queries else None
         common = dict(transform=transform, noise=noise, denoiser=denoiser)

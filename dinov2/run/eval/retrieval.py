@@ -1,4 +1,5 @@
-"""Retrieval command: revisited Oxford/Paris (or the mini set) with a frozen backbone, official form::
+"""Retrieval command: revisited Oxford/Paris (or the mini set) with a frozen backbone, official
+form::
 
     python -m dinov2.run.eval.retrieval --config-file RUN/config.yaml --pretrained-weights CKPT \\
         --data-root DATA --datasets roxford5k rparis6k --noise gauss_100 --output-dir OUT

@@ -1,4 +1,5 @@
-"""Evaluating every exported checkpoint (eval.checkpoints: all) and reporting final and best over them."""
+"""Evaluating every exported checkpoint (eval.checkpoints: all) and reporting final and best over
+them."""
 
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def test_report_shows_final_and_best_with_their_checkpoint_names_and_a_plot_vs_e
         line.startswith("| DINOv2 | 20.00 | training") for line in lines
     )  # no series, no final/best row
     assert "final = the last export; best = the highest" in table
-    # exports are named after their last iteration: training_24 is the end of epoch 1 of 25 iterations
+    # exports are named after their last iteration: training_24 is the end of epoch 1 of 25
+    # iterations
     assert [r.epoch for r in checkpoint_series(series_dir, collect_metrics)] == [1.0, 2.0, 3.0]
     with Image.open(tmp_path / "report" / "accuracy_vs_epoch.png") as im:
         assert im.format == "PNG" and im.size[0] > 300

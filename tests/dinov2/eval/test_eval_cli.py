@@ -1,4 +1,5 @@
-"""The evaluation CLIs: the official linear-probe script as a real process, kNN and retrieval mains, input errors."""
+"""The evaluation CLIs: the official linear-probe script as a real process, kNN and retrieval mains,
+input errors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """A real process (the official ``python dinov2/run/eval/linear.py`` form); slow to start, used once."""
+    """A real process (the official ``python dinov2/run/eval/linear.py`` form); slow to start, used
+    once."""
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     return subprocess.run(
         [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, env=env

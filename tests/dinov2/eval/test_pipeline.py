@@ -22,7 +22,8 @@ def experiment(tmp_path, pico_config, checkpoint, image_tree) -> Path:
     exp.write_text(
         f"name: t\noutput_root: {out}\ndata: {{name: toy, clean_root: {tmp_path / 'clean'}}}\n"
         "eval: {resize_size: 32, crop_size: 32, num_workers: 0, batch_size: 8,\n"
-        "       linear: {epochs: 1, batch_size: 4}, knn: {nb_knn: [1, 3]}, retrieval: {mini_size: 32}}\n"
+        "       linear: {epochs: 1, batch_size: 4}, knn: {nb_knn: [1, 3]},\n"
+        "       retrieval: {mini_size: 32}}\n"
     )
     return exp
 

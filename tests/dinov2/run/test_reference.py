@@ -1,4 +1,5 @@
-"""Reference rows: the random-init export is the untrained teacher a training run of the same seed starts from."""
+"""Reference rows: the random-init export is the untrained teacher a training run of the same seed
+starts from."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def test_random_init_export_equals_the_teacher_a_training_run_of_the_same_seed_s
     cfg = make_cfg(tmp_path / "unused", tree, "train.seed=3")
     export = _teacher(export_random_init(cfg, tmp_path / "random_init"))
     # One iteration at lr 0: the student does not move and the EMA teacher stays where it was,
-    # so the run's export is its initial teacher, built by the official entry point from the same seed.
+    # so the run's export is its initial teacher, built by the official entry point from the same
+    # seed.
     run = tmp_path / "run"
     train_main(
         [
