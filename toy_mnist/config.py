@@ -39,12 +39,25 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         layers.append((load_yaml(path), str(path)))
     if overrides:
         layers.append((parse_overrides(overrides), "the command-line overrides"))
-    cfg = resolve(strict_merge(load_yaml(DEFAULT_CONFIG), *layers), str(path or DEFAULT_CONFIG))
+    defaults = load_yaml(DEFAULT_CONFIG)
+    cfg = resolve(strict_merge(defaults, *layers), str(path or DEFAULT_CONFIG))
+    _check_not_null(defaults, cfg)
     check_bounds(cfg, MIN_VALUES)
     protocol(cfg)
     _scale_setting(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def _check_not_null(defaults: DictConfig, cfg: DictConfig, prefix: str = "") -> None:
+    """Only keys whose default is null may be null (the engine's type check lets null through)."""
+    for key, default in defaults.items():
+        value = cfg.get(key)
+        if default is not None and value is None:
+            expected = "a mapping" if isinstance(default, DictConfig) else f"default {default!r}"
+            raise ConfigError(f"config key '{prefix}{key}' must not be null ({expected})")
+        if isinstance(default, DictConfig):
+            _check_not_null(default, value, f"{prefix}{key}.")
 
 
 def protocol(cfg: DictConfig) -> ToyConfig:
