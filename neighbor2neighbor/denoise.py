@@ -13,22 +13,21 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from neighbor2neighbor.denoise_tree import denoise_tree
 from neighbor2neighbor.denoiser import Denoiser
 from utils.cli import command
-from utils.config import DEMO_EXPERIMENT, load_experiment, save_resolved
+from utils.config import DEMO_EXPERIMENT, add_experiment_args, load_experiment, save_resolved
 from utils.load_noise import noisy_tree_source
-from utils.settings_record import check_settings, save_settings
+from utils.settings_record import check_settings, recorded_digest, save_settings, select_settings
 
 log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from utils.config import add_experiment_args
-
     parser = argparse.ArgumentParser(
         prog="python -m neighbor2neighbor.denoise",
         description="Denoise every image of a tree with a Neighbor2Neighbor UNet "
@@ -71,10 +70,6 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 def denoise_settings(cfg) -> dict:
     """What the denoised tree depends on: the noisy source (the same with ``noise.at_load``), the
     model (and the settings it was trained with)."""
-    from pathlib import Path
-
-    from utils.settings_record import recorded_digest, select_settings
-
     d = cfg.denoise
     settings = select_settings(
         cfg,

@@ -52,7 +52,7 @@ from neighbor2neighbor.subsample import generate_mask_pair
 from neighbor2neighbor.unet import UNet
 from utils.atomic import atomic_write_text
 from utils.cli import command
-from utils.config import DEMO_EXPERIMENT, load_experiment, save_resolved
+from utils.config import DEMO_EXPERIMENT, add_experiment_args, load_experiment, save_resolved
 from utils.load_noise import noisy_tree_source
 from utils.runtime import MetricsWriter, autocast, resolve_device
 from utils.settings_record import check_settings, save_settings
@@ -356,8 +356,6 @@ FLAG_KEYS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from utils.config import add_experiment_args
-
     parser = argparse.ArgumentParser(
         prog="python -m neighbor2neighbor.train",
         description="Train Neighbor2Neighbor on a noisy image tree "

@@ -342,7 +342,7 @@ def check_values(cfg: DictConfig) -> None:
     if (
         spec is not None
     ):  # set directly (noise.spec=...) it skipped the family/level resolver's check
-        from utils.noise import parse_noise_spec
+        from utils.noise import parse_noise_spec  # lazily, as above: utils.noise imports torch
 
         try:
             parse_noise_spec(spec)

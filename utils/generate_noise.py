@@ -37,11 +37,14 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from utils.atomic import atomic_open, atomic_path
+from utils.atomic import atomic_open, atomic_path, atomic_write_text
 from utils.cli import command
+from utils.config import add_experiment_args, load_experiment, save_resolved
+from utils.embedded import ensure_clean_root
 from utils.image_io import ImageDecodeError, is_image_file, write_png_rgb
 from utils.load_noise import image_rng, noisy_pixels, noisy_rel_path  # noqa: F401 (public here too)
 from utils.noise import NoiseSpec, parse_noise_spec
+from utils.settings_record import first_change, stale_message
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +143,6 @@ def read_manifest(dst: Path) -> dict | None:
 
 
 def write_manifest(dst: Path, spec: NoiseSpec, seed: int, splits: Sequence[str], **extra) -> None:
-    from utils.atomic import atomic_write_text
 
     record = {"noise": spec.tag, "seed": int(seed), "splits": list(splits), **extra}
     atomic_write_text(dst / MANIFEST_NAME, json.dumps(record, indent=1) + "\n")
@@ -175,7 +177,6 @@ def check_paths(
             f"--dst {dst} is not empty and has no {MANIFEST_NAME} (not written by generate_noise); "
             f"choose an empty folder or pass --overwrite"
         )
-    from utils.settings_record import first_change, stale_message
 
     old = {"noise.spec": manifest.get("noise"), "noise.seed": manifest.get("seed")}
     key = first_change(old, {"noise.spec": spec.tag, "noise.seed": seed})
@@ -296,8 +297,6 @@ def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         raise NoiseCLIError(
             f"{', '.join(mixed)} cannot be used with --experiment; use key=value overrides"
         )
-    from utils.config import load_experiment, save_resolved
-    from utils.embedded import ensure_clean_root
 
     cfg = load_experiment(args.experiment, args.overrides)
     args.src = str(ensure_clean_root(cfg.data.builder, cfg.data.clean_root))
@@ -309,7 +308,6 @@ def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from utils.config import add_experiment_args
 
     p = argparse.ArgumentParser(
         prog="python -m utils.generate_noise", description=__doc__.split("\n\n")[0]
