@@ -39,7 +39,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from utils.atomic import atomic_open, atomic_path, atomic_write_text
 from utils.cli import command
-from utils.config import add_experiment_args, load_experiment, save_resolved
+from utils.config import add_experiment_args, default_value, load_experiment, save_resolved
 from utils.embedded import ensure_clean_root
 from utils.image_io import ImageDecodeError, is_image_file, write_png_rgb
 from utils.load_noise import image_rng, noisy_pixels, noisy_rel_path  # noqa: F401 (public here too)
@@ -285,9 +285,10 @@ def _resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         missing = [f"--{k}" for k in ("src", "dst", "noise") if getattr(args, k) is None]
         if missing:
             raise NoiseCLIError(f"missing {', '.join(missing)} (or pass --experiment FILE)")
-        args.seed = 42 if args.seed is None else args.seed
-        args.splits = args.splits or ["train", "val"]
-        args.workers = args.workers or os.cpu_count() or 1
+        # the defaults of an experiment (configs/defaults.yaml), as --help says
+        args.seed = default_value("noise.seed") if args.seed is None else args.seed
+        args.splits = args.splits or default_value("data.splits")
+        args.workers = args.workers or default_value("noise.workers")
         args.new_place, args.at_load = "--dst", False
         return args
     mixed = [
@@ -317,9 +318,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--noise", metavar="SPEC", help="gauss_<sigma_255> | shot_<lambda> | speckle_<c>"
     )
-    p.add_argument("--seed", type=int, help="global noise seed (default 42)")
-    p.add_argument("--workers", type=int, help="worker processes (default: number of CPUs)")
-    p.add_argument("--splits", nargs="+", help="split folders to process (default: train val)")
+    # Without --experiment, the defaults are those of configs/defaults.yaml (None here: with
+    # --experiment these flags are refused or override the experiment's keys).
+    p.add_argument(
+        "--seed",
+        type=int,
+        help=f"global noise seed (default: noise.seed = {default_value('noise.seed')})",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help=f"worker processes (default: noise.workers = {default_value('noise.workers')})",
+    )
+    p.add_argument(
+        "--splits",
+        nargs="+",
+        help="split folders to process (default: data.splits = "
+        f"{' '.join(default_value('data.splits'))})",
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="regenerate every file, whatever --dst holds"
     )

@@ -1,6 +1,6 @@
-"""The evaluation commands: their flag defaults are the ``eval.*`` defaults of configs/defaults.yaml
-(read here with PyYAML, independently of the commands), shown by ``--help``, and an experiment's
-values reach every mirrored flag."""
+"""Every command's flag defaults are the defaults of configs/defaults.yaml (read here with PyYAML,
+independently of the commands) and ``--help`` shows them: the evaluation commands (``eval.*``), the
+mini retrieval set, the noise generator; an experiment's values reach every mirrored flag."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((REPO / "configs" / "defaults.yaml").read_text())
 
 SHARED = {
@@ -148,3 +148,21 @@ def test_an_experiment_sets_every_mirrored_flag_from_its_keys(tmp_path):
         for f in command.flags:
             if f.key is not None:
                 assert getattr(got, f.dest) == want[f.dest], (command.name, f.dest)
+
+
+def test_the_noise_generator_without_an_experiment_uses_the_yaml_defaults(capsys, monkeypatch):
+    from utils.generate_noise import _resolve_args, build_parser
+
+    args = _resolve_args(
+        build_parser().parse_args(["--src", "a", "--dst", "b", "--noise", "gauss_5"])
+    )
+    assert args.seed == yaml_value("noise.seed")
+    assert args.workers == yaml_value("noise.workers")
+    assert args.splits == yaml_value("data.splits")
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for key in ("noise.seed", "noise.workers"):
+        assert f"(default: {key} = {yaml_value(key)})" in help_text
+    assert f"(default: data.splits = {' '.join(yaml_value('data.splits'))})" in help_text
