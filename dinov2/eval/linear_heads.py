@@ -4,7 +4,8 @@ One head per (n last blocks ∈ ``n_last_blocks_list``) × (avgpool ∈ {False, 
 :data:`LEARNING_RATES`): 2 × 2 × 13 = 52 heads by default. Head input: the CLS tokens of the last
 ``n`` blocks concatenated (block order), optionally followed by the average patch token of the last
 block. Every head gets its own SGD parameter group with ``lr = base_lr × batch_size / 256``,
-momentum 0.9, no weight decay, a cosine schedule to 0; the loss is the sum of the heads' cross-entropies.
+momentum 0.9, no weight decay, a cosine schedule to 0; the loss is the sum of the heads'
+cross-entropies.
 
 Inputs are the compact pair ``cls [B, n_max, D]`` (CLS tokens of the last ``n_max`` blocks) and
 ``avgpool [B, D]``, from :func:`dinov2.eval.features.linear_inputs` or a feature cache.
@@ -38,7 +39,8 @@ def create_linear_input(
 
 
 class LinearClassifier(nn.Module):
-    """A linear layer on the features of the last ``use_n_blocks`` blocks (weights N(0, 0.01), bias 0)."""
+    """A linear layer on the features of the last ``use_n_blocks`` blocks (weights N(0, 0.01), bias
+    0)."""
 
     def __init__(
         self, out_dim: int, use_n_blocks: int, use_avgpool: bool, num_classes: int = 1000
@@ -71,12 +73,14 @@ class AllClassifiers(nn.Module):
 
 
 def classifier_name(n_blocks: int, avgpool: bool, lr: float, lr_format: str = ".5f") -> str:
-    """Official naming: ``classifier_4_blocks_avgpool_True_lr_0_00050`` (the scaled lr, 5 decimals)."""
+    """Official naming: ``classifier_4_blocks_avgpool_True_lr_0_00050`` (the scaled lr, 5
+    decimals)."""
     return f"classifier_{n_blocks}_blocks_avgpool_{avgpool}_lr_{lr:{lr_format}}".replace(".", "_")
 
 
 def _lr_format(lrs: Sequence[float]) -> str:
-    """5 decimals as official unless two scaled lrs would share a name (small batches): then ``.2e``."""
+    """5 decimals as official unless two scaled lrs would share a name (small batches): then
+    ``.2e``."""
     return ".5f" if len({f"{lr:.5f}" for lr in lrs}) == len(lrs) else ".2e"
 
 
@@ -105,7 +109,8 @@ def setup_linear_classifiers(
 def make_optimizer(
     param_groups: list[dict], max_iter: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """SGD (momentum 0.9, weight decay 0) with a per-iteration cosine schedule to 0 over ``max_iter``."""
+    """SGD (momentum 0.9, weight decay 0) with a per-iteration cosine schedule to 0 over
+    ``max_iter``."""
     optimizer = torch.optim.SGD(param_groups, momentum=MOMENTUM, weight_decay=0)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max_iter, eta_min=0)
     return optimizer, scheduler

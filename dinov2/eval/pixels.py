@@ -9,8 +9,8 @@ through exactly the code that evaluates a teacher:
 - ``model.get_intermediate_layers(x, n, return_class_token=True)``: ``n`` identical
   ``(patch tokens (B, 1, 3HW), class token (B, 3HW))`` pairs (linear probe inputs).
 
-Only cheap for small images: :data:`MAX_PIXEL_SIDE` bounds the evaluated crop (larger: the row is n/a).
-A training config selects it with ``student.arch: pixels`` and the evaluated crop size in
+Only cheap for small images: :data:`MAX_PIXEL_SIDE` bounds the evaluated crop (larger: the row is
+n/a). A training config selects it with ``student.arch: pixels`` and the evaluated crop size in
 ``crops.global_crops_size`` (written by ``python -m dinov2.run.reference``).
 """
 
@@ -38,7 +38,8 @@ class PixelBackbone(nn.Module):
     def _flat(self, x: Tensor) -> Tensor:
         if x.shape[1:] != (3, self.image_size, self.image_size):
             raise ValueError(
-                f"PixelBackbone expects (B, 3, {self.image_size}, {self.image_size}) crops, got {tuple(x.shape)}"
+                f"PixelBackbone expects (B, 3, {self.image_size}, {self.image_size}) crops, "
+                f"got {tuple(x.shape)}"
             )
         return x.flatten(1).float()
 

@@ -1,11 +1,11 @@
 """Noise-level sweep: one frozen backbone evaluated on data noised on the fly at several levels.
 
-For each level (a noise spec such as ``gauss_100``, or ``clean`` for no noise) both splits of a clean
-dataset are noised on the fly (:class:`dinov2.eval.features.ImageDataset`, seeded per image exactly
-as the main evaluations: 42 for the training split, 100 for the validation split), the features are
-extracted once, and the level gets a kNN top-1 (best ``k``) and, optionally, a fast-mode linear
-top-1 (cached features, the 26 heads of the official grid that read the last block). ``clean`` gives the same numbers as evaluating the
-clean dataset without noise.
+For each level (a noise spec such as ``gauss_100``, or ``clean`` for no noise) both splits of a
+clean dataset are noised on the fly (:class:`dinov2.eval.features.ImageDataset`, seeded per image
+exactly as the main evaluations: 42 for the training split, 100 for the validation split), the
+features are extracted once, and the level gets a kNN top-1 (best ``k``) and, optionally, a
+fast-mode linear top-1 (cached features, the 26 heads of the official grid that read the last
+block). ``clean`` gives the same numbers as evaluating the clean dataset without noise.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 CLEAN = "clean"
 SWEEP_NAME = "sweep.json"  # {spec: {knn_top1, knn_k, linear_top1}} in a method's evaluation folder
-SWEEP_LINEAR_SEED = 0  # head initialisation and data order of every level's linear probe (as dinov2.eval.linear's default)
+# head initialisation and data order of every level's linear probe (as the linear command's default)
+SWEEP_LINEAR_SEED = 0
 
 
 def default_sweep_specs(family: str) -> list[str]:
@@ -36,7 +37,8 @@ def default_sweep_specs(family: str) -> list[str]:
 
 
 def check_sweep_specs(specs: Sequence[str]) -> list[str]:
-    """The specs in canonical form (``clean`` or a noise spec tag); a bad one is a ``ValueError`` naming it."""
+    """The specs in canonical form (``clean`` or a noise spec tag); a bad one is a ``ValueError``
+    naming it."""
     if not specs:
         raise ValueError(
             "config key 'eval.sweep.specs' is empty; give levels such as [clean, gauss_100]"
@@ -60,16 +62,18 @@ def sweep_level(
     device: str | torch.device = "cpu",
     autocast_dtype: torch.dtype = torch.bfloat16,
 ) -> dict[str, float]:
-    """``{"knn_top1", "knn_k"[, "linear_top1"]}`` of ``backbone`` with both splits noised at ``spec``.
+    """``{"knn_top1", "knn_k"[, "linear_top1"]}`` of ``backbone`` with both splits noised at
+    ``spec``.
 
-    ``train_base``/``val_base`` yield ``(PIL image, label)``; ``transform`` is the evaluation transform.
-    ``linear_epochs`` 0 skips the linear probe.
+    ``train_base``/``val_base`` yield ``(PIL image, label)``; ``transform`` is the evaluation
+    transform. ``linear_epochs`` 0 skips the linear probe.
     """
     noise = None if spec == CLEAN else spec
     train = ImageDataset(train_base, transform, noise, TRAIN_NOISE_SEED)
     val = ImageDataset(val_base, transform, noise, VAL_NOISE_SEED)
-    # Last block only (the 26 heads with 1 block of the official grid): a level costs one short probe, and the
-    # raw-pixel reference stays cheap (its 4-block inputs would be 5 x 3 x H x W wide).
+    # Last block only (the 26 heads with 1 block of the official grid): a level costs one short
+    # probe, and the raw-pixel reference stays cheap (its 4-block inputs would be 5 x 3 x H x W
+    # wide).
     kw = dict(
         n_last_blocks=1,
         batch_size=batch_size,
@@ -80,16 +84,17 @@ def sweep_level(
     train_cache = extract_linear_features(backbone, train, desc=f"sweep {spec} train", **kw)
     val_cache = extract_linear_features(backbone, val, desc=f"sweep {spec} val", **kw)
     check_finite_features(val_cache[0], f"the sweep's validation set at {spec}")
-    # kNN on the final CLS token (the last block's, normalised), as dinov2.eval.knn does with model(x).
+    # kNN on the final CLS token (the last block's, normalised), as dinov2.eval.knn does with
+    # model(x).
     knn = knn_accuracy(
         train_cache[0][:, -1], train_cache[2], val_cache[0][:, -1], val_cache[2], ks, temperature
     )
     best_k = max(knn, key=lambda k: knn[k]["top1"])
     result = {"knn_top1": knn[best_k]["top1"], "knn_k": int(best_k.split("=")[1])}
     if linear_epochs > 0:
-        # The heads' initialisation draws from torch's global RNG: seed it here (in a forked scope) so a level's
-        # probe does not depend on what ran before it in the process (other levels, methods or pipeline stages,
-        # which a re-run skips) and leaves the caller's RNG as it was.
+        # The heads' initialisation draws from torch's global RNG: seed it here (in a forked scope)
+        # so a level's probe does not depend on what ran before it in the process (other levels,
+        # methods or pipeline stages, which a re-run skips) and leaves the caller's RNG as it was.
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(
                 SWEEP_LINEAR_SEED

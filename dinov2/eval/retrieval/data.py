@@ -1,8 +1,9 @@
-"""Revisited Oxford/Paris data in the standard layout: ``ROOT/<name>/gnd_<name>.pkl`` + ``ROOT/<name>/jpg/``.
+"""Revisited Oxford/Paris data in the standard layout: ``ROOT/<name>/gnd_<name>.pkl`` +
+``ROOT/<name>/jpg/``.
 
-The pickle holds ``{"imlist": [...], "qimlist": [...], "gnd": [{"bbx", "easy", "hard", "junk"}, ...]}``;
-image ``i`` of the database is ``jpg/<imlist[i]>.jpg``, query ``q`` is ``jpg/<qimlist[q]>.jpg``
-with its box ``bbx = [x1, y1, x2, y2]`` in pixels.
+The pickle holds ``{"imlist": [...], "qimlist": [...], "gnd": [{"bbx", "easy", "hard", "junk"},
+...]}``; image ``i`` of the database is ``jpg/<imlist[i]>.jpg``, query ``q`` is
+``jpg/<qimlist[q]>.jpg`` with its box ``bbx = [x1, y1, x2, y2]`` in pixels.
 
 The pickle is read with a restricted unpickler (:func:`safe_load_gnd`): plain pickles can run any
 code while loading, and a gnd file is data someone downloaded. Only the containers, strings and
@@ -29,8 +30,8 @@ DB_NOISE_SEED = 42  # the paper's seeds for on-the-fly noise
 QUERY_NOISE_SEED = 100
 
 
-# The globals a revisited gnd pickle may name: numpy arrays and scalars (numpy 1 and 2 module paths).
-# dict, list, str, int, float, tuple, bool and None need no global.
+# The globals a revisited gnd pickle may name: numpy arrays and scalars (numpy 1 and 2 module
+# paths). dict, list, str, int, float, tuple, bool and None need no global.
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
@@ -53,7 +54,8 @@ class _GndUnpickler(pickle.Unpickler):
 
 
 def safe_load_gnd(path: Path) -> Any:
-    """Unpickle ``path`` allowing only plain data and numpy arrays; :class:`GndFileError` otherwise."""
+    """Unpickle ``path`` allowing only plain data and numpy arrays; :class:`GndFileError`
+    otherwise."""
     data = path.read_bytes()
     try:
         return _GndUnpickler(io.BytesIO(data)).load()
@@ -61,7 +63,8 @@ def safe_load_gnd(path: Path) -> Any:
         reason = str(e)
         if reason.startswith("it refers to"):
             raise GndFileError(
-                f"{path} is not plain ground-truth data ({reason}); refusing to load it: a gnd file holds only "
+                f"{path} is not plain ground-truth data ({reason}); refusing to load it: "
+                "a gnd file holds only "
                 "dicts, lists, strings and numbers — get it again from the revisited benchmark"
             ) from None
         raise GndFileError(
@@ -82,7 +85,8 @@ def safe_load_gnd(path: Path) -> Any:
 
 
 def check_gnd(cfg: Any, pkl: Path) -> None:
-    """The structure the evaluation relies on; the first problem is a :class:`GndFileError` naming the file."""
+    """The structure the evaluation relies on; the first problem is a :class:`GndFileError` naming
+    the file."""
     if not isinstance(cfg, dict):
         raise GndFileError(
             f"{pkl} holds a {type(cfg).__name__}, not the dict of a revisited gnd file"
@@ -104,7 +108,8 @@ def check_gnd(cfg: Any, pkl: Path) -> None:
     if not isinstance(gnd, list | tuple) or len(gnd) < len(cfg["qimlist"]):
         n = len(gnd) if isinstance(gnd, list | tuple) else 0
         raise GndFileError(
-            f"{pkl}: 'gnd' has {n} entries for {len(cfg['qimlist'])} queries (qimlist); one per query"
+            f"{pkl}: 'gnd' has {n} entries for {len(cfg['qimlist'])} queries (qimlist); "
+            "one per query"
         )
     for q, entry in enumerate(gnd[: len(cfg["qimlist"])]):
         lacking = [
@@ -117,7 +122,8 @@ def check_gnd(cfg: Any, pkl: Path) -> None:
 
 
 def load_gnd(data_root: str | os.PathLike, name: str) -> tuple[dict, Path]:
-    """``(cfg, image folder)`` of dataset ``name``; a missing pickle or image is a one-line error."""
+    """``(cfg, image folder)`` of dataset ``name``; a missing pickle or image is a one-line
+    error."""
     folder = Path(data_root) / name
     pkl = folder / f"gnd_{name}.pkl"
     if not pkl.is_file():
@@ -143,8 +149,8 @@ class RetrievalImages(Dataset):
     """Database or query images → ``(transform(image), index)``.
 
     Per image: load RGB, crop to ``boxes[i]`` (queries with ``--crop-queries``), add noise with
-    ``numpy.random.default_rng([noise_seed, i])``, denoise (``denoiser``: uint8 array → uint8 array),
-    then ``transform``.
+    ``numpy.random.default_rng([noise_seed, i])``, denoise (``denoiser``: uint8 array → uint8
+    array), then ``transform``.
     """
 
     def __init__(

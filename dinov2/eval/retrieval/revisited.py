@@ -3,7 +3,8 @@
 Reference: Radenović et al., "Revisiting Oxford and Paris: Large-Scale Image Retrieval
 Benchmarking" (CVPR 2018) and its public evaluation code. The facts reproduced here:
 
-- ``ranks`` is ``[n_db, n_queries]``: column ``q`` lists database indices from most to least similar;
+- ``ranks`` is ``[n_db, n_queries]``: column ``q`` lists database indices from most to least
+  similar;
 - junk images are removed from the ranking (each positive moves up by the number of junk images
   ranked before it) before the average precision is computed;
 - AP integrates the precision-recall curve with trapezoids (:func:`compute_ap`);
@@ -33,9 +34,9 @@ def compute_ap(ranks: np.ndarray, nres: int) -> float:
     """Trapezoidal average precision.
 
     ``ranks``: zero-based, increasing positions of the positives in the (junk-free) ranking;
-    ``nres``: number of positives of the query (positives missing from ``ranks`` count as never found).
-    Between recall ``j/nres`` and ``(j+1)/nres`` the precision goes from ``j / rank`` (1 at rank 0)
-    to ``(j+1) / (rank+1)``; the area of each trapezoid is summed.
+    ``nres``: number of positives of the query (positives missing from ``ranks`` count as never
+    found). Between recall ``j/nres`` and ``(j+1)/nres`` the precision goes from ``j / rank`` (1 at
+    rank 0) to ``(j+1) / (rank+1)``; the area of each trapezoid is summed.
     """
     ap = 0.0
     recall_step = 1.0 / nres
@@ -47,7 +48,8 @@ def compute_ap(ranks: np.ndarray, nres: int) -> float:
 
 
 def _positions_without_junk(column: np.ndarray, ok: np.ndarray, junk: np.ndarray) -> np.ndarray:
-    """Zero-based positions of ``ok`` images in ``column`` after removing ``junk`` from the ranking."""
+    """Zero-based positions of ``ok`` images in ``column`` after removing ``junk`` from the
+    ranking."""
     is_pos = np.isin(column, ok)
     is_junk = np.isin(column, junk)
     # The number of junk images ranked before each positive is subtracted from its position.
@@ -60,10 +62,11 @@ def compute_map(
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """mAP and mP@k of a ranking, revisited-protocol contract.
 
-    ``ranks``: int ``[n_db, n_queries]``, database indices sorted by decreasing similarity per query;
-    ``gnd``: one dict per query with ``ok`` (positives) and optionally ``junk`` index lists.
+    ``ranks``: int ``[n_db, n_queries]``, database indices sorted by decreasing similarity per
+    query; ``gnd``: one dict per query with ``ok`` (positives) and optionally ``junk`` index lists.
     Returns ``(map, aps [n_queries], pr [len(kappas)], prs [n_queries, len(kappas)])`` as fractions
-    in [0, 1]; queries without positives have nan in ``aps``/``prs`` and are excluded from the means.
+    in [0, 1]; queries without positives have nan in ``aps``/``prs`` and are excluded from the
+    means.
     """
     ranks = np.asarray(ranks)
     n_queries = len(gnd)
@@ -96,7 +99,8 @@ def compute_map(
 def setting_gnd(
     gnd: Sequence[Mapping[str, Sequence[int]]], setting: str
 ) -> list[dict[str, np.ndarray]]:
-    """``ok``/``junk`` lists of the Easy, Medium or Hard setting built from ``easy``/``hard``/``junk``."""
+    """``ok``/``junk`` lists of the Easy, Medium or Hard setting built from
+    ``easy``/``hard``/``junk``."""
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; valid: {', '.join(SETTINGS)}")
     ok_lists, junk_lists = SETTINGS[setting]
@@ -111,7 +115,8 @@ def setting_gnd(
 def evaluate_revisited(
     ranks: np.ndarray, gnd: Sequence[Mapping[str, Sequence[int]]], kappas: Sequence[int] = KAPPAS
 ) -> dict[str, float]:
-    """``{"mAP_easy", "mAP_medium", "mAP_hard", "mP@k_<setting>" ...}`` in percent, as papers report them."""
+    """``{"mAP_easy", "mAP_medium", "mAP_hard", "mP@k_<setting>" ...}`` in percent, as papers report
+    them."""
     results: dict[str, float] = {}
     for setting in SETTINGS:
         m, _, pr, _ = compute_map(ranks, setting_gnd(gnd, setting), kappas)
@@ -122,7 +127,8 @@ def evaluate_revisited(
 
 
 def rank_by_similarity(db_features: np.ndarray, query_features: np.ndarray) -> np.ndarray:
-    """Ranks ``[n_db, n_queries]`` by decreasing dot product of ``[n_db, D]`` and ``[n_queries, D]`` features.
+    """Ranks ``[n_db, n_queries]`` by decreasing dot product of ``[n_db, D]`` and ``[n_queries, D]``
+    features.
 
     Ties are broken by database index (stable sort), so the ranking is deterministic.
     """

@@ -31,7 +31,8 @@ def tiny_vit() -> torch.nn.Module:
 
 
 class ColourSquares(Dataset):
-    """``n`` 32×32 images of ``n_classes`` classes: class c is a bright square at position c, plus noise."""
+    """``n`` 32×32 images of ``n_classes`` classes: class c is a bright square at position c, plus
+    noise."""
 
     def __init__(self, n: int, n_classes: int = 2, seed: int = 0) -> None:
         g = torch.Generator().manual_seed(seed)
@@ -68,7 +69,8 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def image_tree(tmp_path_factory) -> Path:
-    """ImageFolder root with 2 classes × (6 train, 3 val) 32×32 PNGs, indexed like process_metadata.py does."""
+    """ImageFolder root with 2 classes × (6 train, 3 val) 32×32 PNGs, indexed like
+    process_metadata.py does."""
     from dinov2.data.datasets.extra import build_index
 
     root = tmp_path_factory.mktemp("tree")

@@ -11,7 +11,8 @@ from dinov2.eval.knn import knn_accuracy, knn_scores
 
 
 def brute_force_scores(train, train_labels, query, k, temperature, num_classes):
-    """Cosine similarity to every training point, sort, sum exp(sim / T) per label of the k nearest."""
+    """Cosine similarity to every training point, sort, sum exp(sim / T) per label of the k
+    nearest."""
     sims = []
     for i in range(train.shape[0]):
         cos = float(train[i] @ query) / (float(train[i].norm()) * float(query.norm()))

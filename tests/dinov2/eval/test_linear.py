@@ -1,4 +1,5 @@
-"""The linear-probe protocol: 52 heads and their lrs, selection on validation, both modes end to end."""
+"""The linear-probe protocol: 52 heads and their lrs, selection on validation, both modes end to
+end."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def test_probe_reaches_99_percent_on_linearly_separable_features():
 
 
 def test_best_head_is_chosen_on_validation():
-    # One tiny and one usable lr: the best head must be a usable-lr head, and the argmax of val top-1.
+    # One tiny and one usable lr: the best head must be a usable-lr head, and the argmax of val
+    # top-1.
     per_head, best = probe_cached_features(
         separable(200, 0), separable(100, 1), epochs=3, batch_size=64, learning_rates=(1e-5, 0.1)
     )
@@ -139,8 +141,9 @@ def test_small_batches_keep_52_distinct_head_names():
 
 
 def test_selection_uses_validation_accuracy_not_training_fit():
-    # Training: class signal in both the CLS tokens and the average patch token, so every head fits it.
-    # Validation: the CLS tokens are pure noise, only heads that also see the avgpool token can be right.
+    # Training: class signal in both the CLS tokens and the average patch token, so every head fits
+    # it. Validation: the CLS tokens are pure noise, only heads that also see the avgpool token can
+    # be right.
     g = torch.Generator().manual_seed(3)
     train_cls, train_avg, train_y = separable(256, 0)
     train_avg = torch.eye(4, 8)[train_y] * 3.0 + 0.3 * torch.randn(256, 8, generator=g)

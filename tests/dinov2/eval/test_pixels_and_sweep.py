@@ -1,4 +1,5 @@
-"""Reference rows and the noise sweep: raw-pixel kNN by brute force, the clean level equals the clean evaluation."""
+"""Reference rows and the noise sweep: raw-pixel kNN by brute force, the clean level equals the
+clean evaluation."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_raw_pixel_knn_equals_a_brute_force_nearest_neighbour(image_tree):
         *_strings(image_tree), resize_size=32, crop_size=32, noise="gauss_100", train_augment=False
     )
     result = run_knn(PixelBackbone(32), train, val, ks=[1])
-    # By hand: cosine similarity of flattened normalised pixels, label of the most similar training image.
+    # By hand: cosine similarity of flattened normalised pixels, label of the most similar training
+    # image.
     xtr = np.stack([train[i][0].numpy().ravel() for i in range(len(train))])
     xva = np.stack([val[i][0].numpy().ravel() for i in range(len(val))])
     ytr = np.array([train[i][1] for i in range(len(train))])
@@ -46,7 +48,7 @@ def test_pixel_backbone_gives_linear_probe_inputs_and_refuses_large_or_mismatche
         PixelBackbone(8)(torch.randn(2, 3, 16, 16))
 
 
-def test_sweep_at_the_clean_level_equals_the_clean_evaluation_and_a_noise_level_equals_the_noisy_one(
+def test_sweep_at_the_clean_level_equals_the_clean_evaluation_and_a_noise_level_the_noisy_one(
     image_tree, tiny_vit
 ):
     train_str, val_str = _strings(image_tree)

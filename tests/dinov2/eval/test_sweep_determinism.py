@@ -1,7 +1,8 @@
 """The noise sweep's linear probe does not depend on what ran before it in the process.
 
-``python -m dinov2.run.pipeline`` runs every stage in one process, so a sweep level's result must not
-depend on the global RNG state that earlier stages (which a re-run skips) or earlier levels left behind.
+``python -m dinov2.run.pipeline`` runs every stage in one process, so a sweep level's result must
+not depend on the global RNG state that earlier stages (which a re-run skips) or earlier levels left
+behind.
 """
 
 from __future__ import annotations

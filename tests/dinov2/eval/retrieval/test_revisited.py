@@ -11,7 +11,8 @@ from dinov2.eval.retrieval.revisited import compute_ap, compute_map, evaluate_re
 
 # Database of 10 images, three queries.
 # q0: easy {2, 5}, hard {7}, junk {0}; ranked 0 2 3 7 5 1 4 6 8 9 → junk first, hard between easies.
-# q1: easy {4}, no hard, junk {9}; ranked 4 9 ... → junk after the only positive; no positive in Hard.
+# q1: easy {4}, no hard, junk {9}; ranked 4 9 ... → junk after the only positive;
+#     no positive in Hard.
 # q2: no easy, no hard, junk {3}: no positive in any setting.
 GND = [
     {"easy": [2, 5], "hard": [7], "junk": [0]},
@@ -27,9 +28,12 @@ RANKS = np.array(
 ).T  # [n_db, n_queries]
 
 # Hand computation (positions are zero-based after removing junk):
-# Easy   q0: ok {2,5}, junk {0,7}: positions 0, 2 → AP = (1+1)/2·½ + (½+⅔)/2·½ = 19/24; P@1 1, P@5 = P@10 = 2/3 (k_q = 3)
-# Medium q0: ok {2,5,7}, junk {0}: positions 0, 2, 3 → AP = 1/3 + 7/36 + 17/72 = 55/72; P@1 1, P@5 = P@10 = 3/4 (k_q = 4)
-# Hard   q0: ok {7}, junk {0,2,5}: position 1 → AP = (0 + ½)/2 = 1/4; P@1 0, P@5 = P@10 = ½ (k_q = 2)
+# Easy   q0: ok {2,5}, junk {0,7}: positions 0, 2 → AP = (1+1)/2·½ + (½+⅔)/2·½ = 19/24;
+#        P@1 1, P@5 = P@10 = 2/3 (k_q = 3)
+# Medium q0: ok {2,5,7}, junk {0}: positions 0, 2, 3 → AP = 1/3 + 7/36 + 17/72 = 55/72;
+#        P@1 1, P@5 = P@10 = 3/4 (k_q = 4)
+# Hard   q0: ok {7}, junk {0,2,5}: position 1 → AP = (0 + ½)/2 = 1/4;
+#        P@1 0, P@5 = P@10 = ½ (k_q = 2)
 # q1: AP 1 and P@k 1 in Easy and Medium, nan in Hard; q2: nan everywhere (excluded from the means).
 EXPECTED = {
     "easy": (43 / 48, [1.0, 5 / 6, 5 / 6]),
