@@ -50,7 +50,7 @@ from dinov2.run.train.train import main as train_main
 from utils.atomic import atomic_write_text
 from utils.cli import command
 from utils.config import add_experiment_args, load_experiment
-from utils.settings_record import check_settings, recorded_digest, save_settings
+from utils.settings_record import check_settings, read_settings, recorded_digest, save_settings
 
 TRAIN_CONFIG_NAME = "experiment_train.yaml"
 LAUNCHED_ENV = ("WORLD_SIZE", "SLURM_JOB_ID")  # already one process per GPU: train in this process
@@ -205,7 +205,10 @@ def pretrain(
         check_anchor_checkpoint(cfg, experiment, train_cfg.train.OFFICIAL_EPOCH_LENGTH)
     if overwrite:
         clear_run(paths.run_dir)
-    save_settings(paths.run_dir, "pretrain", settings)
+    # A setting this code no longer records (a training key since removed) stays in the record: its
+    # digest, which the runs branching off this one and the evaluations compare, stays the same.
+    retired = read_settings(paths.run_dir, "pretrain") or {}
+    save_settings(paths.run_dir, "pretrain", {**retired, **settings})
     config_file = paths.run_dir / TRAIN_CONFIG_NAME
     atomic_write_text(config_file, text)
     rc = _train(config_file, paths.run_dir, int(cfg.pretrain.ngpus))
