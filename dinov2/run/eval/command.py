@@ -132,20 +132,16 @@ class EvalCommand:
         add_experiment_args(parser)
         return parser
 
-    def experiment_runs(self, args: argparse.Namespace) -> list[argparse.Namespace]:
-        return experiment_runs(self, args)
-
     def dest_of(self, name: str) -> str:
         """The namespace attribute of the flag ``name``."""
         found = [f.dest for f in self.flags if f.name == name]
         return found[0] if found else name.removeprefix("--").replace("-", "_")
 
-    def run_one(self, args: argparse.Namespace) -> dict:
+    def run_one(self, args: argparse.Namespace, device: torch.device) -> dict:
         """One evaluation from explicit arguments."""
         for name in self.required:
             if not getattr(args, self.dest_of(name), None):
                 raise ValueError(f"{name} is required (or pass --experiment FILE)")
-        device = resolve_device(args.device, "eval.device" if args.experiment else "--device")
         model, autocast_dtype = setup_and_build_model(args, device)
         return self.evaluate(args, model, autocast_dtype, device)
 
@@ -162,11 +158,13 @@ class EvalCommand:
             )
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         for run in experiment_runs(self, args) if args.experiment else [args]:
+            # before anything is written: a device this machine lacks is an input error
+            device = resolve_device(run.device, "eval.device" if args.experiment else "--device")
             if prepare_output(
                 run, self.name, self.results_name, self.settings_keys, args.overwrite
             ):
                 continue
-            print(self.summary(run, self.run_one(run)))
+            print(self.summary(run, self.run_one(run, device)))
         return 0
 
 
@@ -179,7 +177,7 @@ def experiment_runs(command: EvalCommand, args: argparse.Namespace) -> list[argp
     runs = []
     for target in method_eval_args(cfg, args.method):
         run = argparse.Namespace(**vars(args))
-        vars(run).update({k: v for k, v in target.items() if k in vars(args)})
+        vars(run).update({k: v for k, v in target.items() if k in vars(args) and k != "method"})
         run.output_dir = str(target["eval_dir"])
         vars(run).update(
             {f.dest: _plain(OmegaConf.select(cfg, f.key)) for f in command.flags if f.key}

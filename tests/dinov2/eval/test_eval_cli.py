@@ -197,3 +197,27 @@ def test_retrieval_cli_without_gnd_is_a_one_line_error(pico_config, checkpoint, 
     assert rc == 2
     last = err.strip().splitlines()[-1]
     assert "gnd_roxford5k.pkl" in last and "jpg/" in last
+
+
+def test_a_bad_device_is_a_one_line_error_before_anything_is_written(
+    pico_config, checkpoint, image_tree, tmp_path, capsys
+):
+    from dinov2.run.eval.knn import main
+
+    out = tmp_path / "knn"
+    rc, _, err = run_main(
+        main,
+        capsys,
+        "--config-file",
+        str(pico_config),
+        "--pretrained-weights",
+        str(checkpoint),
+        "--output-dir",
+        str(out),
+        *dataset_args(image_tree),
+        "--device",
+        "tpu",
+    )
+    assert rc == 2
+    assert err.strip().splitlines() == [err.strip()] and "--device" in err and "'tpu'" in err
+    assert not out.exists()
