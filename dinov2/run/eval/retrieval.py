@@ -22,9 +22,9 @@ import torch
 from omegaconf import DictConfig
 
 from dinov2.data.transforms import make_classification_eval_transform
+from dinov2.eval.retrieval.evaluate import RESULTS_NAME, run_retrieval
 from dinov2.eval.retrieval.mini_set import NAME as MINI_SET
 from dinov2.eval.retrieval.mini_set import build_mini_set
-from dinov2.eval.retrieval.run import RESULTS_NAME, run_retrieval
 from dinov2.run.eval.command import EvalCommand, flag, shared_flags
 from neighbor2neighbor.denoiser import Denoiser
 from utils.cli import command

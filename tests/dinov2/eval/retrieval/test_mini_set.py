@@ -99,7 +99,7 @@ def test_noise_is_seeded_per_image_and_query_crop_uses_the_box(mini_root):
 def test_run_retrieval_end_to_end_with_noise_and_denoiser(mini_root, tiny_vit, tmp_path):
     from torchvision.transforms import v2
 
-    from dinov2.eval.retrieval.run import RESULTS_NAME, run_retrieval
+    from dinov2.eval.retrieval.evaluate import RESULTS_NAME, run_retrieval
 
     transform = v2.Compose(
         [v2.PILToTensor(), v2.Resize(32), v2.CenterCrop(32), v2.ToDtype(torch.float32, scale=True)]
