@@ -5,7 +5,8 @@ Two kinds of file:
 - model files (``model_best.pth``, ``model_last.pth``): ``{"model": state_dict, "arch": {...}}``;
   published Neighbor2Neighbor weights (a bare ``state_dict``, possibly with DataParallel's
   ``module.`` prefix) load too, their architecture read from the weight shapes;
-- the training state (``checkpoint.pth``): model, optimizer, scheduler, epoch, RNG states, best PSNR.
+- the training state (``checkpoint.pth``): model, optimizer, scheduler, epoch, RNG states, best
+  PSNR.
 
 Everything loads with ``weights_only=True``; a file that is not a Neighbor2Neighbor UNet, or whose
 weights are not all finite (a diverged run), gives a one-line :class:`CheckpointError` naming it.
@@ -39,13 +40,15 @@ def unet_arch(model: UNet) -> dict[str, Any]:
 
 
 def save_model(model: UNet, path: str | os.PathLike, **extra: Any) -> None:
-    """Write a model file (weights on CPU + architecture + ``extra`` metadata such as epoch, PSNR)."""
+    """Write a model file (weights on CPU + architecture + ``extra`` metadata such as epoch,
+    PSNR)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_torch_save({"model": state, "arch": unet_arch(model), **extra}, path)
 
 
 def torch_load(path: str | os.PathLike) -> Any:
-    """``torch.load(weights_only=True)`` on CPU; a missing or corrupt file → :class:`CheckpointError`."""
+    """``torch.load(weights_only=True)`` on CPU; a missing or corrupt file →
+    :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -60,7 +63,8 @@ def torch_load(path: str | os.PathLike) -> Any:
             else "not a PyTorch checkpoint"
         )
         raise CheckpointError(
-            f"cannot read checkpoint {path}: {kind} ({type(e).__name__}); pass a model_best.pth or published weights"
+            f"cannot read checkpoint {path}: {kind} ({type(e).__name__}); "
+            "pass a model_best.pth or published weights"
         ) from None
 
 
@@ -100,7 +104,8 @@ def load_unet(path: str | os.PathLike) -> UNet:
     if missing or unexpected:
         raise CheckpointError(
             f"{path} is not a Neighbor2Neighbor UNet checkpoint: "
-            f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+            f"{len(missing)} missing keys (e.g. {missing[:2]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
         )
     try:
         model.load_state_dict(state, strict=True)
@@ -115,7 +120,8 @@ def load_unet(path: str | os.PathLike) -> UNet:
     )
     if bad is not None:
         raise CheckpointError(
-            f"{path} has non-finite weights (first: {bad}), the run that wrote it diverged; retrain with a lower n2n.lr"
+            f"{path} has non-finite weights (first: {bad}), the run that "
+            "wrote it diverged; retrain with a lower n2n.lr"
         )
     return model.eval()
 

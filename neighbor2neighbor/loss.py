@@ -47,9 +47,9 @@ def n2n_loss(
 ) -> N2NLoss:
     """Neighbor2Neighbor loss of denoiser ``f`` on ``noisy`` (N, C, H, W), H and W even.
 
-    ``mask1``/``mask2`` (N, H/2, W/2, 4) come from :func:`generate_mask_pair`. ``f`` is called twice:
-    on the full image without gradient, and on ``g1(y)`` (N, C, H/2, W/2) with gradient. Means are
-    taken in float32 so that a bf16 autocast forward does not degrade the loss.
+    ``mask1``/``mask2`` (N, H/2, W/2, 4) come from :func:`generate_mask_pair`. ``f`` is called
+    twice: on the full image without gradient, and on ``g1(y)`` (N, C, H/2, W/2) with gradient.
+    Means are taken in float32 so that a bf16 autocast forward does not degrade the loss.
     """
     sub1 = generate_subimages(noisy, mask1)
     sub2 = generate_subimages(noisy, mask2)

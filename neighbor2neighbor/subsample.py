@@ -1,4 +1,5 @@
-"""The neighbour sub-sampler of Neighbor2Neighbor: two half-resolution sub-images of one noisy image.
+"""The neighbour sub-sampler of Neighbor2Neighbor: two half-resolution sub-images of one noisy
+image.
 
 The image is cut into 2×2 cells. A cell's pixels are numbered in raster order
 ``0 = (0, 0), 1 = (0, 1), 2 = (1, 0), 3 = (1, 1)`` (row, column inside the cell). For every cell one
@@ -20,10 +21,11 @@ def generate_mask_pair(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random cell masks for the two sub-images of ``img`` (N, C, H, W).
 
-    Returns ``(mask1, mask2)``, boolean (N, H // 2, W // 2, 4) on ``img.device``: exactly one True per
-    cell, at the raster index of the pixel that sub-image takes; the two never select the same pixel
-    and always select neighbours. The draw uses ``generator`` (on its own device, so a CPU generator
-    drives a CUDA image reproducibly); an odd last row/column is ignored, as in the reference.
+    Returns ``(mask1, mask2)``, boolean (N, H // 2, W // 2, 4) on ``img.device``: exactly one True
+    per cell, at the raster index of the pixel that sub-image takes; the two never select the same
+    pixel and always select neighbours. The draw uses ``generator`` (on its own device, so a CPU
+    generator drives a CUDA image reproducibly); an odd last row/column is ignored, as in the
+    reference.
     """
     n, _, h, w = img.shape
     gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -46,7 +48,8 @@ def image_to_cells(img: torch.Tensor) -> torch.Tensor:
 
 
 def generate_subimages(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The sub-image of ``img`` (N, C, H, W) selected by ``mask`` (N, H // 2, W // 2, 4) → (N, C, H // 2, W // 2).
+    """The sub-image of ``img`` (N, C, H, W) selected by ``mask`` (N, H // 2, W // 2, 4) → (N, C, H
+    // 2, W // 2).
 
     Differentiable with respect to ``img`` (a gather), for every channel at once.
     """

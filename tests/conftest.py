@@ -17,7 +17,8 @@ def mnist5k_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _single_thread_torch():
-    """Tiny models and images: one intra-op thread is faster than two contending ones (10-100× here)."""
+    """Tiny models and images: one intra-op thread is faster than two contending ones (10-100×
+    here)."""
     import torch
 
     previous = torch.get_num_threads()

@@ -36,16 +36,18 @@ noise: {{family: gauss, sigma_255: 50}}
 pretrain:
   config_file: {repo}/dinov2/configs/train/vit_pico_cpu.yaml
   overrides:
-    train: {{batch_size_per_gpu: 4, OFFICIAL_EPOCH_LENGTH: 2, checkpoint_period_iterations: 2, num_workers: 0}}
+    train: {{batch_size_per_gpu: 4, OFFICIAL_EPOCH_LENGTH: 2, checkpoint_period_iterations: 2,
+             num_workers: 0}}
     evaluation: {{eval_period_iterations: 0}}
   epochs: 2
   switch_epoch: 1
   curriculum_epochs: 1
-n2n: {{n_feature: 8, crop_size: 64, batch_size: 2, n_epoch: 1, n_samples_per_epoch: 4, val_photos: [coffee],
-       val_size: 64, workers: 0, device: cpu}}
+n2n: {{n_feature: 8, crop_size: 64, batch_size: 2, n_epoch: 1, n_samples_per_epoch: 4,
+       val_photos: [coffee], val_size: 64, workers: 0, device: cpu}}
 denoise: {{device: cpu}}
 eval: {{resize_size: 32, crop_size: 32, batch_size: 8, num_workers: 0,
-        linear: {{epochs: 1, batch_size: 4}}, knn: {{nb_knn: [1, 3]}}, retrieval: {{mini_size: 32}}}}
+        linear: {{epochs: 1, batch_size: 4}}, knn: {{nb_knn: [1, 3]}},
+        retrieval: {{mini_size: 32}}}}
 """
 STEPS = [
     "noise",
@@ -76,7 +78,8 @@ def _tree(root: Path) -> None:
 
 @dataclass
 class Finished:
-    """A finished tiny experiment: ``exp`` (YAML), ``root`` (everything the user has), ``run`` (run folder)."""
+    """A finished tiny experiment: ``exp`` (YAML), ``root`` (everything the user has), ``run`` (run
+    folder)."""
 
     root: Path
     exp: Path
@@ -114,7 +117,8 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def run_main(module: str, argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    """``module.main(argv)`` as the CLI runs it: ``(exit status, stderr)``; an escaping exception fails the test."""
+    """``module.main(argv)`` as the CLI runs it: ``(exit status, stderr)``; an escaping exception
+    fails the test."""
     capsys.readouterr()
     try:
         rc = importlib.import_module(module).main([str(a) for a in argv])
@@ -273,7 +277,7 @@ def test_overwrite_redoes_a_stage_with_the_new_settings(finished, capsys, tmp_pa
     assert torch.load(out / "model_best.pth", weights_only=True)["arch"]["n_feature"] == 4
 
 
-# ---------------------------------------------------------------------------- 2, 3: non-finite models
+# -------------------------------------------------------------------------- 2, 3: non-finite models
 @pytest.fixture(scope="module")
 def nan_files(finished: Finished, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("nan")
@@ -397,7 +401,7 @@ def test_a_file_that_is_not_a_checkpoint_says_so_without_suggesting_unsafe_loadi
     )
 
 
-# ---------------------------------------------------------------------------- 4: zero or negative counts
+# ----------------------------------------------------------------------- 4: zero or negative counts
 ZERO = [
     ("neighbor2neighbor.train", "n2n.n_epoch=0"),
     ("neighbor2neighbor.train", "n2n.batch_size=0"),
@@ -421,7 +425,7 @@ def test_zero_or_negative_counts_are_config_errors_before_any_work(
     )
 
 
-# ---------------------------------------------------------------------------- 6: denoise into its own source
+# ------------------------------------------------------------------- 6: denoise into its own source
 def test_denoise_refuses_dst_inside_src_src_inside_dst_and_links_into_src(
     finished, capsys, tmp_path
 ):
@@ -454,7 +458,7 @@ def test_denoise_refuses_dst_inside_src_src_inside_dst_and_links_into_src(
     assert not (noisy / "den").exists() and not (noisy / "val" / "den").exists()
 
 
-# ---------------------------------------------------------------------------- 8, 9: retrieval gnd files
+# ------------------------------------------------------------------------ 8, 9: retrieval gnd files
 class _Exploit:
     """Unpickling this calls ``os.system`` (what a malicious gnd file does)."""
 
@@ -796,7 +800,8 @@ def test_an_experiment_path_relative_to_the_caller_works_from_the_scripts(finish
 
 
 def test_every_case_above_runs_as_a_real_process_too(finished):
-    """One refusal through ``python -m``: the exit status and the single line are the process's own."""
+    """One refusal through ``python -m``: the exit status and the single line are the process's
+    own."""
     before = snapshot(finished.root)
     rc, err = run_process(
         [sys.executable, "-m", "neighbor2neighbor.train", E, finished.exp, "n2n.n_epoch=2"]
@@ -806,7 +811,8 @@ def test_every_case_above_runs_as_a_real_process_too(finished):
 
 
 def test_a_resume_with_another_architecture_is_one_line_and_keeps_the_run_config(finished, capsys):
-    """Item 5 through the official training CLI: the finished run's config files are not rewritten."""
+    """Item 5 through the official training CLI: the finished run's config files are not
+    rewritten."""
     run = finished.run / "pretrain" / "dinov2"
     argv = [
         "--config-file",

@@ -32,11 +32,13 @@ RECORD_PREFIX = ".settings."
 
 
 class StaleOutputsError(ConfigError):
-    """Outputs exist that were made with other settings (one-line message naming the changed key)."""
+    """Outputs exist that were made with other settings (one-line message naming the changed
+    key)."""
 
 
 def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings as plain JSON values (tuples → lists, OmegaConf containers → dicts/lists, paths → str)."""
+    """The settings as plain JSON values (tuples → lists, OmegaConf containers → dicts/lists, paths
+    → str)."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     def plain(value: Any) -> Any:
@@ -76,7 +78,8 @@ def read_settings(out_dir: str | os.PathLike, stage: str) -> dict[str, Any] | No
         return dict(record["settings"])
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
         raise StaleOutputsError(
-            f"{path} is unreadable ({type(e).__name__}); pass --overwrite to redo the outputs of {out_dir}"
+            f"{path} is unreadable ({type(e).__name__}); pass --overwrite "
+            f"to redo the outputs of {out_dir}"
         ) from None
 
 
@@ -104,7 +107,8 @@ def stale_message(
     """The one-line refusal shared by every stage."""
     return (
         f"{what} in {out_dir} was made with {key}={json.dumps(old)}, not {json.dumps(new)}: "
-        f"set a new {new_place} (e.g. {new_place}=<new>) to keep both, or pass --overwrite to redo it"
+        f"set a new {new_place} (e.g. {new_place}=<new>) to keep "
+        "both, or pass --overwrite to redo it"
     )
 
 
@@ -117,12 +121,13 @@ def check_settings(
     what: str | None = None,
     has_outputs: bool = True,
 ) -> None:
-    """Refuse (:class:`StaleOutputsError`) when ``out_dir`` holds outputs of ``stage`` made with other settings.
+    """Refuse (:class:`StaleOutputsError`) when ``out_dir`` holds outputs of ``stage`` made with
+    other settings.
 
     ``new_place`` is the config key that gives the stage a fresh output folder (``name`` for
-    everything under the run folder); ``what`` names the outputs in the message (default: the stage).
-    ``has_outputs`` False (the stage has written nothing yet but its record, e.g. it failed on a bad
-    setting) lets the corrected settings through.
+    everything under the run folder); ``what`` names the outputs in the message (default: the
+    stage). ``has_outputs`` False (the stage has written nothing yet but its record, e.g. it failed
+    on a bad setting) lets the corrected settings through.
     """
     if overwrite or not has_outputs:
         return
@@ -138,7 +143,8 @@ def check_settings(
 
 
 def save_settings(out_dir: str | os.PathLike, stage: str, settings: Mapping[str, Any]) -> Path:
-    """Record ``settings`` as those of ``stage``'s outputs in ``out_dir`` (atomic); returns the record path."""
+    """Record ``settings`` as those of ``stage``'s outputs in ``out_dir`` (atomic); returns the
+    record path."""
     path = record_path(out_dir, stage)
     plain = normalise(settings)
     record = {"settings": plain, "digest": settings_digest(plain)}

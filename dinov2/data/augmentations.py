@@ -20,7 +20,8 @@ logger = logging.getLogger("dinov2")
 
 
 def check_probabilities(**probabilities: float) -> None:
-    """``ValueError`` naming the first argument that is not a probability (the crops.* config keys)."""
+    """``ValueError`` naming the first argument that is not a probability (the crops.* config
+    keys)."""
     for name, p in probabilities.items():
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{name}={p} is not a probability; use a value in [0, 1]")
@@ -33,8 +34,8 @@ class DataAugmentationDINO:
       geometry: RandomResizedCrop(bicubic) + horizontal flip p=0.5;
       colour:   ColorJitter(0.4, 0.4, 0.2, 0.1) with p=0.8, then grayscale p=0.2;
       extra:    global crop 1: blur ``global_crops_1_blur_p``;
-                global crop 2: blur ``global_crops_2_blur_p`` then solarize(128) ``global_crops_2_solarize_p``;
-                local crops:   blur ``local_crops_blur_p``.
+                global crop 2: blur ``global_crops_2_blur_p`` then solarize(128)
+                ``global_crops_2_solarize_p``; local crops:   blur ``local_crops_blur_p``.
 
     The blur probabilities are *effective* probabilities (chance that a crop is blurred). Their
     defaults 0.0 / 0.9 / 0.5 reproduce what the official code actually does: it writes
@@ -45,11 +46,11 @@ class DataAugmentationDINO:
     ``__call__(image, paired_image=None)`` returns a dict:
       ``global_crops``: 2 tensors float32 (3, global_crops_size, global_crops_size);
       ``global_crops_teacher``: the same two tensors;
-      ``local_crops``: ``local_crops_number`` tensors float32 (3, local_crops_size, local_crops_size);
-      ``offsets``: () (official placeholder);
-      ``global_crops_paired`` (only with ``paired_image``): the two global crops of the paired image
-      with exactly the same crop box, flip, colour-jitter factors and order, grayscale, blur sigma
-      and solarisation as ``global_crops``.
+      ``local_crops``: ``local_crops_number`` tensors float32 (3, local_crops_size,
+      local_crops_size); ``offsets``: () (official placeholder); ``global_crops_paired`` (only with
+      ``paired_image``): the two global crops of the paired image with exactly the same crop box,
+      flip, colour-jitter factors and order, grayscale, blur sigma and solarisation as
+      ``global_crops``.
     Randomness comes from torch's global RNG, so ``torch.manual_seed`` reproduces the crops.
     """
 
@@ -80,7 +81,8 @@ class DataAugmentationDINO:
         self.global_crops_size = global_crops_size
         self.local_crops_size = local_crops_size
         logger.info(
-            "DINO augmentation: global %s @ %d, %d local %s @ %d, blur p g1=%.2f g2=%.2f local=%.2f, solarize g2=%.2f",
+            "DINO augmentation: global %s @ %d, %d local %s @ %d, blur p "
+            "g1=%.2f g2=%.2f local=%.2f, solarize g2=%.2f",
             self.global_crops_scale,
             global_crops_size,
             local_crops_number,
@@ -153,7 +155,8 @@ class DataAugmentationDINO:
             image, paired_image = self.to_image(image, paired_image)
             if image.shape != paired_image.shape:
                 raise ValueError(
-                    f"paired image shape {tuple(paired_image.shape)} differs from image shape {tuple(image.shape)}; "
+                    f"paired image shape {tuple(paired_image.shape)} differs from "
+                    f"image shape {tuple(image.shape)}; "
                     "the denoised image must have the same height and width as the noisy one"
                 )
             pairs = self._global_crops(image, paired_image)

@@ -53,11 +53,12 @@ SOLARIZE_THRESHOLD = 128 / 255  # the reference solarises uint8 pixels >= 128
 
 
 def _adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
-    """Torchvision's ``adjust_hue`` (RGB -> HSV, hue + factor turns, -> RGB) for (N, 3, H, W), factor (N,).
+    """Torchvision's ``adjust_hue`` (RGB -> HSV, hue + factor turns, -> RGB) for (N, 3, H, W),
+    factor (N,).
 
-    The way back uses the closed form of the HSV sectors, ``c = V - V * S * clamp(min(k, 4 - k), 0, 1)``
-    with ``k = (n_c + 6 h) mod 6``, ``n = (5, 3, 1)`` for (r, g, b): a third of the operations of a
-    sector-by-sector conversion (kornia's), the same values.
+    The way back uses the closed form of the HSV sectors, ``c = V - V * S * clamp(min(k, 4 - k), 0,
+    1)`` with ``k = (n_c + 6 h) mod 6``, ``n = (5, 3, 1)`` for (r, g, b): a third of the operations
+    of a sector-by-sector conversion (kornia's), the same values.
     """
     r, g, b = x.unbind(-3)
     maxc, minc = x.amax(-3), x.amin(-3)
@@ -73,7 +74,8 @@ def _adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
 _HUE_OFFSETS = torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)
 
 
-# torchvision's grayscale weights (rgb_to_grayscale), used by its contrast and saturation adjustments.
+# torchvision's grayscale weights (rgb_to_grayscale), used by its contrast and saturation
+# adjustments.
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
 
@@ -82,9 +84,9 @@ BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
 class CropParams:
     """Per-crop parameters of ``N`` crops (all on the CPU; drawn by :func:`sample_crop_params`).
 
-    ``boxes`` (N, 4) int64 (top, left, height, width); ``flip``, ``jitter``, ``grayscale``, ``blur``,
-    ``solarize`` (N,) bool; ``jitter_factors`` (N, 4) (brightness, contrast, saturation, hue);
-    ``jitter_order`` (N, 4) a permutation of 0..3 per crop; ``blur_sigma`` (N,).
+    ``boxes`` (N, 4) int64 (top, left, height, width); ``flip``, ``jitter``, ``grayscale``,
+    ``blur``, ``solarize`` (N,) bool; ``jitter_factors`` (N, 4) (brightness, contrast, saturation,
+    hue); ``jitter_order`` (N, 4) a permutation of 0..3 per crop; ``blur_sigma`` (N,).
     """
 
     boxes: Tensor
@@ -105,7 +107,8 @@ def sample_crop_params(
     solarize_p: Tensor,
     generator: torch.Generator | None = None,
 ) -> CropParams:
-    """Parameters of ``N`` independent crops of images of ``sizes`` (N, 2); ``blur_p``/``solarize_p`` (N,)."""
+    """Parameters of ``N`` independent crops of images of ``sizes`` (N, 2);
+    ``blur_p``/``solarize_p`` (N,)."""
     n = len(sizes)
 
     def uniform(*shape: int, low: float = 0.0, high: float = 1.0) -> Tensor:
@@ -126,7 +129,8 @@ def sample_crop_params(
 
 
 def _apply_to(x: Tensor, selected: Tensor, fn: Callable[..., Tensor], *args: Tensor) -> None:
-    """``x[selected] = fn(x[selected], *args[selected])`` in place; ``selected`` (N,) bool on the CPU."""
+    """``x[selected] = fn(x[selected], *args[selected])`` in place; ``selected`` (N,) bool on the
+    CPU."""
     index = selected.nonzero().squeeze(1)
     if len(index) == 0:
         return
@@ -140,7 +144,8 @@ def _gray(x: Tensor) -> Tensor:
 
 
 def color_jitter_(x: Tensor, params: CropParams) -> None:
-    """Torchvision's ``RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p)`` per crop, in place on (N, 3, H, W).
+    """Torchvision's ``RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p)`` per crop, in place on (N,
+    3, H, W).
 
     Brightness, contrast and saturation are torchvision's blends ``clamp(f * x + (1 - f) * target)``
     with target 0, the crop's grayscale mean, or its grayscale image; in each round one fused blend
@@ -202,7 +207,8 @@ class DecodedImage:
 
     def _to_tensor(self, image: Any) -> Tensor:
         if isinstance(image, Image.Image) and image.mode == "RGB":
-            # The datasets' decoder yields RGB PIL images; this is 5x cheaper than v2.ToImage on 28-px digits.
+            # The datasets' decoder yields RGB PIL images; this is 5x cheaper than v2.ToImage on
+            # 28-px digits.
             return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
         return self.to_image(image).as_subclass(Tensor)
 
@@ -212,14 +218,16 @@ class DecodedImage:
         image, paired_image = self._to_tensor(image), self._to_tensor(paired_image)
         if image.shape != paired_image.shape:
             raise ValueError(
-                f"paired image shape {tuple(paired_image.shape)} differs from image shape {tuple(image.shape)}; "
+                f"paired image shape {tuple(paired_image.shape)} differs from "
+                f"image shape {tuple(image.shape)}; "
                 "the denoised image must have the same height and width as the noisy one"
             )
         return {"image": image, "paired_image": paired_image}
 
 
 class BatchedDataAugmentationDINO:
-    """Multi-crop augmentation of a batch of decoded uint8 images (same arguments as ``DataAugmentationDINO``).
+    """Multi-crop augmentation of a batch of decoded uint8 images (same arguments as
+    ``DataAugmentationDINO``).
 
     ``__call__(images, generator, paired=None)`` with ``B`` images returns:
       ``global_crops``: float32 (2B, 3, Gs, Gs), crop-major (all images' crop 1, then all crop 2);
@@ -264,7 +272,8 @@ class BatchedDataAugmentationDINO:
     def sample_params(
         self, sizes: Tensor, generator: torch.Generator | None = None
     ) -> tuple[CropParams, CropParams]:
-        """``(global, local)`` parameters for images of ``sizes`` (B, 2), crop-major like the outputs."""
+        """``(global, local)`` parameters for images of ``sizes`` (B, 2), crop-major like the
+        outputs."""
         b = len(sizes)
         global_params = sample_crop_params(
             sizes.repeat(2, 1),
@@ -292,7 +301,8 @@ class BatchedDataAugmentationDINO:
         b = len(images)
         if paired is not None and not torch.equal(paired.sizes.cpu(), images.sizes.cpu()):
             raise ValueError(
-                "paired images differ in size from the images; each denoised image needs its noisy size"
+                "paired images differ in size from the images; each denoised "
+                "image needs its noisy size"
             )
         global_params, local_params = self.sample_params(images.sizes.cpu(), generator)
         mean, std = self.mean.to(images.flat.device), self.std.to(images.flat.device)

@@ -29,8 +29,8 @@ _SMALL_GATHER, _MAX_PADDING = 1 << 18, 1.5  # see _plan_chunks
 class RaggedImages:
     """``N`` uint8 RGB images of different sizes in one buffer.
 
-    ``flat``: uint8 ``(sum_n 3 * H_n * W_n,)``, image ``n`` is ``flat[offsets[n]:].view(3, H_n, W_n)``;
-    ``sizes``: int64 ``(N, 2)`` = ``(H_n, W_n)``; ``offsets``: int64 ``(N,)``.
+    ``flat``: uint8 ``(sum_n 3 * H_n * W_n,)``, image ``n`` is ``flat[offsets[n]:].view(3, H_n,
+    W_n)``; ``sizes``: int64 ``(N, 2)`` = ``(H_n, W_n)``; ``offsets``: int64 ``(N,)``.
     """
 
     flat: Tensor
@@ -76,7 +76,8 @@ def sample_resized_crop_boxes(
     ratio: Sequence[float] = DEFAULT_RATIO,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Boxes ``(N, 4)`` int64 ``(top, left, height, width)``, one per image size in ``sizes`` ``(N, 2)``.
+    """Boxes ``(N, 4)`` int64 ``(top, left, height, width)``, one per image size in ``sizes`` ``(N,
+    2)``.
 
     The algorithm of torchvision's ``RandomResizedCrop.get_params``, drawn for all images at once:
     up to 10 attempts of area fraction U(scale) and log-uniform aspect ratio in ``ratio``; the first
@@ -130,10 +131,12 @@ def _bicubic_aa(x: Tensor) -> Tensor:
 
 
 def antialias_bicubic_weights(lengths: Tensor, out_size: int, max_length: int) -> Tensor:
-    """Resampling matrices ``(N, out_size, max_length)`` from ``lengths[n]`` input pixels to ``out_size``.
+    """Resampling matrices ``(N, out_size, max_length)`` from ``lengths[n]`` input pixels to
+    ``out_size``.
 
     Row ``i`` holds the normalised filter taps of output pixel ``i`` (PyTorch's antialiased bicubic:
-    centre ``scale * (i + 0.5)``, support ``2 * max(scale, 1)``); columns ``>= lengths[n]`` are zero.
+    centre ``scale * (i + 0.5)``, support ``2 * max(scale, 1)``); columns ``>= lengths[n]`` are
+    zero.
     """
     scale = (lengths.to(torch.float32) / out_size)[:, None, None]  # (N, 1, 1)
     inv_scale = torch.where(scale >= 1, 1 / scale, torch.ones_like(scale))
@@ -149,7 +152,8 @@ def antialias_bicubic_weights(lengths: Tensor, out_size: int, max_length: int) -
 def _gather_boxes(
     images: RaggedImages, index: Tensor, boxes: Tensor, box_h: int, box_w: int
 ) -> Tensor:
-    """uint8 ``(n, 3, box_h, box_w)``: the boxes of images ``index``; rows/columns past a box repeat its edge."""
+    """uint8 ``(n, 3, box_h, box_w)``: the boxes of images ``index``; rows/columns past a box repeat
+    its edge."""
     top, left, h, w = boxes.unbind(1)
     img_h, img_w = images.sizes[index, 0], images.sizes[index, 1]
     # int32 offsets halve the index traffic; a batch buffer stays far below 2**31 bytes.
@@ -173,7 +177,8 @@ def _gather_boxes(
 def resized_crop(
     images: RaggedImages, index: Tensor, boxes: Tensor, flip: Tensor, size: int
 ) -> Tensor:
-    """Crops ``(n, 3, size, size)`` float32 in [0, 1] of images ``index`` ``(n,)`` at ``boxes`` ``(n, 4)``.
+    """Crops ``(n, 3, size, size)`` float32 in [0, 1] of images ``index`` ``(n,)`` at ``boxes``
+    ``(n, 4)``.
 
     Each box is resized with antialiased bicubic resampling (clamped to [0, 1], as the reference
     clamps when it rounds back to uint8); ``flip`` ``(n,)`` bool mirrors a crop horizontally.
@@ -193,7 +198,8 @@ def resized_crop(
         )  # uint8 -> [0, 1] folded in
         wx = antialias_bicubic_weights(crop_boxes[:, 3], size, box_w)
         wx = torch.where(flip[chunk_cpu].to(device)[:, None, None], wx.flip(1), wx)
-        # Two batched matrix products, columns then rows: (n, 3 * H, W) @ (n, W, S), then (n, S, H) @ (n, H, 3 * S).
+        # Two batched matrix products, columns then rows: (n, 3 * H, W) @ (n, W, S), then (n, S, H)
+        # @ (n, H, 3 * S).
         cols = torch.bmm(pixels.view(n, 3 * box_h, box_w), wx.transpose(1, 2))
         cols = cols.view(n, 3, box_h, size).transpose(1, 2).reshape(n, box_h, 3 * size)
         out[chunk] = torch.bmm(wy, cols).view(n, size, 3, size).transpose(1, 2).clamp_(0, 1)
@@ -203,7 +209,8 @@ def resized_crop(
 def _plan_chunks(boxes: Tensor) -> list[Tensor]:
     """Crop indices grouped by box area. A group's boxes are padded to its largest height and width:
     a group stays within ``_MAX_GATHER`` pixels, and once past ``_SMALL_GATHER`` pixels (where the
-    arithmetic outweighs the per-group overhead) within ``_MAX_PADDING`` times its smallest box area."""
+    arithmetic outweighs the per-group overhead) within ``_MAX_PADDING`` times its smallest box
+    area."""
     order = torch.argsort(boxes[:, 2] * boxes[:, 3]).tolist()
     hw = boxes[:, 2:].tolist()
     chunks: list[list[int]] = []

@@ -13,7 +13,8 @@ from .batched_crop import RaggedImages
 
 
 def _stack_crops(samples_list: Sequence[tuple[dict, Any]], key: str) -> torch.Tensor:
-    """Crop-major stacking: all images' crop 0, then all images' crop 1, ... -> (n_crops * B, 3, H, W)."""
+    """Crop-major stacking: all images' crop 0, then all images' crop 1, ... -> (n_crops * B, 3, H,
+    W)."""
     n_crops = len(samples_list[0][0][key])
     return torch.stack([sample[key][i] for i in range(n_crops) for sample, _ in samples_list])
 
@@ -77,7 +78,8 @@ def draw_ibot_masks(
     Randomness: Python's ``random`` (the mask generator's too), as the official collate.
     """
     n_samples_masked = int(n_global * mask_probability)
-    # Kept as float32 tensors (not Python floats) so int(n_tokens * ratio) rounds as the official code.
+    # Kept as float32 tensors (not Python floats) so int(n_tokens * ratio) rounds as the official
+    # code.
     probs = torch.linspace(*mask_ratio_tuple, n_samples_masked + 1)
     upperbound = 0
     masks_list = []
@@ -125,7 +127,8 @@ def collate_decoded_and_mask(
     """
     if n_tokens is None or mask_generator is None:
         raise ValueError(
-            "collate_decoded_and_mask needs n_tokens and mask_generator (patch grid of a global crop)"
+            "collate_decoded_and_mask needs n_tokens and mask_generator "
+            "(patch grid of a global crop)"
         )
     images = RaggedImages.from_images([sample["image"] for sample, _ in samples_list])
     batch = {

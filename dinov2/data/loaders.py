@@ -1,10 +1,12 @@
-"""Datasets from DINOv2 dataset strings: ``ImageNet:split=TRAIN:root=/data/in100:extra=/data/in100/extra``.
+"""Datasets from DINOv2 dataset strings:
+``ImageNet:split=TRAIN:root=/data/in100:extra=/data/in100/extra``.
 
 The string is the dataset class name followed by ``:key=value`` pairs; ``split`` (TRAIN or VAL, any
 case) and ``root`` are required, ``extra`` defaults to ``ROOT/extra``. Paths cannot contain ``:``.
-``PairedImageNet`` (noisy/denoised pairs for NCT, :mod:`dinov2.data.paired`) also takes ``paired_root``.
-``noise=SPEC`` (and ``noise_seed=N``, default 42) adds at load time the noise ``utils.generate_noise``
-would have written (:class:`dinov2.data.datasets.ImageNet`): ``root`` is then the clean tree.
+``PairedImageNet`` (noisy/denoised pairs for NCT, :mod:`dinov2.data.paired`) also takes
+``paired_root``. ``noise=SPEC`` (and ``noise_seed=N``, default 42) adds at load time the noise
+``utils.generate_noise`` would have written (:class:`dinov2.data.datasets.ImageNet`): ``root`` is
+then the clean tree.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ _REQUIRED = ("split", "root")
 
 
 def _parse_dataset_str(dataset_str: str) -> tuple[type, dict[str, Any]]:
-    """``(dataset class, keyword arguments)`` of a dataset string; a bad string raises ValueError."""
+    """``(dataset class, keyword arguments)`` of a dataset string; a bad string raises
+    ValueError."""
     name, *tokens = dataset_str.split(":")
     if name not in DATASETS:
         raise ValueError(
@@ -39,7 +42,8 @@ def _parse_dataset_str(dataset_str: str) -> tuple[type, dict[str, Any]]:
             )
         if key not in valid_keys:
             raise ValueError(
-                f"unknown key {key!r} in dataset string {dataset_str!r}; valid: {', '.join(sorted(valid_keys))}"
+                f"unknown key {key!r} in dataset string {dataset_str!r}; "
+                f"valid: {', '.join(sorted(valid_keys))}"
             )
         if key in kwargs:
             raise ValueError(f"key {key!r} given twice in dataset string {dataset_str!r}")
@@ -47,7 +51,8 @@ def _parse_dataset_str(dataset_str: str) -> tuple[type, dict[str, Any]]:
     missing = [k for k in _REQUIRED if k not in kwargs]
     if missing:
         raise ValueError(
-            f"dataset string {dataset_str!r} lacks {missing[0]}=...; e.g. {name}:split=TRAIN:root=/data"
+            f"dataset string {dataset_str!r} lacks {missing[0]}=...; e.g. "
+            f"{name}:split=TRAIN:root=/data"
         )
     kwargs["split"] = ImageNet.Split.parse(kwargs["split"])
     if "noise" in kwargs:

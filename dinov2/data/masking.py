@@ -20,10 +20,10 @@ class MaskingGenerator:
 
     Args:
         input_size: patch grid (H, W) or an int for a square grid.
-        num_masking_patches: default budget (kept for the official signature; ``__call__`` takes it).
-        min_num_patches: smallest target area of one rectangle.
-        max_num_patches: largest area of one rectangle (default: ``num_masking_patches``).
-        min_aspect, max_aspect: aspect-ratio range (h / w); ``max_aspect`` defaults to 1 / min_aspect.
+        num_masking_patches: default budget (kept for the official signature; ``__call__`` takes
+        it). min_num_patches: smallest target area of one rectangle. max_num_patches: largest area
+        of one rectangle (default: ``num_masking_patches``). min_aspect, max_aspect: aspect-ratio
+        range (h / w); ``max_aspect`` defaults to 1 / min_aspect.
     """
 
     def __init__(
@@ -49,7 +49,8 @@ class MaskingGenerator:
 
     def __repr__(self) -> str:
         return (
-            f"MaskingGenerator({self.height}x{self.width}, area [{self.min_num_patches}, {self.max_num_patches}], "
+            f"MaskingGenerator({self.height}x{self.width}, area "
+            f"[{self.min_num_patches}, {self.max_num_patches}], "
             f"log-aspect [{self.log_aspect_ratio[0]:.3f}, {self.log_aspect_ratio[1]:.3f}])"
         )
 

@@ -1,10 +1,11 @@
-"""``PairedImageNet``: each noisy image with its denoised counterpart, for the NCT anchor regularizer.
+"""``PairedImageNet``: each noisy image with its denoised counterpart, for the NCT anchor
+regularizer.
 
 Dataset string: ``PairedImageNet:split=TRAIN:root=NOISY:paired_root=DENOISED[:extra=NOISY/extra]``.
 The index (``extra``) is the noisy root's; the denoised image of ``ROOT/train/<rel>.<ext>`` is
 ``PAIRED_ROOT/train/<rel>.<any image ext>`` (extension-agnostic: the denoiser writes ``.png`` for a
-``.JPEG`` input). Every pair is checked when the dataset is built, i.e. before the first training step:
-a missing denoised image or one whose size differs from its noisy image stops the run with a
+``.JPEG`` input). Every pair is checked when the dataset is built, i.e. before the first training
+step: a missing denoised image or one whose size differs from its noisy image stops the run with a
 :class:`PairedDatasetError` that lists the first few paths and the count.
 """
 
@@ -52,7 +53,8 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 class PairedImageNet(ImageNet):
-    """``(transform(noisy, paired_image=denoised), target)``; without ``transform``: ``((noisy, denoised), target)``.
+    """``(transform(noisy, paired_image=denoised), target)``; without ``transform``: ``((noisy,
+    denoised), target)``.
 
     ``transform`` is called with the denoised image as ``paired_image`` (see
     :class:`dinov2.data.DataAugmentationDINO`), so the two global crops of both versions share every
@@ -121,7 +123,8 @@ class PairedImageNet(ImageNet):
 
     def _size_mismatches(self, split_dir: Path, paired: list[str]) -> list[str]:
         """``"<rel> (WxH vs WxH)"`` for every pair of different sizes; headers read by a thread pool
-        (the check is I/O-bound: ImageNet-1k means 2.5 million header reads before training starts)."""
+        (the check is I/O-bound: ImageNet-1k means 2.5 million header reads before training
+        starts)."""
 
         def check(start: int) -> list[str]:
             found = []
@@ -161,7 +164,8 @@ class PairedImageNet(ImageNet):
         return (
             "; ".join(parts)
             + f" (noisy root {self.root}). Re-run the denoising stage on the whole noisy tree "
-            "(python -m neighbor2neighbor.denoise) so that every image has a denoised copy of the same size"
+            "(python -m neighbor2neighbor.denoise) so that every image "
+            "has a denoised copy of the same size"
         )
 
     def get_paired_image_path(self, index: int) -> Path:

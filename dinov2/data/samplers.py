@@ -41,8 +41,9 @@ class InfiniteSampler(Sampler[int]):
         sample_count: dataset length n.
         shuffle: permute every pass.
         seed: base seed (same on all ranks).
-        start: this rank's offset (default: global rank); step: number of shards (default: world size).
-        advance: indices of this rank's stream to skip (samples already consumed, for resume).
+        start: this rank's offset (default: global rank); step: number of shards (default: world
+        size). advance: indices of this rank's stream to skip (samples already consumed, for
+        resume).
     """
 
     drop_remainder = False
@@ -92,12 +93,14 @@ class InfiniteSampler(Sampler[int]):
 
 class ShardedInfiniteSampler(InfiniteSampler):
     """``InfiniteSampler`` whose shards all have ``sample_count // step`` indices per pass, so the
-    ranks stay in lockstep (the last ``sample_count % step`` indices of each permutation are dropped)."""
+    ranks stay in lockstep (the last ``sample_count % step`` indices of each permutation are
+    dropped)."""
 
     drop_remainder = True
 
     def __init__(self, *, use_new_shuffle_tensor_slice: bool = False, **kwargs):
-        # ``use_new_shuffle_tensor_slice`` is accepted for the official signature; one algorithm here.
+        # ``use_new_shuffle_tensor_slice`` is accepted for the official signature; one algorithm
+        # here.
         super().__init__(**kwargs)
         dropped = self._sample_count % self._step
         if dropped:

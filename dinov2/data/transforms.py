@@ -66,7 +66,8 @@ def make_normalize_transform(
     mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
     std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> v2.Compose:
-    """uint8 (3, H, W) image -> plain float32 tensor (3, H, W): scaled to [0, 1], then (x - mean) / std."""
+    """uint8 (3, H, W) image -> plain float32 tensor (3, H, W): scaled to [0, 1], then (x - mean) /
+    std."""
     return v2.Compose(
         [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std), v2.ToPureTensor()]
     )
@@ -80,7 +81,8 @@ def make_classification_train_transform(
     mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
     std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> v2.Compose:
-    """Random resized crop + flip + normalise -> float32 (3, crop_size, crop_size) (torchvision preset)."""
+    """Random resized crop + flip + normalise -> float32 (3, crop_size, crop_size) (torchvision
+    preset)."""
     transforms_list: list = [
         ToRGBImage(allow_float=True),
         v2.RandomResizedCrop(crop_size, interpolation=interpolation, antialias=True),
@@ -99,7 +101,8 @@ def make_classification_eval_transform(
     mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
     std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> v2.Compose:
-    """Resize shorter side to ``resize_size``, centre crop, normalise -> float32 (3, crop_size, crop_size)."""
+    """Resize shorter side to ``resize_size``, centre crop, normalise -> float32 (3, crop_size,
+    crop_size)."""
     return v2.Compose(
         [
             ToRGBImage(allow_float=True),

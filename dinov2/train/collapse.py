@@ -31,8 +31,8 @@ logger = logging.getLogger("dinov2")
 def teacher_diagnostics(targets: Tensor) -> dict[str, Tensor]:
     """``{"teacher_entropy", "teacher_marginal_entropy"}`` (scalars, nats) of targets ``(..., K)``.
 
-    ``teacher_entropy`` = mean over crops of ``H(p_i)``; ``teacher_marginal_entropy`` = ``H(mean_i p_i)``.
-    Both lie in ``[0, log K]``.
+    ``teacher_entropy`` = mean over crops of ``H(p_i)``; ``teacher_marginal_entropy`` = ``H(mean_i
+    p_i)``. Both lie in ``[0, log K]``.
     """
     p = targets.reshape(-1, targets.shape[-1]).float()
     per_crop = -(p * p.clamp_min(1e-12).log()).sum(dim=-1).mean()
@@ -74,8 +74,10 @@ class CollapseMonitor:
         if collapsed and not self.warned:
             self.warned = True
             logger.warning(
-                "uniform collapse: for %d iterations up to iteration %d the DINO targets were uniform (loss or teacher "
-                "entropy within %.0f%% of log K = %.3f); the backbone is learning nothing. See docs/collapse.md "
+                "uniform collapse: for %d iterations up to iteration %d the "
+                "DINO targets were uniform (loss or teacher "
+                "entropy within %.0f%% of log K = %.3f); the backbone is "
+                "learning nothing. See docs/collapse.md "
                 "(small images: larger crops, layerscale, a lower teacher temperature)",
                 self.streak,
                 iteration,

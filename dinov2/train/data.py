@@ -39,7 +39,8 @@ from dinov2.data.batched_augmentations import BatchedDataAugmentationDINO, Decod
 from dinov2.data.batched_crop import RaggedImages
 from dinov2.data.collate import collate_decoded_and_mask
 
-# What a stream seed is for: one sample's crops, one batch's masks, one batch's crops (batched path).
+# What a stream seed is for: one sample's crops, one batch's masks, one batch's crops (batched
+# path).
 _SAMPLE, _BATCH, _BATCH_CROPS = 0, 1, 2
 AUGMENTATION_PATHS = ("per_image", "batched", "auto")
 
@@ -57,8 +58,10 @@ class _SeededCall:
     def __call__(self, fn: Callable[..., Any], *args) -> Any:
         py_state = random.getstate()
         with torch.random.fork_rng(devices=[]):
-            # The CPU generator only: torch.manual_seed would also (lazily) re-seed the CUDA generators,
-            # which fork_rng(devices=[]) does not restore, and it records a stack trace per call (~2 ms).
+            # The CPU generator only: torch.manual_seed would also (lazily) re-seed the CUDA
+            # generators,
+            # which fork_rng(devices=[]) does not restore, and it records a stack trace per call (~2
+            # ms).
             torch.default_generator.manual_seed(self.seed)
             random.seed(self.seed)
             try:
@@ -79,10 +82,11 @@ class PositionedSampler(Sampler):
 
 
 class PositionSeededDataset(Dataset):
-    """``dataset[(position, index)]`` = ``(dataset[index][0], position)`` under a position-seeded RNG.
+    """``dataset[(position, index)]`` = ``(dataset[index][0], position)`` under a position-seeded
+    RNG.
 
-    ``seeded=False`` skips the seeding, for datasets that draw nothing (the batched path's decode-only
-    samples): it costs more than decoding a 28-px digit.
+    ``seeded=False`` skips the seeding, for datasets that draw nothing (the batched path's
+    decode-only samples): it costs more than decoding a 28-px digit.
     """
 
     def __init__(self, dataset: Dataset, seed: int, rank: int, seeded: bool = True):
@@ -119,11 +123,13 @@ def _no_target(_: Any) -> tuple:
 
 
 def resolve_augmentation(cfg: DictConfig, device: torch.device) -> str:
-    """``per_image`` or ``batched`` for config key ``train.augmentation`` on ``device`` (auto: batched on CUDA)."""
+    """``per_image`` or ``batched`` for config key ``train.augmentation`` on ``device`` (auto:
+    batched on CUDA)."""
     choice = cfg.train.augmentation
     if choice not in AUGMENTATION_PATHS:
         raise ValueError(
-            f"config key 'train.augmentation' is {choice!r}; use one of {', '.join(AUGMENTATION_PATHS)}"
+            f"config key 'train.augmentation' is {choice!r}; use one of "
+            f"{', '.join(AUGMENTATION_PATHS)}"
         )
     if choice == "auto":
         return "batched" if device.type == "cuda" else "per_image"
@@ -156,8 +162,8 @@ def build_batched_data_augmentation(cfg: DictConfig) -> BatchedDataAugmentationD
 def build_collate_fn(
     cfg: DictConfig, dtype: torch.dtype = torch.float32, augmentation: str = "per_image"
 ) -> Callable[[list], dict[str, Any]]:
-    """``collate_data_and_cast`` (``per_image``) or ``collate_decoded_and_mask`` (``batched``) with the
-    official mask generator (at most half of the patches per block)."""
+    """``collate_data_and_cast`` (``per_image``) or ``collate_decoded_and_mask`` (``batched``) with
+    the official mask generator (at most half of the patches per block)."""
     grid = cfg.crops.global_crops_size // cfg.student.patch_size
     mask_generator = MaskingGenerator(input_size=(grid, grid), max_num_patches=0.5 * grid * grid)
     kwargs = dict(
@@ -172,8 +178,8 @@ def build_collate_fn(
 
 
 def build_train_dataset(cfg: DictConfig, augmentation: str = "per_image") -> Dataset:
-    """The training dataset of ``train.dataset_path`` (the one place to swap it, e.g. paired NCT data):
-    augmented samples (``per_image``) or decoded uint8 images (``batched``)."""
+    """The training dataset of ``train.dataset_path`` (the one place to swap it, e.g. paired NCT
+    data): augmented samples (``per_image``) or decoded uint8 images (``batched``)."""
     transform = DecodedImage() if augmentation == "batched" else build_data_augmentation(cfg)
     return make_dataset(
         dataset_str=cfg.train.dataset_path, transform=transform, target_transform=_no_target
@@ -204,7 +210,8 @@ class BatchedAugmentationLoader:
             yield self.augment(batch)
 
     def augment(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """A collated decoded batch -> the batch of ``collate_data_and_cast`` (keys, layout), on ``device``."""
+        """A collated decoded batch -> the batch of ``collate_data_and_cast`` (keys, layout), on
+        ``device``."""
         batch = dict(batch)
         position = int(batch.pop("first_position"))
         generator = torch.Generator().manual_seed(
@@ -232,7 +239,8 @@ def build_train_data_loader(
     dtype: torch.dtype = torch.float32,
     device: torch.device | None = None,
 ) -> DataLoader | BatchedAugmentationLoader:
-    """Endless loader of collated batches for this rank, positioned after ``start_iteration`` batches.
+    """Endless loader of collated batches for this rank, positioned after ``start_iteration``
+    batches.
 
     ``device`` is the training device: the batched path (``train.augmentation``) augments there.
     A ``dataset`` passed in must yield what the chosen path expects (augmented or decoded samples).
@@ -258,7 +266,8 @@ def build_train_data_loader(
         drop_last=True,
         persistent_workers=False,
         collate_fn=collate,
-        # Its own generator: creating the iterator must not draw from the training RNG (stochastic depth).
+        # Its own generator: creating the iterator must not draw from the training RNG (stochastic
+        # depth).
         generator=torch.Generator().manual_seed(cfg.train.seed),
     )
     if augmentation == "per_image":

@@ -31,7 +31,8 @@ def _constructor(arch: str):
 
 
 def build_model(args: DictConfig, only_teacher: bool = False, img_size: int = 224):
-    """``(student, teacher, embed_dim)`` (or ``(teacher, embed_dim)``) for the ``student`` config section.
+    """``(student, teacher, embed_dim)`` (or ``(teacher, embed_dim)``) for the ``student`` config
+    section.
 
     Only the student has stochastic depth (``drop_path_rate``), as in the official code.
     """

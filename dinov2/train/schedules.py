@@ -1,9 +1,11 @@
-"""Per-iteration schedules of DINOv2 training (official ``build_schedulers`` / ``apply_optim_scheduler``).
+"""Per-iteration schedules of DINOv2 training (official ``build_schedulers`` /
+``apply_optim_scheduler``).
 
 Every schedule is an array indexed by the iteration *within the current schedule*; the loop passes
-``iteration - schedule_start``. A run that branches off another run's checkpoint with a fresh schedule
-(the noise curriculum) sets ``schedule_start`` to the branching iteration and rebuilds the schedules
-with :func:`build_schedulers` from its own config: warm-ups start again while the weights carry over.
+``iteration - schedule_start``. A run that branches off another run's checkpoint with a fresh
+schedule (the noise curriculum) sets ``schedule_start`` to the branching iteration and rebuilds the
+schedules with :func:`build_schedulers` from its own config: warm-ups start again while the weights
+carry over.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ __all__ = ["CosineScheduler", "Schedules", "apply_optim_scheduler", "build_sched
 
 @dataclass
 class Schedules:
-    """lr, weight decay, teacher momentum, teacher temperature and last-layer lr, indexed by iteration."""
+    """lr, weight decay, teacher momentum, teacher temperature and last-layer lr, indexed by
+    iteration."""
 
     lr: CosineScheduler
     wd: CosineScheduler
@@ -44,9 +47,10 @@ def build_schedulers(cfg: DictConfig) -> Schedules:
 
     lr: linear warm-up 0 → ``optim.lr`` over ``warmup_epochs`` then cosine to ``min_lr``;
     wd: cosine ``weight_decay`` → ``weight_decay_end``; momentum: cosine ``momentum_teacher`` →
-    ``final_momentum_teacher``; teacher temperature: linear ``warmup_teacher_temp`` → ``teacher_temp`` over
-    ``warmup_teacher_temp_epochs`` then constant; last-layer lr: the lr schedule with zeros for the
-    first ``freeze_last_layer_epochs``. ``optim.lr`` must already be scaled (``apply_scaling_rules_to_cfg``).
+    ``final_momentum_teacher``; teacher temperature: linear ``warmup_teacher_temp`` →
+    ``teacher_temp`` over ``warmup_teacher_temp_epochs`` then constant; last-layer lr: the lr
+    schedule with zeros for the first ``freeze_last_layer_epochs``. ``optim.lr`` must already be
+    scaled (``apply_scaling_rules_to_cfg``).
     """
     epoch_length = cfg.train.OFFICIAL_EPOCH_LENGTH
     total_iters = cfg.optim.epochs * epoch_length
@@ -81,7 +85,8 @@ def build_schedulers(cfg: DictConfig) -> Schedules:
 def apply_optim_scheduler(
     optimizer: torch.optim.Optimizer, lr: float, wd: float, last_layer_lr: float
 ) -> None:
-    """Set each group's lr (``last_layer_lr`` for the last layer) × its multiplier and wd × its multiplier."""
+    """Set each group's lr (``last_layer_lr`` for the last layer) × its multiplier and wd × its
+    multiplier."""
     for group in optimizer.param_groups:
         group["weight_decay"] = wd * group["wd_multiplier"]
         group["lr"] = (last_layer_lr if group["is_last_layer"] else lr) * group["lr_multiplier"]

@@ -75,15 +75,16 @@ class Batch:
         )
         if n_local_crops is not None and batch.n_local_crops != n_local_crops:
             raise ValueError(
-                f"batch has {batch.n_local_crops} local crops per image, config crops.local_crops_number={n_local_crops}"
+                f"batch has {batch.n_local_crops} local crops per image, "
+                f"config crops.local_crops_number={n_local_crops}"
             )
         return batch
 
 
 @dataclass
 class TeacherTargets:
-    """dino ``(2, B, K)``: row ``i`` is the target of student global crop ``1 - i`` ... of every local crop;
-    ibot ``(M, K)``: targets of the masked patches (None without iBOT)."""
+    """dino ``(2, B, K)``: row ``i`` is the target of student global crop ``1 - i`` ... of every
+    local crop; ibot ``(M, K)``: targets of the masked patches (None without iBOT)."""
 
     dino: Tensor
     ibot: Tensor | None
@@ -115,8 +116,8 @@ def compute_teacher_targets(
     """DINO/iBOT targets from a teacher backbone output on the two global crops.
 
     ``heads`` holds ``dino_head`` (and ``ibot_head`` for a separate iBOT head); ``ibot_loss`` None
-    disables iBOT. In ``centering`` mode the centre updates of ``dino_loss``/``ibot_loss`` are started
-    (applied at their next use); ``sinkhorn_knopp`` needs no centre.
+    disables iBOT. In ``centering`` mode the centre updates of ``dino_loss``/``ibot_loss`` are
+    started (applied at their next use); ``sinkhorn_knopp`` needs no centre.
     """
     # Swap the two crops so that the target of student crop A is teacher crop B.
     cls_tokens = torch.cat(backbone_output["x_norm_clstoken"].chunk(2)[::-1])

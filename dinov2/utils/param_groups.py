@@ -1,11 +1,12 @@
 """Optimizer parameter groups with layer-wise lr decay (official DINOv2 semantics and names).
 
 For a backbone of ``L`` blocks the lr multiplier of a parameter is ``rate ** (L + 1 - layer_id)``:
-``layer_id`` 0 for the embeddings (``pos_embed``, ``patch_embed``, ``cls_token``, ``register_tokens``,
-``mask_token``), ``i + 1`` for block ``i``, ``L + 1`` for the rest (final ``norm``); heads have no
-blocks, hence multiplier 1. ``patch_embed`` gets an extra ``patch_embed_lr_mult``. Biases, norms and
-LayerScale ``gamma`` get no weight decay (``wd_multiplier`` 0); the DINO head's ``last_layer`` is
-flagged ``is_last_layer`` so that its lr can be frozen at the start of training.
+``layer_id`` 0 for the embeddings (``pos_embed``, ``patch_embed``, ``cls_token``,
+``register_tokens``, ``mask_token``), ``i + 1`` for block ``i``, ``L + 1`` for the rest (final
+``norm``); heads have no blocks, hence multiplier 1. ``patch_embed`` gets an extra
+``patch_embed_lr_mult``. Biases, norms and LayerScale ``gamma`` get no weight decay
+(``wd_multiplier`` 0); the DINO head's ``last_layer`` is flagged ``is_last_layer`` so that its lr
+can be frozen at the start of training.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ _EMBEDDING_NAMES = ("pos_embed", "patch_embed", "mask_token", "cls_token", "regi
 
 
 def _block_index(name: str, chunked_blocks: bool) -> int | None:
-    """Index of the block that owns parameter ``name`` (``blocks.N.*`` or chunked ``blocks.C.N.*``)."""
+    """Index of the block that owns parameter ``name`` (``blocks.N.*`` or chunked
+    ``blocks.C.N.*``)."""
     start = name.find("blocks.")
     if start < 0 or "residual." in name:
         return None
@@ -37,7 +39,8 @@ def get_vit_lr_decay_rate(
     force_is_backbone: bool = False,
     chunked_blocks: bool = False,
 ) -> float:
-    """lr multiplier of parameter ``name`` of a ViT with ``num_layers`` blocks (see module docstring)."""
+    """lr multiplier of parameter ``name`` of a ViT with ``num_layers`` blocks (see module
+    docstring)."""
     layer_id = num_layers + 1
     if name.startswith("backbone") or force_is_backbone:
         block = _block_index(name, chunked_blocks)
@@ -99,7 +102,8 @@ def fuse_params_groups(
     all_params_groups: Iterable[dict],
     keys: tuple[str, ...] = ("lr_multiplier", "wd_multiplier", "is_last_layer"),
 ) -> list[dict]:
-    """Merge per-parameter groups with equal ``keys`` into one group each (fewer optimizer groups)."""
+    """Merge per-parameter groups with equal ``keys`` into one group each (fewer optimizer
+    groups)."""
     fused: dict[str, dict] = defaultdict(lambda: {"params": []})
     for d in all_params_groups:
         identifier = "_".join(f"{k}{d[k]}" for k in keys)

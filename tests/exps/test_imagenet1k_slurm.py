@@ -1,7 +1,8 @@
-"""exps/imagenet1k_slurm.sh submits NCT after the whole N2N + DINOv2 job (its anchor is that run's final checkpoint).
+"""exps/imagenet1k_slurm.sh submits NCT after the whole N2N + DINOv2 job (its anchor is that run's
+final checkpoint).
 
-The script runs for real with ``PY`` pointing at a recorder: submissions (``-m dinov2.run.submit``) are logged
-and answered with job ids, everything else goes to the real interpreter.
+The script runs for real with ``PY`` pointing at a recorder: submissions (``-m dinov2.run.submit``)
+are logged and answered with job ids, everything else goes to the real interpreter.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ def smooth_image(h: int, w: int, seed: int) -> np.ndarray:
 
 @pytest.fixture
 def noisy_tree(tmp_path: Path) -> Path:
-    """``noisy/train/<class>/*.png``: three 64x80 images and one 40x50 image (padded to the crop)."""
+    """``noisy/train/<class>/*.png``: three 64x80 images and one 40x50 image (padded to the
+    crop)."""
     root = tmp_path / "noisy"
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate([(64, 80), (64, 80), (70, 64), (40, 50)]):

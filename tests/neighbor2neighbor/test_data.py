@@ -1,4 +1,5 @@
-"""Training-image selection: the reference's 256-512 px size filter and its fixed per-class subset."""
+"""Training-image selection: the reference's 256-512 px size filter and its fixed per-class
+subset."""
 
 from __future__ import annotations
 
@@ -129,9 +130,7 @@ def _selection(cfg) -> TrainingSelection:
     )
 
 
-def test_paper_configs_filter_sizes_imagenet1k_subsets_100_per_class_at_batch_8_and_the_demo_keeps_every_digit() -> (
-    None
-):
+def test_paper_configs_filter_sizes_in1k_takes_100_per_class_at_batch_8_demo_keeps_all() -> None:
     demo = load_experiment(DEMO_EXPERIMENT)
     assert not _selection(demo).active  # the demo's 28-px digits all train
     for path in sorted((REPO / "configs" / "experiments" / "imagenet100").glob("*.yaml")):

@@ -23,7 +23,8 @@ Y = torch.arange(16.0).reshape(1, 1, 4, 4)
 
 def test_loss_equals_the_hand_computed_value_for_f_doubling():
     # f(x) = 2x: f(g1) - g2 = [[-1, 1], [7, 9]] → rec = (1 + 1 + 49 + 81) / 4 = 33;
-    # g1(f(y)) - g2(f(y)) = -2 everywhere → diff - exp_diff = g2 → reg = (1 + 9 + 81 + 121) / 4 = 53.
+    # g1(f(y)) - g2(f(y)) = -2 everywhere → diff - exp_diff = g2 → reg = (1 + 9 + 81 + 121) / 4 =
+    # 53.
     losses = n2n_loss(lambda x: 2 * x, Y, *fixed_masks(), gamma=0.5, lambda1=2.0, lambda2=3.0)
     assert losses.rec.item() == pytest.approx(33.0)
     assert losses.reg.item() == pytest.approx(53.0)

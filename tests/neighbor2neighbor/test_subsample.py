@@ -1,4 +1,5 @@
-"""Neighbour sub-sampler: neighbours only, the 8 ordered pairs equally likely, never the same pixel."""
+"""Neighbour sub-sampler: neighbours only, the 8 ordered pairs equally likely, never the same
+pixel."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from neighbor2neighbor.subsample import generate_mask_pair, generate_subimages
 
 
 def coordinate_image(n: int, h: int, w: int) -> torch.Tensor:
-    """(N, 3, H, W) float64 whose pixel values encode (sample, row, column); channel c adds c·10⁷."""
+    """(N, 3, H, W) float64 whose pixel values encode (sample, row, column); channel c adds
+    c·10⁷."""
     s, y, x = torch.meshgrid(torch.arange(n), torch.arange(h), torch.arange(w), indexing="ij")
     code = (s * 100_000 + y * 1000 + x).double()
     return torch.stack([code + c * 10_000_000 for c in range(3)], dim=1)

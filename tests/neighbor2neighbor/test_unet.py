@@ -61,7 +61,8 @@ def test_state_dict_keys_equal_the_reference_list_in_order():
 
 
 def test_a_state_dict_with_the_reference_key_set_loads_strictly(tmp_path):
-    # a published denoiser as its training saved it: a bare state_dict behind DataParallel's ``module.``
+    # a published denoiser as its training saved it: a bare state_dict behind DataParallel's
+    # ``module.``
     g = torch.Generator().manual_seed(0)
     shapes = {k: v.shape for k, v in UNet().state_dict().items()}
     published = {f"module.{k}": torch.randn(shapes[k], generator=g) * 0.01 for k in REFERENCE_KEYS}
@@ -97,7 +98,8 @@ def test_reference_shapes_for_n_feature_48():
     assert sd["dec_conv1a.weight"].shape == (96, 96 + 3, 3, 3)
     assert sd["nin_c.weight"].shape == (3, 96, 1, 1)
     assert sd["up5.deconv.bias"].shape == (48,) and sd["up1.deconv.bias"].shape == (96,)
-    # By hand: encoder 1344 + 6·20784, up5 9216 + 48 + 2·83040, three levels of 36864 + 96 + 124512 + 83040,
+    # By hand: encoder 1344 + 6·20784, up5 9216 + 48 + 2·83040, three levels of 36864 + 96 + 124512
+    # + 83040,
     # up1 36864 + 96, dec_conv1a/b 85632 + 83040, nin 2·9312 + 291.
     assert sum(v.numel() for v in sd.values()) == 1_259_043 + 48 + 4 * 96
 

@@ -1,4 +1,5 @@
-"""DataAugmentationDINO: crop shapes, reproducibility, paired (noisy/denoised) crops, effective probabilities."""
+"""DataAugmentationDINO: crop shapes, reproducibility, paired (noisy/denoised) crops, effective
+probabilities."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Batched random resized crops: ragged batches, torchvision's box distribution, PyTorch's antialiased bicubic."""
+"""Batched random resized crops: ragged batches, torchvision's box distribution, PyTorch's
+antialiased bicubic."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def test_weights_of_an_identity_resize_are_the_identity():
 
 def test_weights_of_a_2x_downscale_are_pil_bicubic_taps():
     # Output pixel 2 of 8 -> 4 has centre 5.0 in input coordinates, support 4 (scale 2): taps at
-    # input pixels 1..8, filter at (j + 0.5 - 5) / 2 = -1.75, -1.25, ..., 1.75 (a = -0.5), normalised.
+    # input pixels 1..8, filter at (j + 0.5 - 5) / 2 = -1.75, -1.25, ..., 1.75 (a = -0.5),
+    # normalised.
     def cubic(x: float) -> float:
         x = abs(x)
         return (

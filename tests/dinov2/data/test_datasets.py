@@ -1,4 +1,5 @@
-"""dinov2.data.datasets.ImageNet: reads the process_metadata index, any size/extension, stale index errors."""
+"""dinov2.data.datasets.ImageNet: reads the process_metadata index, any size/extension, stale index
+errors."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from process_metadata import main as process_metadata
 
 
 def make_root(root: Path) -> Path:
-    """train: a=3 (png, JPG, 16-bit png), b=2 (bmp, rgba png); val: b=1 (tif). Class value in red channel."""
+    """train: a=3 (png, JPG, 16-bit png), b=2 (bmp, rgba png); val: b=1 (tif). Class value in red
+    channel."""
     rng = np.random.default_rng(0)
     files = {
         "train/a/0.png": "RGB",

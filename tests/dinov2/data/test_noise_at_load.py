@@ -1,4 +1,5 @@
-"""``noise=SPEC`` in a dataset string: the pixels utils.generate_noise writes, without the noisy tree."""
+"""``noise=SPEC`` in a dataset string: the pixels utils.generate_noise writes, without the noisy
+tree."""
 
 from __future__ import annotations
 

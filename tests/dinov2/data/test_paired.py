@@ -1,4 +1,5 @@
-"""PairedImageNet: extension-agnostic noisy/denoised pairs, paired augmentation through the dataset, pair checks."""
+"""PairedImageNet: extension-agnostic noisy/denoised pairs, paired augmentation through the dataset,
+pair checks."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def _clean_image(rng: np.random.Generator) -> np.ndarray:
 
 @pytest.fixture()
 def trees(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """``(noisy, denoised, copy)`` roots: noisy ``.jpg`` images (indexed), their clean versions as ``.png``
-    (a perfect "denoiser"), and a lossless ``.png`` copy of the noisy images."""
+    """``(noisy, denoised, copy)`` roots: noisy ``.jpg`` images (indexed), their clean versions as
+    ``.png`` (a perfect "denoiser"), and a lossless ``.png`` copy of the noisy images."""
     rng = np.random.default_rng(0)
     noisy_root, denoised_root, copy_root = (
         tmp_path / "noisy",
@@ -98,7 +99,8 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_noisy_and_denoised_global_crops_are_geometrically_aligned(trees):
-    """Each noisy crop correlates strongly with its denoised partner, not with an independent crop."""
+    """Each noisy crop correlates strongly with its denoised partner, not with an independent
+    crop."""
     noisy_root, denoised_root, _ = trees
     aug = _augmentation()
     ds = PairedImageNet(split="TRAIN", root=noisy_root, paired_root=denoised_root, transform=aug)

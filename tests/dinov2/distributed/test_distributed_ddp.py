@@ -1,4 +1,5 @@
-"""DDP and FSDP2 on CPU with 2 gloo processes: the same global batch gives the same losses and parameters as 1 process."""
+"""DDP and FSDP2 on CPU with 2 gloo processes: the same global batch gives the same losses and
+parameters as 1 process."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def free_port() -> int:
 
 
 def image_crops(step: int) -> list[dict]:
-    """Per-image crops and masks of one step; every global crop has exactly 3 masked patches, so each
-    rank holds the same number of masked patches (the iBOT centre is a mean of per-rank means)."""
+    """Per-image crops and masks of one step; every global crop has exactly 3 masked patches, so
+    each rank holds the same number of masked patches (the iBOT centre is a mean of per-rank
+    means)."""
     g = torch.Generator().manual_seed(step)
     images = []
     for _ in range(N_IMAGES):
@@ -61,7 +63,8 @@ def collate(images: list[dict]) -> dict:
 
 
 def run_steps(rank: int, world_size: int, strategy: str = "ddp") -> tuple[list[dict], dict]:
-    """Build the tiny model (KoLeo off: it is per-rank by design), train N_STEPS on this rank's images."""
+    """Build the tiny model (KoLeo off: it is per-rank by design), train N_STEPS on this rank's
+    images."""
     from dinov2.train.schedules import apply_optim_scheduler
     from dinov2.train.ssl_meta_arch import SSLMetaArch
     from dinov2.train.train import build_optimizer, clip_gradients_and_step, reduce_losses

@@ -1,4 +1,5 @@
-"""``dinov2.distributed.enable``: single process without launcher variables, torchrun-style variables from slurm."""
+"""``dinov2.distributed.enable``: single process without launcher variables, torchrun-style
+variables from slurm."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 @pytest.fixture(scope="session")
 def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``train/class{0,1}/*.png``: 16 random 36x36 RGB images, indexed like process_metadata.py does."""
+    """``train/class{0,1}/*.png``: 16 random 36x36 RGB images, indexed like process_metadata.py
+    does."""
     from dinov2.data.datasets import build_index
 
     root = tmp_path_factory.mktemp("images")

@@ -1,4 +1,5 @@
-"""Collapse diagnostics: teacher entropies on hand-made targets, the warning, and the per-iteration metrics."""
+"""Collapse diagnostics: teacher entropies on hand-made targets, the warning, and the per-iteration
+metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""dinov2/run/submit.py with submitit's local executor: a preempted training job requeues and resumes."""
+"""dinov2/run/submit.py with submitit's local executor: a preempted training job requeues and
+resumes."""
 
 from __future__ import annotations
 

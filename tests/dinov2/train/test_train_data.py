@@ -1,4 +1,5 @@
-"""The training data stream is a pure function of (seed, rank, stream position): resumable, worker-independent."""
+"""The training data stream is a pure function of (seed, rank, stream position): resumable,
+worker-independent."""
 
 from __future__ import annotations
 
@@ -117,8 +118,10 @@ def _train(cfg):
 def test_batched_training_killed_after_4_iterations_and_resumed_equals_8_straight_iterations(
     tmp_path, image_root
 ):
-    # 100-iteration schedule; the straight run stops after 8, the other process is SIGKILLed as soon as
-    # its iteration-4 checkpoint exists (never a clean exit), then the run resumes in a fresh process state.
+    # 100-iteration schedule; the straight run stops after 8, the other process is SIGKILLed as soon
+    # as
+    # its iteration-4 checkpoint exists (never a clean exit), then the run resumes in a fresh
+    # process state.
     common = (
         "train.augmentation=batched",
         "optim.epochs=1",

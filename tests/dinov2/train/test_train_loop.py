@@ -29,7 +29,8 @@ def read_metrics(output_dir: Path) -> list[dict]:
 
 
 def test_tiny_model_trains_20_iterations_with_finite_decreasing_loss(tmp_path, image_root):
-    # Sinkhorn-Knopp targets, a constant teacher temperature and no warm-up: the loss falls from the start.
+    # Sinkhorn-Knopp targets, a constant teacher temperature and no warm-up: the loss falls from the
+    # start.
     cfg = make_cfg(
         tmp_path,
         image_root,
@@ -60,7 +61,8 @@ def test_tiny_model_trains_20_iterations_with_finite_decreasing_loss(tmp_path, i
     }
     assert keys <= set(records[-1])
     assert summary["iteration"] == 20
-    # Official export layout: eval/training_<iteration>/teacher_checkpoint.pth = {"teacher": state_dict}.
+    # Official export layout: eval/training_<iteration>/teacher_checkpoint.pth = {"teacher":
+    # state_dict}.
     export = load_checkpoint_file(tmp_path / "eval" / "training_19" / "teacher_checkpoint.pth")
     assert set(export) == {"teacher"} and "backbone.cls_token" in export["teacher"]
 

@@ -70,7 +70,8 @@ def test_fused_groups_cover_every_parameter_once(backbone_groups):
     fused = fuse_params_groups(backbone_groups.values())
     params = [p for g in fused for p in g["params"]]
     assert len(params) == len(backbone_groups) == len({id(p) for p in params})
-    # 13 lr levels (embeddings, 12 blocks, norm) + patch_embed, x decay / no decay, minus empty combinations
+    # 13 lr levels (embeddings, 12 blocks, norm) + patch_embed, x decay / no decay, minus empty
+    # combinations
     keys = {(g["lr_multiplier"], g["wd_multiplier"], g["is_last_layer"]) for g in fused}
     assert len(keys) == len(fused)
     optimizer = torch.optim.AdamW(fused)

@@ -74,7 +74,8 @@ def test_typo_in_override_and_wrong_type_fail():
 
 
 def test_full_official_style_yaml_loads_unchanged(tmp_path: Path):
-    # A paper-style training YAML is a complete copy of the official defaults with some values changed.
+    # A paper-style training YAML is a complete copy of the official defaults with some values
+    # changed.
     full = OmegaConf.to_container(dinov2_default_config)
     for ours in ("autocast_dtype",):
         full["compute_precision"].pop(ours)
