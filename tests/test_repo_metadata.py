@@ -49,7 +49,7 @@ def test_pre_commit_runs_ruff_check_and_format():
 
 
 def test_ruff_check_and_format_are_clean_at_line_length_100():
-    """The tree stays as `ruff format` writes it (100 columns), lint-clean, with no format-skip markers."""
+    """The tree is as `ruff format` writes it (100 columns), lint-clean, no format-skip markers."""
     ruff = Path(sys.executable).with_name("ruff")
     for args in (["check", "."], ["format", "--check", "."]):
         run = subprocess.run([str(ruff), *args], cwd=REPO, capture_output=True, text=True)
