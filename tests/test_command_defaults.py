@@ -80,13 +80,6 @@ def test_every_key_of_a_commands_yaml_section_and_of_eval_has_its_flag(name):
     assert named_like_keys <= set(MIRRORED[f"dinov2.run.eval.{name}"])
 
 
-def test_the_yaml_defaults_the_issue_named_are_the_flag_defaults():
-    knn = importlib.import_module("dinov2.run.eval.knn").get_args_parser()
-    retrieval = importlib.import_module("dinov2.run.eval.retrieval").get_args_parser()
-    assert knn.get_default("num_workers") == 2 and retrieval.get_default("batch_size") == 64
-    assert knn.get_default("device") == retrieval.get_default("device") == "auto"
-
-
 @pytest.mark.parametrize("module", sorted(MIRRORED))
 def test_help_shows_the_yaml_defaults(module, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # no wrapped defaults
