@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
 
 from dinov2.run.experiment import EVALUATED, METHOD_LABELS, METHODS
@@ -104,11 +105,11 @@ def markdown(
 
 
 def error_bars(summary: dict[str, dict[str, tuple[float, float, int]]], path: Path) -> None:
+    # matplotlib only when a figure is drawn: it is slow to import and Agg must be chosen first
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     methods = list(summary)
     fig, ax = plt.subplots(figsize=(1.5 + 1.3 * len(methods), 3.5))

@@ -19,6 +19,7 @@ with the same settings is kept; other settings are refused unless ``--overwrite`
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
@@ -103,8 +104,6 @@ def write_references(cfg: DictConfig, overwrite: bool = False) -> list[Path]:
 
 @command
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(
         description="Reference rows: random-init export and raw-pixel config"
     )

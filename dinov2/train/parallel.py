@@ -91,7 +91,7 @@ def wrap_for_distributed(arch: StudentTeacher, strategy: str = "ddp") -> dict[st
 
 def is_sharded(module: nn.Module) -> bool:
     """True if ``module`` holds FSDP2-sharded parameters (DTensor)."""
-    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor import DTensor  # only FSDP shards are DTensors
 
     return any(isinstance(p, DTensor) for p in module.parameters())
 
@@ -99,7 +99,7 @@ def is_sharded(module: nn.Module) -> bool:
 def full_state_dict(module: nn.Module) -> dict:
     """``module.state_dict()`` with FSDP shards gathered into full tensors (collective under
     FSDP)."""
-    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor import DTensor  # only FSDP shards are DTensors
 
     return {
         k: (v.full_tensor() if isinstance(v, DTensor) else v)
@@ -115,6 +115,7 @@ def checkpoint_state(model: nn.Module, optimizer) -> tuple[dict, dict]:
     """
     if not is_sharded(model):
         return model.state_dict(), optimizer.state_dict()
+    # FSDP runs only (collective, sharded state)
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -130,6 +131,7 @@ def load_checkpoint_state(
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
         return
+    # FSDP runs only (collective, sharded state)
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
         set_model_state_dict,

@@ -85,7 +85,7 @@ def label_by_cover(cover: float) -> str:
 
 
 def _photo(name: str) -> Image.Image:
-    import skimage.data
+    import skimage.data  # only to build the set: slow to import (it loads the photo registry)
 
     arr = np.asarray(getattr(skimage.data, name)())
     if arr.dtype == bool:
