@@ -37,7 +37,7 @@ from dinov2.eval.linear_heads import (
 )
 from dinov2.eval.setup import check_finite_features
 from utils.atomic import atomic_torch_save, atomic_write_text
-from utils.runtime import autocast
+from utils.runtime import MetricsWriter, autocast
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +59,6 @@ def num_classes_of(dataset: Dataset) -> int:
         if hasattr(ds, "tensors"):
             return int(ds.tensors[-1].max()) + 1
     raise ValueError("cannot infer the number of classes of the training dataset; pass num_classes")
-
-
-class _MetricsLog:
-    """Append-only JSON lines (one record per line, flushed)."""
-
-    def __init__(self, output_dir: Path | None) -> None:
-        self.path = output_dir / METRICS_NAME if output_dir is not None else None
-
-    def write(self, record: dict) -> None:
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
 
 
 def _feature_batches(
@@ -166,7 +154,7 @@ def _train(
     epochs: int,
     epoch_length: int,
     start_epoch: int,
-    metrics: _MetricsLog,
+    metrics: MetricsWriter,
     checkpoint: Path | None,
     save_every: int | None,
     eval_period: int | None,
@@ -250,7 +238,7 @@ def fit_linear_heads(
         epochs=epochs,
         epoch_length=epoch_length,
         start_epoch=start_epoch,
-        metrics=_MetricsLog(output_dir),
+        metrics=MetricsWriter(output_dir / METRICS_NAME if output_dir is not None else None),
         checkpoint=checkpoint,
         save_every=save_checkpoint_frequency,
         eval_period=eval_period_iterations,
