@@ -52,7 +52,7 @@ from dinov2.data.batched_augmentations import (  # noqa: E402
 )
 from dinov2.data.collate import collate_decoded_and_mask  # noqa: E402
 from dinov2.data.datasets import build_index  # noqa: E402
-from dinov2.train.data import BatchedAugmentationLoader  # noqa: E402
+from dinov2.train.data import BatchAugmenter  # noqa: E402
 from utils.cli import command  # noqa: E402
 
 PHOTOS = (
@@ -118,9 +118,7 @@ def bench_workers(root: Path, n_batches: int, batch_size: int) -> dict:
     per_image = make_dataset(dataset_str=dataset_str, transform=DataAugmentationDINO(**CROPS))
     decoded = make_dataset(dataset_str=dataset_str, transform=DecodedImage())
     plain = make_dataset(dataset_str=dataset_str)
-    main = BatchedAugmentationLoader(
-        [], BatchedDataAugmentationDINO(**CROPS), 0, 0, torch.device("cpu")
-    )
+    main = BatchAugmenter(BatchedDataAugmentationDINO(**CROPS), 0, 0, torch.device("cpu"))
     n_images = n_batches * batch_size
     totals = dict(decode=0.0, per_image_worker=0.0, batched_worker=0.0, batched_main=0.0)
     for b in range(n_batches):
@@ -136,9 +134,7 @@ def bench_workers(root: Path, n_batches: int, batch_size: int) -> dict:
             lambda ids: collate_decoded_and_mask([decoded[i] for i in ids], **masks), indices
         )
         totals["batched_worker"] += seconds
-        totals["batched_main"] += _cpu_seconds(
-            main.augment, {**batch, "first_position": b * batch_size}
-        )[0]
+        totals["batched_main"] += _cpu_seconds(main, {**batch, "first_position": b * batch_size})[0]
     result = {k: v / n_images for k, v in totals.items()}
     result["worker_ratio"] = result["per_image_worker"] / result["batched_worker"]
     result.update(

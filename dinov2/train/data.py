@@ -9,9 +9,11 @@ untouched (the seeding happens in a forked RNG scope).
 
 Two augmentation paths (config key ``train.augmentation``): ``per_image`` (the reference: each
 sample is augmented by :class:`DataAugmentationDINO` in the loader) and ``batched`` (the loader only
-decodes; :class:`BatchedAugmentationLoader` augments whole uint8 batches on the training device with
+decodes; :class:`BatchAugmenter` augments whole uint8 batches on the training device with
 :class:`BatchedDataAugmentationDINO`, parameters drawn from a generator seeded from
-``(train.seed, rank, the batch's first stream position)``, i.e. from the iteration). ``auto`` is
+``(train.seed, rank, the batch's first stream position)``, i.e. from the iteration). On a GPU the
+augmentation runs in the main process (:class:`BatchedAugmentationLoader`); on the CPU it runs in
+the loader's collate, i.e. in the data-loader workers when ``train.num_workers > 0``. ``auto`` is
 ``batched`` on CUDA and ``per_image`` on the CPU.
 """
 
@@ -186,8 +188,9 @@ def build_train_dataset(cfg: DictConfig, augmentation: str = "per_image") -> Dat
     )
 
 
-class BatchedAugmentationLoader:
-    """Iterates over training batches: decoded uint8 batches of ``loader``, augmented on ``device``.
+class BatchAugmenter:
+    """A collated decoded batch -> the batch of ``collate_data_and_cast`` (keys, layout), on
+    ``device``.
 
     Each batch's crop parameters come from a CPU generator seeded from ``(seed, rank, first stream
     position)``, so they do not depend on workers, device or where a previous run stopped.
@@ -195,23 +198,16 @@ class BatchedAugmentationLoader:
 
     def __init__(
         self,
-        loader: DataLoader,
         augmentation: BatchedDataAugmentationDINO,
         seed: int,
         rank: int,
         device: torch.device,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        self.loader, self.augmentation = loader, augmentation
+        self.augmentation = augmentation
         self.seed, self.rank, self.device, self.dtype = seed, rank, device, dtype
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for batch in self.loader:
-            yield self.augment(batch)
-
-    def augment(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """A collated decoded batch -> the batch of ``collate_data_and_cast`` (keys, layout), on
-        ``device``."""
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         batch = dict(batch)
         position = int(batch.pop("first_position"))
         generator = torch.Generator().manual_seed(
@@ -230,6 +226,24 @@ class BatchedAugmentationLoader:
         if paired is not None:
             batch["collated_global_crops_paired"] = crops["global_crops_paired"].to(self.dtype)
         return batch
+
+
+class BatchedAugmentationLoader:
+    """Iterates over training batches: decoded uint8 batches of ``loader``, augmented on the
+    training device by ``augment`` (in the main process: the device may be a GPU)."""
+
+    def __init__(self, loader: DataLoader, augment: BatchAugmenter) -> None:
+        self.loader, self.augment = loader, augment
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in self.loader:
+            yield self.augment(batch)
+
+
+def _collate_then_augment(
+    samples: list[tuple[Any, int]], collate: Callable, augment: BatchAugmenter
+) -> dict[str, Any]:
+    return augment(collate(samples))
 
 
 def build_train_data_loader(
@@ -257,6 +271,17 @@ def build_train_data_loader(
     collate = partial(
         seeded, seed=cfg.train.seed, rank=rank, collate=build_collate_fn(cfg, dtype, augmentation)
     )
+    augment = None
+    if augmentation == "batched":
+        augment = BatchAugmenter(
+            build_batched_data_augmentation(cfg), cfg.train.seed, rank, device, dtype
+        )
+        if device.type == "cpu":
+            # Training on the CPU: augment in the loader's collate, i.e. in the data-loader
+            # workers when there are some, in parallel with the training step (same batches: the
+            # parameters depend on the stream position only).
+            collate = partial(_collate_then_augment, collate=collate, augment=augment)
+            augment = None
     loader = DataLoader(
         PositionSeededDataset(dataset, cfg.train.seed, rank, seeded=augmentation == "per_image"),
         sampler=PositionedSampler(sampler, advance),
@@ -270,8 +295,4 @@ def build_train_data_loader(
         # depth).
         generator=torch.Generator().manual_seed(cfg.train.seed),
     )
-    if augmentation == "per_image":
-        return loader
-    return BatchedAugmentationLoader(
-        loader, build_batched_data_augmentation(cfg), cfg.train.seed, rank, device, dtype
-    )
+    return loader if augment is None else BatchedAugmentationLoader(loader, augment)

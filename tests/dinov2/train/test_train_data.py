@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 from train_helpers import REPO, TINY_CONFIG, make_cfg
 
 from dinov2.train.data import build_train_data_loader
@@ -70,6 +71,17 @@ def test_batched_stream_resumes_exactly_and_does_not_depend_on_the_workers(tmp_p
     )
     for a, b in zip(straight, with_workers):
         assert_same_batch(a, b)
+
+
+def test_batched_augmentation_on_the_cpu_runs_in_the_loader_workers(tmp_path, image_root):
+    # Training on the CPU: the workers' batches are already augmented (in parallel with the step).
+    cfg = make_cfg(tmp_path, image_root, "train.augmentation=batched", "train.num_workers=2")
+    loader = build_train_data_loader(cfg, 0, device=torch.device("cpu"))
+    assert isinstance(loader, DataLoader) and loader.num_workers == 2
+    batch = next(iter(loader))
+    crops = batch["collated_global_crops"]
+    assert crops.dtype == torch.float32 and crops.shape[-1] == cfg.crops.global_crops_size
+    assert "images_flat" not in batch and "first_position" not in batch
 
 
 def test_batched_path_gives_the_per_image_batch_layout_and_masks(tmp_path, image_root):
