@@ -1,4 +1,4 @@
-"""A tiny two-class image tree and experiment for the end-to-end pipeline tests (shared by
+"""Tiny two-class image trees and an experiment for the end-to-end pipeline tests (shared by
 ``tests/exps`` and ``tests/dinov2/run``)."""
 
 from __future__ import annotations
@@ -61,3 +61,16 @@ def write_two_class_tree(root: Path) -> None:
                     .repeat(3, axis=2)
                 )
                 Image.fromarray(img).save(folder / f"{i}.png")
+
+
+def write_random_tree(root: Path, per_class: int) -> None:
+    """Two classes of 32x32 random RGB images, ``per_class`` each in ``train`` and ``val`` (for
+    stages that only need files to read)."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in range(2):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(image).save(folder / f"{i}.png")

@@ -29,6 +29,11 @@ def run_main(main, capsys, *args: str) -> tuple[int, str, str]:
     return rc, captured.out, captured.err
 
 
+def model_args(config: Path, weights: Path, output_dir: Path | None = None) -> list[str]:
+    args = ["--config-file", str(config), "--pretrained-weights", str(weights)]
+    return args if output_dir is None else [*args, "--output-dir", str(output_dir)]
+
+
 def dataset_args(root: Path) -> list[str]:
     return [
         "--train-dataset",
@@ -44,12 +49,7 @@ def test_official_linear_cli_fast_mode_writes_results(
     out = tmp_path / "linear"
     proc = run_cli(
         "dinov2/run/eval/linear.py",
-        "--config-file",
-        str(pico_config),
-        "--pretrained-weights",
-        str(checkpoint),
-        "--output-dir",
-        str(out),
+        *model_args(pico_config, checkpoint, out),
         *dataset_args(image_tree),
         "--cache-features",
         "--epochs",
@@ -78,12 +78,7 @@ def test_knn_cli_writes_results(pico_config, checkpoint, image_tree, tmp_path, c
     rc, _, err = run_main(
         main,
         capsys,
-        "--config-file",
-        str(pico_config),
-        "--pretrained-weights",
-        str(checkpoint),
-        "--output-dir",
-        str(tmp_path),
+        *model_args(pico_config, checkpoint, tmp_path),
         *dataset_args(image_tree),
         "--nb_knn",
         "1",
@@ -106,12 +101,7 @@ def test_checkpoint_of_another_architecture_is_a_one_line_error(
     rc, _, err = run_main(
         main,
         capsys,
-        "--config-file",
-        str(pico_config),
-        "--pretrained-weights",
-        str(checkpoint),
-        "--output-dir",
-        str(tmp_path),
+        *model_args(pico_config, checkpoint, tmp_path),
         *dataset_args(image_tree),
         "--opts",
         "student.patch_size=16",
@@ -129,10 +119,7 @@ def test_dataset_without_index_is_a_one_line_error(pico_config, checkpoint, tmp_
     rc, _, err = run_main(
         main,
         capsys,
-        "--config-file",
-        str(pico_config),
-        "--pretrained-weights",
-        str(checkpoint),
+        *model_args(pico_config, checkpoint),
         *dataset_args(tmp_path),
     )
     assert rc == 2
@@ -149,10 +136,7 @@ def test_retrieval_cli_on_the_mini_set_with_a_denoiser(pico_config, checkpoint, 
     assert build_main([str(tmp_path), "--size", "32"]) == 0
     save_model(UNet(n_feature=4), tmp_path / "n2n.pth")
     common = [
-        "--config-file",
-        str(pico_config),
-        "--pretrained-weights",
-        str(checkpoint),
+        *model_args(pico_config, checkpoint),
         "--data-root",
         str(tmp_path),
         "--datasets",
@@ -185,10 +169,7 @@ def test_retrieval_cli_without_gnd_is_a_one_line_error(pico_config, checkpoint, 
     rc, _, err = run_main(
         main,
         capsys,
-        "--config-file",
-        str(pico_config),
-        "--pretrained-weights",
-        str(checkpoint),
+        *model_args(pico_config, checkpoint),
         "--data-root",
         str(tmp_path),
         "--datasets",
@@ -208,12 +189,7 @@ def test_a_bad_device_is_a_one_line_error_before_anything_is_written(
     rc, _, err = run_main(
         main,
         capsys,
-        "--config-file",
-        str(pico_config),
-        "--pretrained-weights",
-        str(checkpoint),
-        "--output-dir",
-        str(out),
+        *model_args(pico_config, checkpoint, out),
         *dataset_args(image_tree),
         "--device",
         "tpu",

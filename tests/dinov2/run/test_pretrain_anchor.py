@@ -6,25 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from tiny_experiment import write_random_tree
 
 from dinov2.run.methods import training_config_for
 from dinov2.run.pretrain import pretrain
 from dinov2.train.checkpointing import checkpoint_path
 from utils.config import DEMO_EXPERIMENT, load_experiment
-
-
-def _tree(root: Path) -> None:
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in range(2):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True)
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                folder / "0.png"
-            )
 
 
 def test_nct_refuses_to_start_until_the_anchor_checkpoint_exists(tmp_path: Path) -> None:
@@ -35,8 +23,8 @@ def test_nct_refuses_to_start_until_the_anchor_checkpoint_exists(tmp_path: Path)
     assert final > demo.pretrain.switch_epoch
     overrides = [f"output_root={tmp_path}", f"anchor.epoch={final}"]
     cfg = load_experiment(DEMO_EXPERIMENT, overrides)
-    _tree(Path(cfg.data.noisy_root))
-    _tree(Path(cfg.data.denoised_root))
+    write_random_tree(Path(cfg.data.noisy_root), 1)
+    write_random_tree(Path(cfg.data.denoised_root), 1)
     source = Path(cfg.pretrain.runs_dir) / "n2n_dinov2"
     source.mkdir(parents=True)
     epoch_length = training_config_for(cfg, "nct").train.OFFICIAL_EPOCH_LENGTH

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
+from tiny_experiment import write_random_tree
 
 from dinov2.run.pretrain import pretrain
 from utils.config import DEMO_EXPERIMENT, load_experiment
@@ -28,17 +27,6 @@ OVERRIDES = (
 )
 
 
-def _tree(root: Path) -> None:
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in range(2):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for i in range(4):
-                image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-                Image.fromarray(image).save(folder / f"{i}.png")
-
-
 def _as_written_by_older_code(run_dir: Path, extra: dict) -> None:
     """The record with a setting today's code no longer records, and a training config that
     differs from today's (``.complete`` holds another digest)."""
@@ -51,8 +39,8 @@ def _as_written_by_older_code(run_dir: Path, extra: dict) -> None:
 def test_a_retired_training_key_does_not_make_the_branching_run_stale(tmp_path: Path) -> None:
     overrides = [f"output_root={tmp_path}", *OVERRIDES]
     cfg = load_experiment(DEMO_EXPERIMENT, overrides)
-    _tree(Path(cfg.data.noisy_root))
-    _tree(Path(cfg.data.denoised_root))
+    write_random_tree(Path(cfg.data.noisy_root), 4)
+    write_random_tree(Path(cfg.data.denoised_root), 4)
     runs = Path(cfg.pretrain.runs_dir)
     torch.set_num_threads(1)
     for method in ("n2n_dinov2", "nc"):
