@@ -166,7 +166,7 @@ def color_jitter_(x: Tensor, params: CropParams) -> None:
             gray.mean((-3, -2, -1), keepdim=True),
             torch.where((op == SATURATION)[:, None, None, None], gray, 0.0),
         )
-        x.copy_((factor * x + (1 - factor) * target).clamp_(0, 1))
+        x.mul_(factor).add_((1 - factor) * target).clamp_(0, 1)
         _apply_to(
             x,
             params.jitter & (params.jitter_order[:, step] == HUE),
