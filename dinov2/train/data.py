@@ -252,12 +252,15 @@ def build_train_data_loader(
     dataset: Dataset | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | None = None,
+    augment_in_loader: bool | None = None,
 ) -> DataLoader | BatchedAugmentationLoader:
     """Endless loader of collated batches for this rank, positioned after ``start_iteration``
     batches.
 
     ``device`` is the training device: the batched path (``train.augmentation``) augments there.
     A ``dataset`` passed in must yield what the chosen path expects (augmented or decoded samples).
+    ``augment_in_loader`` (batched path): augment in the loader's collate (the workers) rather than
+    in the main process; default: on the CPU only. Both give the same batches.
     """
     device = torch.device("cpu") if device is None else device
     augmentation = resolve_augmentation(cfg, device)
@@ -271,17 +274,20 @@ def build_train_data_loader(
     collate = partial(
         seeded, seed=cfg.train.seed, rank=rank, collate=build_collate_fn(cfg, dtype, augmentation)
     )
-    augment = None
+    augment_in_main = None  # the batched augmentation, when it runs in the main process
     if augmentation == "batched":
         augment = BatchAugmenter(
             build_batched_data_augmentation(cfg), cfg.train.seed, rank, device, dtype
         )
-        if device.type == "cpu":
+        if augment_in_loader is None:
             # Training on the CPU: augment in the loader's collate, i.e. in the data-loader
             # workers when there are some, in parallel with the training step (same batches: the
             # parameters depend on the stream position only).
+            augment_in_loader = device.type == "cpu"
+        if augment_in_loader:
             collate = partial(_collate_then_augment, collate=collate, augment=augment)
-            augment = None
+        else:
+            augment_in_main = augment
     loader = DataLoader(
         PositionSeededDataset(dataset, cfg.train.seed, rank, seeded=augmentation == "per_image"),
         sampler=PositionedSampler(sampler, advance),
@@ -295,4 +301,4 @@ def build_train_data_loader(
         # depth).
         generator=torch.Generator().manual_seed(cfg.train.seed),
     )
-    return loader if augment is None else BatchedAugmentationLoader(loader, augment)
+    return loader if augment_in_main is None else BatchedAugmentationLoader(loader, augment_in_main)

@@ -84,6 +84,17 @@ def test_batched_augmentation_on_the_cpu_runs_in_the_loader_workers(tmp_path, im
     assert "images_flat" not in batch and "first_position" not in batch
 
 
+def test_batched_augmentation_in_the_main_process_gives_the_same_batches(tmp_path, image_root):
+    # The GPU's arrangement (workers decode, the main process augments), here on the CPU.
+    cfg = make_cfg(tmp_path, image_root, "train.augmentation=batched", "train.num_workers=2")
+    cpu = torch.device("cpu")
+    in_main = build_train_data_loader(cfg, 1, device=cpu, augment_in_loader=False)
+    assert not isinstance(in_main, DataLoader)
+    it = iter(in_main)
+    for a, b in zip([next(it) for _ in range(2)], first_batches(cfg, 1, 2)):
+        assert_same_batch(a, b)
+
+
 def test_batched_path_gives_the_per_image_batch_layout_and_masks(tmp_path, image_root):
     per_image = first_batches(make_cfg(tmp_path, image_root, "train.augmentation=per_image"), 0, 1)[
         0
