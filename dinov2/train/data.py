@@ -280,9 +280,9 @@ def build_train_data_loader(
             build_batched_data_augmentation(cfg), cfg.train.seed, rank, device, dtype
         )
         if augment_in_loader is None:
-            # Training on the CPU: augment in the loader's collate, i.e. in the data-loader
-            # workers when there are some, in parallel with the training step (same batches: the
-            # parameters depend on the stream position only).
+            # On a GPU, in the main process (where the device is); on the CPU, in the loader's
+            # collate, i.e. in the workers when there are some (faster with one torch thread, not
+            # with two on two cores: docs/benchmarks.md). Same batches either way.
             augment_in_loader = device.type == "cpu"
         if augment_in_loader:
             collate = partial(_collate_then_augment, collate=collate, augment=augment)
